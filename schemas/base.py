@@ -1,0 +1,95 @@
+"""The envelope every Guidepost event shares, and the strict base model behind it."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar
+from uuid import uuid4
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from schemas.periods import PeriodError, frequency_of
+
+COMPANY_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
+
+
+class StrictModel(BaseModel):
+    """Frozen, unknown fields rejected, NaN and infinity rejected."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        allow_inf_nan=False,
+        str_strip_whitespace=True,
+        use_enum_values=False,
+    )
+
+
+def _check_period(value: str) -> str:
+    try:
+        frequency_of(value)
+    except PeriodError as error:
+        raise ValueError(str(error)) from None
+    return value
+
+
+def _check_fiscal_period(value: str) -> str:
+    if not re.match(r"^(\d{4}Q[1-4]|FY\d{4})$", value):
+        raise ValueError(
+            f"{value!r} is not a fiscal period; expected a quarter '2024Q2' or 'FY2024'"
+        )
+    return value
+
+
+Period = Annotated[
+    str,
+    AfterValidator(_check_period),
+    Field(
+        description="A quarter '2024Q2', year 'FY2024', month '2024-05' or day '2024-05-31'.",
+        examples=["2024Q2", "2024-05", "2024-05-31"],
+    ),
+]
+FiscalPeriod = Annotated[
+    str,
+    AfterValidator(_check_fiscal_period),
+    Field(description="A fiscal quarter '2024Q2' or year 'FY2024'.", examples=["2024Q2", "FY2024"]),
+]
+Company = Annotated[
+    str,
+    Field(
+        pattern=COMPANY_PATTERN,
+        description="The company's ticker or identifier, upper case.",
+        examples=["QFIN"],
+    ),
+]
+
+
+def new_event_id() -> str:
+    return uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Event(StrictModel):
+    """The shared envelope: who said what about which company, and when."""
+
+    EVENT_TYPE: ClassVar[str] = "event"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str = Field(
+        default_factory=new_event_id,
+        min_length=1,
+        max_length=128,
+        description="Unique per event; redeliveries carry the same id.",
+    )
+    schema_version: int = Field(default=1, ge=1, le=1, description="Contract version.")
+    occurred_at: AwareDatetime = Field(
+        default_factory=utc_now, description="When the fact became known (timezone-aware)."
+    )
+    producer: str = Field(
+        default="guidepost", min_length=1, max_length=64, description="The system that emitted it."
+    )
+    company: Company

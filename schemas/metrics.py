@@ -1,0 +1,61 @@
+"""`MetricReported`: one operational or financial metric value for one period."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
+
+from schemas.base import Event, Period
+from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.registry import METRICS, Unit, UnknownMetricError, metric_spec
+
+
+def validate_metric_name(name: str) -> str:
+    try:
+        metric_spec(name)
+    except UnknownMetricError as error:
+        raise ValueError(error.args[0]) from None
+    return name
+
+
+class MetricReported(Event):
+    """A metric value at its native frequency (day, month or quarter)."""
+
+    EVENT_TYPE: ClassVar[str] = "metric_reported"
+
+    metric: str = Field(description="A name from the metric registry.", examples=sorted(METRICS))
+    period: Period
+    value: FiniteDecimal = Field(description="In `unit`; money also names currency and scale.")
+    unit: Unit
+    currency: Currency | None = None
+    scale: Scale | None = None
+    source: str | None = Field(default=None, max_length=500)
+
+    _check_metric = field_validator("metric")(validate_metric_name)
+
+    @model_validator(mode="after")
+    def _unit_matches_registry(self) -> MetricReported:
+        check_unit(self.metric, unit=self.unit, currency=self.currency, scale=self.scale)
+        check_plausible(self.metric, float(self.value))
+        return self
+
+
+def check_unit(metric: str, *, unit: Unit, currency: str | None, scale: Scale | None) -> None:
+    spec = metric_spec(metric)
+    if unit != spec.unit:
+        raise ValueError(f"unit: {metric} is measured in {spec.unit.value}, not {unit.value}")
+    if unit is Unit.MONEY and (currency is None or scale is None):
+        raise ValueError("currency and scale: required for a money metric")
+    if unit is not Unit.MONEY and (currency is not None or scale is not None):
+        raise ValueError(f"currency and scale: not allowed for a {unit.value} metric")
+
+
+def check_plausible(metric: str, value: float, *, field: str = "value") -> None:
+    spec = metric_spec(metric)
+    if spec.plausible_min is not None and value < spec.plausible_min:
+        raise ValueError(
+            f"{field}: {metric} must be at least {spec.plausible_min:g}, got {value:g}"
+        )
+    if spec.plausible_max is not None and value > spec.plausible_max:
+        raise ValueError(f"{field}: {metric} must be at most {spec.plausible_max:g}, got {value:g}")
