@@ -211,14 +211,17 @@ class BandState(StrEnum):
 class HysteresisSpec:
     """Enter a state when its probability reaches `enter_*`; leave only when it falls to `exit_*`.
 
-    The gap between enter and exit is what keeps a probability wandering around one threshold
-    from toggling alerts.
+    The gap between enter and exit keeps a probability wandering around one threshold from
+    toggling alerts. `switch_margin` is how far the opposite side's probability must lead before
+    the state jumps straight across the band (at-risk to likely-to-beat or back) while the current
+    side is still above its exit threshold; it keeps a split, two-sided forecast from flapping.
     """
 
     enter_at_risk: float = 0.5
     exit_at_risk: float = 0.35
     enter_beat: float = 0.5
     exit_beat: float = 0.35
+    switch_margin: float = 0.15
 
     def __post_init__(self) -> None:
         for name, enter, leave in (
@@ -229,6 +232,8 @@ class HysteresisSpec:
                 raise ValueError(
                     f"{name}: need 0 <= exit < enter <= 1, got exit={leave}, enter={enter}"
                 )
+        if not 0.0 < self.switch_margin <= 1.0:
+            raise ValueError(f"switch_margin must lie in (0, 1], got {self.switch_margin}")
 
 
 def next_band_state(
@@ -241,16 +246,20 @@ def next_band_state(
     """Next state from P(result below band) and P(result above band), with hysteresis.
 
     A state is entered when its probability >= its enter threshold and kept while that
-    probability stays > its exit threshold; only after leaving is the state chosen afresh. Hence
-    going from at-risk to likely-to-beat and back needs P(below) to fall to exit_at_risk and climb
-    back to enter_at_risk: a real swing, not noise. When both entry conditions hold (possible only
-    at 0.5/0.5 with the defaults), at-risk wins, missing being the costlier news to suppress.
+    probability stays > its exit threshold; after leaving, the state is chosen afresh. The one
+    shortcut: at-risk jumps to likely-to-beat (and back) when the opposite side reaches its enter
+    threshold and leads the current side by at least `switch_margin`. So an oscillation around any
+    single threshold, or between two near-equal split forecasts, changes the state at most once.
+    When both entry conditions hold on a fresh choice (only at 0.5/0.5 with the defaults),
+    at-risk wins, missing being the costlier news to suppress.
     """
     _check_probabilities(p_below, p_above)
     if previous is BandState.AT_RISK and p_below > spec.exit_at_risk:
-        return BandState.AT_RISK
+        jump = _enters_beat(p_above, spec) and p_above - p_below >= spec.switch_margin
+        return BandState.LIKELY_BEAT if jump else BandState.AT_RISK
     if previous is BandState.LIKELY_BEAT and p_above > spec.exit_beat:
-        return BandState.LIKELY_BEAT
+        jump = _enters_at_risk(p_below, spec) and p_below - p_above >= spec.switch_margin
+        return BandState.AT_RISK if jump else BandState.LIKELY_BEAT
     return _fresh_state(p_below=p_below, p_above=p_above, spec=spec)
 
 
