@@ -1,0 +1,58 @@
+"""Connections to Redis built from settings: AUTH, ACL user, TLS; nothing at import time."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import redis.asyncio as aioredis
+from faststream.redis import RedisBroker
+from faststream.security import BaseSecurity
+
+from services.common.settings import RedisSettings
+from services.common.wire import PlainJsonFormat
+
+
+def tls_context(settings: RedisSettings) -> ssl.SSLContext | None:
+    if settings.redis_url.scheme != "rediss":
+        return None
+    context = ssl.create_default_context(
+        cafile=str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None
+    )
+    if settings.redis_tls_cert_file:
+        context.load_cert_chain(
+            str(settings.redis_tls_cert_file),
+            str(settings.redis_tls_key_file) if settings.redis_tls_key_file else None,
+        )
+    return context
+
+
+def credentials(settings: RedisSettings) -> dict[str, Any]:
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return {"username": settings.redis_username, "password": password}
+
+
+def create_redis(settings: RedisSettings) -> aioredis.Redis:
+    """A client for state and stream writes (bytes in, bytes out)."""
+    options: dict[str, Any] = {**credentials(settings), "health_check_interval": 10}
+    if settings.redis_url.scheme == "rediss":
+        options.update(ssl_ca_certs=_str(settings.redis_tls_ca_file))
+        options.update(ssl_certfile=_str(settings.redis_tls_cert_file))
+        options.update(ssl_keyfile=_str(settings.redis_tls_key_file))
+    return aioredis.Redis.from_url(str(settings.redis_url), **options)
+
+
+def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
+    """FastStream's broker on the same Redis; events travel as plain JSON."""
+    security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
+    return RedisBroker(
+        str(settings.redis_url),
+        security=security,
+        message_format=PlainJsonFormat,
+        **{k: v for k, v in credentials(settings).items() if v is not None},
+        **extra,
+    )
+
+
+def _str(value: object | None) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,93 @@
+"""Typed settings, read from the environment (prefix GUIDEPOST_) once, in the entry point."""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from schemas.streams import DEFAULT_NAMESPACE
+
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+
+
+class Service(StrEnum):
+    INGEST = "ingest"
+    FORECAST = "forecast"
+    GUIDANCE = "guidance"
+    ALERTS = "alerts"
+
+
+ALL_SERVICES = tuple(Service)
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RedisSettings(BaseSettings):
+    """How to reach Redis: URL, ACL user and password, TLS."""
+
+    model_config = SettingsConfigDict(env_prefix="GUIDEPOST_", extra="ignore")
+
+    redis_url: RedisUrl = Field(
+        default=AnyUrl("redis://127.0.0.1:6379/0"),
+        description="redis:// or rediss:// (TLS); credentials belong in the fields below.",
+    )
+    redis_username: str | None = Field(default=None, description="ACL user.")
+    redis_password: SecretStr | None = Field(default=None, description="ACL password.")
+    redis_tls_ca_file: Path | None = None
+    redis_tls_cert_file: Path | None = None
+    redis_tls_key_file: Path | None = None
+    redis_cluster: bool = Field(default=False, description="Connect to a Redis Cluster.")
+    namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class WorkerSettings(RedisSettings):
+    """Settings of `guidepost run`: which workers, how they consume."""
+
+    services: Annotated[tuple[Service, ...], NoDecode] = ALL_SERVICES
+    consumer_name: str = Field(default_factory=default_consumer_name, max_length=128)
+    batch_size: int = Field(default=100, ge=1, le=10_000)
+    block_ms: int = Field(default=200, ge=1, le=60_000)
+    claim_idle_ms: int = Field(
+        default=30_000, ge=100, description="Pending this long, an entry is claimed from its owner."
+    )
+    max_deliveries: int = Field(
+        default=5, ge=1, description="Attempts before an entry is dead-lettered."
+    )
+    max_payload_bytes: int = Field(default=262_144, ge=1_024)
+    stream_max_length: int = Field(
+        default=1_000_000, ge=1_000, description="Approximate cap per stream (acked entries only)."
+    )
+    coalesce_ms: int = Field(
+        default=50, ge=0, description="A burst for one company within this window is one refit."
+    )
+    webhook_url: AnyUrl | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_max_attempts: int = Field(default=5, ge=1)
+    alert_repeat_interval_s: int = Field(default=86_400, ge=1)
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _split_services(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+
+class ApiSettings(RedisSettings):
+    """Settings of `guidepost serve`: the read-only HTTP status page and API."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65_535)
+    api_token: SecretStr | None = Field(default=None, description="Bearer token, if required.")
+    log_level: str = "INFO"

@@ -1,0 +1,52 @@
+"""Wiring a Consumption into FastStream: a batch reader and a claimer per stream."""
+
+from __future__ import annotations
+
+from faststream.middlewares import AckPolicy
+from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage, RedisStreamMessage
+
+from services.common.consumer import Consumption
+from services.common.settings import WorkerSettings
+
+CLAIMER_SUFFIX = "-claimer"
+
+
+def subscribe(broker: RedisBroker, consumption: Consumption, settings: WorkerSettings) -> None:
+    """Main path: XREADGROUP batches. Recovery path: XAUTOCLAIM of entries idle too long.
+
+    The group is created at the stream's start before the broker starts (see `ensure_group`),
+    so FastStream's own `$` default never skips entries published before the worker.
+    """
+    stream, group, consumer = consumption.stream, consumption.group, settings.consumer_name
+
+    @broker.subscriber(
+        stream=StreamSub(
+            stream,
+            group=group,
+            consumer=consumer,
+            batch=True,
+            max_records=settings.batch_size,
+            polling_interval=settings.block_ms,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{group}:{stream}",
+    )
+    async def read_batch(message: RedisBatchStreamMessage) -> None:
+        raw = message.raw_message
+        await consumption.consume_batch(list(zip(raw["message_ids"], raw["data"], strict=True)))
+
+    @broker.subscriber(
+        stream=StreamSub(
+            stream,
+            group=group,
+            consumer=consumer + CLAIMER_SUFFIX,
+            min_idle_time=settings.claim_idle_ms,
+            polling_interval=max(settings.claim_idle_ms // 4, 50),
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{group}:{stream}:claimer",
+    )
+    async def read_claimed(message: RedisStreamMessage) -> None:
+        raw = message.raw_message
+        await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))

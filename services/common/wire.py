@@ -1,0 +1,58 @@
+"""How events sit in a stream entry: one field holding the event as plain JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from faststream._internal.parser import DefaultCodec
+from faststream.redis.parser.message import MessageFormat
+
+from schemas.base import Event
+from schemas.streams import DATA_FIELD
+
+B_DATA_FIELD = DATA_FIELD.encode()
+
+
+class PlainJsonFormat(MessageFormat):
+    """FastStream message format that writes the body as-is, so any client can read it."""
+
+    @classmethod
+    async def encode(
+        cls,
+        *,
+        message: Sequence[Any] | Any,
+        reply_to: str | None,
+        headers: dict[str, Any] | None,
+        correlation_id: str,
+        serializer: Any = None,
+        codec: Any = None,
+    ) -> bytes:
+        payload, _content_type = await (codec or DefaultCodec()).encode(message, serializer)
+        return bytes(payload)
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        return data, {"content-type": "application/json"}
+
+
+def entry_fields(event: Event) -> dict[str, str]:
+    return {DATA_FIELD: event.model_dump_json()}
+
+
+class UndecodableEntry(ValueError):
+    """A stream entry without the event field."""
+
+
+def entry_body(fields: Mapping[bytes, bytes]) -> bytes:
+    """The JSON body of an entry, or UndecodableEntry naming what is missing."""
+    body = fields.get(B_DATA_FIELD)
+    if body is None:
+        present = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields)) or "none"
+        raise UndecodableEntry(f"{DATA_FIELD}: missing; the entry's fields are: {present}")
+    return body
+
+
+def printable_fields(fields: Mapping[bytes, bytes]) -> dict[str, str]:
+    """The entry as received, for a dead letter (invalid UTF-8 shown with replacements)."""
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}

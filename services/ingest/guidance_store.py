@@ -1,0 +1,125 @@
+"""Guidance kept with its history per company, metric and period (Redis adapter)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+
+import redis.asyncio as aioredis
+from redis.exceptions import WatchError
+
+from schemas.guidance import GuidanceIssued, GuidanceStatus
+from schemas.money import Scale
+from schemas.streams import Streams
+from services.ingest.facts import FIELD_SEPARATOR, known_at_text
+from services.ingest.store import company_key
+
+
+@dataclass(frozen=True)
+class GuidanceVersion:
+    """One statement of guidance; money bounds in whole currency units."""
+
+    event_id: str
+    metric: str
+    period: str
+    basis: str
+    status: str
+    low: str | None
+    high: str | None
+    currency: str | None
+    yoy_low_pct: str | None
+    yoy_high_pct: str | None
+    issued_in_period: str | None
+    known_at: str
+    source: str | None
+    revision: str = "initial"
+
+    @property
+    def same_statement_key(self) -> tuple[object, ...]:
+        return (self.status, self.low, self.high, self.issued_in_period, self.yoy_low_pct)
+
+    def band(self) -> tuple[Decimal, Decimal] | None:
+        if self.low is None or self.high is None:
+            return None
+        return Decimal(self.low), Decimal(self.high)
+
+
+def version_from_event(event: GuidanceIssued) -> GuidanceVersion:
+    factor = (event.scale or Scale.UNITS).factor
+    return GuidanceVersion(
+        event_id=event.event_id,
+        metric=event.metric,
+        period=event.period,
+        basis=event.basis.value,
+        status=event.status.value,
+        low=_text(event.low * factor if event.low is not None else None),
+        high=_text(event.high * factor if event.high is not None else None),
+        currency=event.currency,
+        yoy_low_pct=_text(event.yoy_low_pct),
+        yoy_high_pct=_text(event.yoy_high_pct),
+        issued_in_period=event.issued_in_period,
+        known_at=known_at_text(event.occurred_at),
+        source=event.source,
+    )
+
+
+def _text(value: Decimal | None) -> str | None:
+    return (
+        None if value is None else str(value.normalize() if value == value.to_integral() else value)
+    )
+
+
+class RedisGuidanceStore:
+    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
+        self._redis = redis
+        self._streams = streams
+
+    def _key(self, company: str) -> str:
+        return company_key(self._streams, company, "guidance")
+
+    async def history(self, company: str, metric: str, period: str) -> list[GuidanceVersion]:
+        raw = await self._redis.hget(self._key(company), _field(metric, period))  # type: ignore[misc]
+        return [GuidanceVersion(**item) for item in json.loads(raw)] if raw else []
+
+    async def all(self, company: str) -> list[GuidanceVersion]:
+        raw = await self._redis.hgetall(self._key(company))  # type: ignore[misc]
+        return [GuidanceVersion(**item) for blob in raw.values() for item in json.loads(blob)]
+
+    async def append(self, company: str, version: GuidanceVersion, revision: str) -> bool:
+        """Add a version unless this event, or the same statement, is already recorded."""
+        key, field = self._key(company), _field(version.metric, version.period)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.hget(key, field)  # type: ignore[misc]
+                    versions = [GuidanceVersion(**v) for v in json.loads(raw)] if raw else []
+                    if _already_recorded(versions, version):
+                        return False
+                    versions.append(_with_revision(version, revision))
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(key, field, json.dumps([asdict(v) for v in versions]))
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+
+def _already_recorded(versions: list[GuidanceVersion], version: GuidanceVersion) -> bool:
+    return any(
+        v.event_id == version.event_id or v.same_statement_key == version.same_statement_key
+        for v in versions
+    )
+
+
+def _with_revision(version: GuidanceVersion, revision: str) -> GuidanceVersion:
+    return GuidanceVersion(**{**asdict(version), "revision": revision})
+
+
+def _field(metric: str, period: str) -> str:
+    return f"{metric}{FIELD_SEPARATOR}{period}"
+
+
+def is_withdrawn(version: GuidanceVersion) -> bool:
+    return version.status == GuidanceStatus.WITHDRAWN.value

@@ -1,0 +1,197 @@
+"""Ingestion: validated input events become durable facts, then downstream events.
+
+Effects and the event's dedupe mark are written atomically; the events announcing them
+carry ids derived from the cause, so a redelivered input republishes the same ids and
+downstream dedupes them. Order per event: record (durable) → publish → acknowledge.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+from uuid import NAMESPACE_URL, uuid5
+
+import redis.asyncio as aioredis
+
+from schemas.alerts import AlertKind, AlertSignal, Severity
+from schemas.base import Event
+from schemas.guidance import GuidanceIssued
+from schemas.history import ChangeKind, FactChange, GuidanceChange, HistoryUpdated
+from schemas.metrics import MetricReported
+from schemas.results import IncomeStatement, ResultsPublished
+from schemas.streams import Streams
+from services.common.streams import publish
+from services.guidance.core import Band, classify_revision
+from services.ingest.facts import Fact, facts_from_metric, facts_from_results
+from services.ingest.guidance_store import (
+    GuidanceVersion,
+    RedisGuidanceStore,
+    is_withdrawn,
+    version_from_event,
+)
+from services.ingest.integrity import Finding, check_statement
+from services.ingest.store import RecordedChange, RecordOutcome, RedisHistoryStore
+
+log = logging.getLogger(__name__)
+PRODUCER = "guidepost-ingest"
+
+
+def derived_id(*parts: str) -> str:
+    """A deterministic event id: the same cause always yields the same id."""
+    return uuid5(NAMESPACE_URL, "/".join(parts)).hex
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        streams: Streams,
+        history: RedisHistoryStore,
+        guidance: RedisGuidanceStore,
+        max_length: int,
+    ) -> None:
+        self._redis = redis
+        self._streams = streams
+        self._history = history
+        self._guidance = guidance
+        self._max_length = max_length
+
+    async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            try:
+                await self.apply(event)
+                outcomes.append(None)
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def apply(self, event: Event) -> None:
+        if isinstance(event, ResultsPublished):
+            await self._apply_facts(event, facts_from_results(event), event.statement)
+        elif isinstance(event, MetricReported):
+            await self._apply_facts(event, facts_from_metric(event), None)
+        elif isinstance(event, GuidanceIssued):
+            await self._apply_guidance(event)
+        else:
+            raise TypeError(f"ingest does not handle {type(event).__name__}")
+
+    async def _apply_facts(
+        self, event: Event, facts: list[Fact], statement: IncomeStatement | None
+    ) -> None:
+        outcome = await self._history.record(event.company, event.event_id, facts)
+        signals = self._restatement_signals(event, outcome)
+        if isinstance(event, ResultsPublished):
+            signals += self._integrity_signals(event)
+        await self._announce(event, outcome, signals)
+
+    async def _announce(
+        self, event: Event, outcome: RecordOutcome, signals: list[AlertSignal]
+    ) -> None:
+        changes = [_fact_change(change) for change in outcome.changes]
+        if changes:
+            update = HistoryUpdated(
+                event_id=derived_id(event.event_id, "history"),
+                company=event.company,
+                producer=PRODUCER,
+                cause_event_id=event.event_id,
+                facts=tuple(changes),
+            )
+            await publish(self._redis, self._streams.history, [update], max_length=self._max_length)
+        await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+
+    def _restatement_signals(self, event: Event, outcome: RecordOutcome) -> list[AlertSignal]:
+        return [
+            _restatement_signal(event, change)
+            for change in outcome.changes
+            if change.kind == ChangeKind.RESTATED.value
+        ]
+
+    def _integrity_signals(self, event: ResultsPublished) -> list[AlertSignal]:
+        signals = []
+        for statement in (event.statement, *event.comparatives):
+            for finding in check_statement(statement):
+                signals.append(_integrity_signal(event, statement, finding))
+        return signals
+
+    async def _apply_guidance(self, event: GuidanceIssued) -> None:
+        version = version_from_event(event)
+        previous = await self._guidance.history(event.company, event.metric, event.period)
+        revision = classify_revision(_band(previous[-1]) if previous else None, _band(version))
+        if await self._guidance.append(event.company, version, revision):
+            log.info("guidance %s for %s %s", revision, event.company, event.period)
+        update = HistoryUpdated(
+            event_id=derived_id(event.event_id, "history"),
+            company=event.company,
+            producer=PRODUCER,
+            cause_event_id=event.event_id,
+            guidance=(GuidanceChange(metric=event.metric, period=event.period, revision=revision),),
+        )
+        await publish(self._redis, self._streams.history, [update], max_length=self._max_length)
+
+
+def _band(version: GuidanceVersion) -> Band | None:
+    bounds = version.band()
+    if bounds is None or is_withdrawn(version):
+        return None
+    return Band(low=float(bounds[0]), high=float(bounds[1]))
+
+
+def _fact_change(change: RecordedChange) -> FactChange:
+    kind = ChangeKind.RESTATED if change.kind == "restated" else ChangeKind.RECORDED
+    return FactChange(
+        metric=change.metric,
+        period=change.period,
+        kind=kind,
+        value=change.value,
+        previous=change.previous,
+        currency=change.currency,
+    )
+
+
+def _restatement_signal(event: Event, change: RecordedChange) -> AlertSignal:
+    old, new = change.previous or Decimal(0), change.value
+    unit = change.currency or ""
+    return AlertSignal(
+        event_id=derived_id(event.event_id, "restated", change.metric, change.period),
+        company=event.company,
+        producer=PRODUCER,
+        kind=AlertKind.RESTATEMENT,
+        period=change.period,
+        subject=change.metric,
+        severity=Severity.WARNING,
+        summary=(
+            f"{event.company} {change.metric} for {change.period} was restated from "
+            f"{old:,} to {new:,} {unit} ({new - old:+,})."
+        ).replace("  ", " "),
+        details={"old": str(old), "new": str(new), "currency": unit, "cause": event.event_id},
+        cause_event_id=event.event_id,
+    )
+
+
+def _integrity_signal(
+    event: ResultsPublished, statement: IncomeStatement, finding: Finding
+) -> AlertSignal:
+    unit = f"{statement.currency} {statement.scale.value}"
+    return AlertSignal(
+        event_id=derived_id(event.event_id, "integrity", statement.period, finding.rule),
+        company=event.company,
+        producer=PRODUCER,
+        kind=AlertKind.DATA_QUALITY,
+        period=statement.period,
+        subject=finding.subject,
+        severity=Severity.WARNING,
+        summary=f"{event.company} {finding.sentence(unit)}.",
+        details={
+            "rule": finding.rule,
+            "expected": str(finding.expected),
+            "found": str(finding.found),
+            "difference": str(finding.difference),
+            "tolerance": str(finding.tolerance),
+            "unit": unit,
+            "cause": event.event_id,
+        },
+        cause_event_id=event.event_id,
+    )

@@ -1,0 +1,150 @@
+"""The history store: every fact with the time it became known (Redis adapter)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas.streams import Streams
+from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
+
+DEDUPE_TTL_S = 90 * 24 * 3600
+
+
+def company_key(streams: Streams, company: str, name: str) -> str:
+    """Every key of one company shares the `{company}` hash tag: one cluster slot."""
+    return streams.key("{" + company + "}", name)
+
+
+@dataclass(frozen=True)
+class RecordedChange:
+    metric: str
+    period: str
+    kind: str  # recorded | restated | refined
+    value: Decimal
+    previous: Decimal | None
+    currency: str | None
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    duplicate: bool
+    changes: tuple[RecordedChange, ...]
+
+
+@dataclass(frozen=True)
+class FactVersion:
+    metric: str
+    period: str
+    value: Decimal
+    precision: Decimal
+    known_at: str
+    event_id: str
+    currency: str | None
+
+
+class RedisHistoryStore:
+    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
+        self._redis = redis
+        self._streams = streams
+        source = resources.files("services.ingest").joinpath("record_facts.lua").read_text()
+        self._record = redis.register_script(source)
+
+    def keys(self, company: str, event_id: str) -> list[str]:
+        return [
+            company_key(self._streams, company, "facts"),
+            company_key(self._streams, company, "versions"),
+            company_key(self._streams, company, "seen:" + event_id),
+        ]
+
+    async def record(self, company: str, event_id: str, facts: list[Fact]) -> RecordOutcome:
+        """Apply the facts and the event's dedupe mark in one atomic step."""
+        status, raw = await self._record(
+            keys=self.keys(company, event_id), args=[DEDUPE_TTL_S, _encode(facts)]
+        )
+        await self._redis.sadd(self._streams.key("companies"), company)  # type: ignore[misc]
+        return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)))
+
+    async def versions(self, company: str) -> list[FactVersion]:
+        raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
+        return [version for blob in raw.values() for version in _decode_versions(blob)]
+
+    async def companies(self) -> list[str]:
+        members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
+    """The value of each (metric, period) as it was known at `as_of` (now if None)."""
+    cutoff = known_at_text(as_of) if as_of else None
+    latest: dict[tuple[str, str], FactVersion] = {}
+    for version in versions:
+        if cutoff is not None and version.known_at > cutoff:
+            continue
+        key = (version.metric, version.period)
+        if key not in latest or version.known_at >= latest[key].known_at:
+            latest[key] = version
+    return list(latest.values())
+
+
+def _encode(facts: list[Fact]) -> str:
+    return json.dumps(
+        [
+            {
+                "f": fact.field,
+                "v": str(fact.value),
+                "p": str(fact.precision),
+                "t": known_at_text(fact.known_at),
+                "e": fact.event_id,
+                "c": fact.currency or "",
+            }
+            for fact in facts
+        ]
+    )
+
+
+def _split(field: str) -> tuple[str, str]:
+    metric, period = field.split(FIELD_SEPARATOR, 1)
+    return metric, period
+
+
+def _decode_changes(raw: bytes) -> list[RecordedChange]:
+    changes: list[RecordedChange] = []
+    for item in json.loads(raw):
+        metric, period = _split(item["f"])
+        previous = item.get("prev")
+        changes.append(
+            RecordedChange(
+                metric=metric,
+                period=period,
+                kind=item["k"],
+                value=Decimal(item["v"]),
+                previous=Decimal(previous) if previous else None,
+                currency=item.get("c") or None,
+            )
+        )
+    return changes
+
+
+def _decode_versions(blob: bytes | str) -> list[FactVersion]:
+    items: list[dict[str, Any]] = json.loads(blob)
+    return [_version(item) for item in items]
+
+
+def _version(item: dict[str, Any]) -> FactVersion:
+    metric, period = _split(item["f"])
+    return FactVersion(
+        metric=metric,
+        period=period,
+        value=Decimal(item["v"]),
+        precision=Decimal(item["p"]),
+        known_at=item["t"],
+        event_id=item["e"],
+        currency=item.get("c") or None,
+    )
