@@ -1,0 +1,287 @@
+"""Fit, forecast and update one metric: candidates, skill weights, calibrated distribution."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from services.forecast.core.calibrate import level_scale, skill_weights, z_quantiles
+from services.forecast.core.data import FREQ, quarter, quarterly_guidance
+from services.forecast.core.models import MODELS, ModelRun, Series, last_observed_index, make_series
+from services.forecast.core.types import Driver, Fitted, ForecastSpec, MetricForecast, ModelSkill
+from services.forecast.core.types import Record
+
+MODEL_MIN_OBS = 2
+
+
+def fit(
+    history: pd.DataFrame,
+    *,
+    metric: str,
+    spec: ForecastSpec = ForecastSpec(),
+    guidance: pd.DataFrame | None = None,
+) -> Fitted:
+    """Select parameters on the history, run the rolling-origin record and keep the state."""
+    mids = quarterly_guidance(guidance, metric)
+    series = _series(history, metric, spec, mids)
+    _require_observations(series, metric, spec)
+    runs = _run_models(series, spec.models, None)
+    packed = tuple((p.ordinal, i.ordinal, m) for p, (i, m) in sorted(mids.items()))
+    return _assemble(series, metric, spec, runs, empty_record(len(runs)), packed, None)
+
+
+def forecast(fitted: Fitted, *, target: str | None = None) -> MetricForecast:
+    """The calibrated forecast for ``target`` (default: the quarter after the last actual)."""
+    ordinal = fitted.last_obs_ordinal + 1 if target is None else int(quarter(target).ordinal)
+    column = ordinal - fitted.ahead_start
+    if not 0 <= column < fitted.ahead.shape[1]:
+        first = pd.Period(ordinal=fitted.ahead_start, freq=FREQ)
+        last = pd.Period(ordinal=fitted.ahead_start + fitted.ahead.shape[1] - 1, freq=FREQ)
+        raise ValueError(f"target {target!r} outside the forecastable quarters {first}..{last}")
+    preds = fitted.ahead[:, column]
+    horizon = ordinal - fitted.last_obs_ordinal
+    weights, point, quantiles = predictive(
+        fitted.record, preds, ordinal=ordinal, scale=fitted.ahead_scale, horizon=horizon,
+        spec=fitted.spec,
+    )  # fmt: skip
+    drivers = _weighted_drivers(fitted, weights, column)
+    return _metric_forecast(fitted, ordinal, point, quantiles, weights, drivers)
+
+
+def update(fitted: Fitted, history: pd.DataFrame) -> Fitted:
+    """Re-run every candidate with its fixed parameters on the new history and append the
+    out-of-sample errors of quarters observed after the fit; no re-selection.
+
+    Once ``spec.full_refit_every`` new observations arrived since the last full fit, refit.
+    Restated or back-filled values before the last actual change the state but not the record.
+    """
+    mids = {
+        pd.Period(ordinal=p, freq=FREQ): (pd.Period(ordinal=i, freq=FREQ), m)
+        for p, i, m in fitted.guidance
+    }
+    series = _series(history, fitted.metric, fitted.spec, mids)
+    n_obs = int(series.observed[: series.n_hist].sum())
+    if n_obs - fitted.refit_n_obs >= fitted.spec.full_refit_every:
+        runs = _run_models(series, fitted.spec.models, None)
+        record = empty_record(len(runs))
+        return _assemble(series, fitted.metric, fitted.spec, runs, record, fitted.guidance, None)
+    runs = _run_models(series, fitted.model_names, fitted.params)
+    return _assemble(
+        series, fitted.metric, fitted.spec, runs, fitted.record, fitted.guidance, fitted
+    )
+
+
+def predictive(
+    record: Record,
+    preds: np.ndarray,
+    *,
+    ordinal: int,
+    scale: float,
+    horizon: int,
+    spec: ForecastSpec,
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Weights, point and quantile values for one target from the record before it."""
+    available = np.isfinite(preds)
+    ages = ordinal - record.ordinal
+    unit = record.scale * np.sqrt(record.horizon)
+    errors = (record.actual[None, :] - record.pred) / unit[None, :]
+    weights = skill_weights(errors, ages, available, spec.half_life)
+    point = float(np.sum(weights[available] * preds[available])) if available.any() else np.nan
+    z = (record.actual - record.combined) / unit
+    probs = np.asarray(spec.quantile_probabilities)
+    q = z_quantiles(z, ages.astype(float), probs, spec.half_life)
+    return weights, point, point + scale * np.sqrt(horizon) * q
+
+
+def empty_record(models: int) -> Record:
+    none = np.zeros(0)
+    return Record(
+        np.zeros(0, dtype=np.int64), np.zeros((models, 0)), none, none, none, none,
+        np.zeros(0, dtype=np.int64),
+    )  # fmt: skip
+
+
+def _series(
+    history: pd.DataFrame,
+    metric: str,
+    spec: ForecastSpec,
+    mids: dict[pd.Period, tuple[pd.Period, float]],
+) -> Series:
+    if not isinstance(history.index, pd.PeriodIndex):
+        raise ValueError("history needs a quarterly PeriodIndex (see load_history_csv)")
+    return make_series(
+        history,
+        metric=metric,
+        horizon=spec.max_horizon,
+        driver_names=spec.drivers,
+        guidance_mid=mids,
+        half_life=spec.half_life,
+    )
+
+
+def _require_observations(series: Series, metric: str, spec: ForecastSpec) -> None:
+    n_obs = int(series.observed.sum())
+    if n_obs < spec.min_train:
+        raise ValueError(
+            f"{metric}: {n_obs} observed values, need at least min_train={spec.min_train}"
+        )
+
+
+def _run_models(
+    series: Series, names: tuple[str, ...], params: tuple[tuple[float, ...], ...] | None
+) -> dict[str, ModelRun]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {
+            name: MODELS[name](series, None if params is None else params[k], MODEL_MIN_OBS)
+            for k, name in enumerate(names)
+        }
+
+
+def _assemble(
+    series: Series,
+    metric: str,
+    spec: ForecastSpec,
+    runs: dict[str, ModelRun],
+    previous: Record,
+    guidance: tuple[tuple[int, int, float], ...],
+    fitted: Fitted | None,
+) -> Fitted:
+    """Extend the record with newly observed quarters and keep forecasts ahead of the data."""
+    y, observed = series.y, series.observed
+    preds = np.array([run.pred for run in runs.values()])
+    last_index = int(np.flatnonzero(observed)[-1])
+    after = -1 if fitted is None else fitted.last_obs_ordinal - series.start_ordinal
+    record = _extend_record(series, preds, previous, after, spec)
+    ahead_drivers = tuple(
+        tuple(
+            Driver(name, float(values[i]), float(runs["drivers"].driver_effects[name][i]))
+            for name, values in runs["drivers"].driver_values.items()
+            if np.isfinite(runs["drivers"].driver_effects[name][i])
+        )
+        if "drivers" in runs
+        else ()
+        for i in range(last_index + 1, y.size)
+    )
+    n_obs = int(observed.sum())
+    return Fitted(
+        metric=metric,
+        spec=spec,
+        model_names=tuple(runs),
+        params=tuple(run.params for run in runs.values()),
+        end_ordinal=series.start_ordinal + series.n_hist - 1,
+        last_obs_ordinal=series.start_ordinal + last_index,
+        n_obs=n_obs,
+        record=record,
+        ahead_start=series.start_ordinal + last_index + 1,
+        ahead=preds[:, last_index + 1 :].copy(),
+        ahead_scale=level_scale(y, last_index + 1),
+        ahead_drivers=ahead_drivers,
+        mase_scale=_naive_mae(y),
+        guidance=guidance,
+        refit_n_obs=n_obs if fitted is None else fitted.refit_n_obs,
+    )
+
+
+def _extend_record(
+    series: Series, preds: np.ndarray, record: Record, after: int, spec: ForecastSpec
+) -> Record:
+    """Append observed positions after ``after`` that some candidate forecast."""
+    y, observed = series.y, series.observed
+    last = last_observed_index(observed)
+    counts = np.concatenate(([0], np.cumsum(observed)[:-1]))
+    positions = [
+        i
+        for i in np.flatnonzero(observed)
+        if i > after and last[i] >= 0 and np.isfinite(preds[:, i]).any()
+    ]
+    for i in positions:
+        scale = level_scale(y, i)
+        horizon = int(i - last[i])
+        ordinal = series.start_ordinal + int(i)
+        weights, point, _ = predictive(
+            record, preds[:, i], ordinal=ordinal, scale=scale, horizon=horizon, spec=spec
+        )
+        record = Record(
+            np.append(record.ordinal, ordinal),
+            np.concatenate((record.pred, preds[:, i : i + 1]), axis=1),
+            np.append(record.combined, point),
+            np.append(record.actual, y[i]),
+            np.append(record.scale, scale),
+            np.append(record.horizon, horizon),
+            np.append(record.n_before, int(counts[i])),
+        )
+    return record
+
+
+def _naive_mae(y: np.ndarray) -> float:
+    """In-sample MAE of the naive forecast over consecutive observations (MASE scale)."""
+    values = y[np.isfinite(y)]
+    if values.size < 2:
+        return float("nan")
+    mae = float(np.mean(np.abs(np.diff(values))))
+    return mae if mae > 0 else float("nan")
+
+
+def _weighted_drivers(fitted: Fitted, weights: np.ndarray, column: int) -> tuple[Driver, ...]:
+    if "drivers" not in fitted.model_names:
+        return ()
+    share = float(weights[fitted.model_names.index("drivers")])
+    return tuple(Driver(d.name, d.value, d.effect * share) for d in fitted.ahead_drivers[column])
+
+
+def model_skills(fitted: Fitted, weights: np.ndarray) -> tuple[ModelSkill, ...]:
+    """Weight and out-of-sample MAPE (percent) / MASE of each candidate over the record."""
+    record = fitted.record
+    skills = []
+    for k, name in enumerate(fitted.model_names):
+        ok = np.isfinite(record.pred[k]) & (record.actual != 0)
+        errors = record.actual[ok] - record.pred[k][ok]
+        n = int(ok.sum())
+        mape = float(np.mean(np.abs(errors / record.actual[ok])) * 100) if n else float("nan")
+        mase = float(np.mean(np.abs(errors)) / fitted.mase_scale) if n else None
+        mase = mase if mase is None or np.isfinite(mase) else None
+        skills.append(ModelSkill(name, float(weights[k]), mape, mase, n))
+    return tuple(skills)
+
+
+def _metric_forecast(
+    fitted: Fitted,
+    ordinal: int,
+    point: float,
+    quantiles: np.ndarray,
+    weights: np.ndarray,
+    drivers: tuple[Driver, ...],
+) -> MetricForecast:
+    probs = fitted.spec.quantile_probabilities
+    values = dict(zip((round(p, 6) for p in probs), quantiles.tolist(), strict=True))
+    lo80, hi80, lo95, hi95 = _interval_values(values, fitted.spec.levels)
+    used = sum(1 for w in weights if w > 0)
+    return MetricForecast(
+        metric=fitted.metric,
+        target=str(pd.Period(ordinal=ordinal, freq=FREQ)),
+        point=point,
+        lo80=lo80,
+        hi80=hi80,
+        lo95=lo95,
+        hi95=hi95,
+        quantiles=tuple(zip(probs, quantiles.tolist(), strict=True)),
+        models=model_skills(fitted, weights),
+        drivers=drivers,
+        n_obs=fitted.n_obs,
+        method=(
+            f"skill-weighted ensemble of {used} candidates; Student-t/empirical calibration on "
+            f"{fitted.record.ordinal.size} out-of-sample errors"
+        ),
+    )
+
+
+def _interval_values(
+    values: dict[float, float], levels: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    (lo_a, hi_a), (lo_b, hi_b) = (
+        (values[round((1 - level) / 2, 6)], values[round((1 + level) / 2, 6)]) for level in levels
+    )
+    return lo_a, hi_a, lo_b, hi_b

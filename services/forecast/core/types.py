@@ -1,0 +1,277 @@
+"""Frozen inputs and outputs of the forecasting core."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MODEL_NAMES = (
+    "naive",
+    "drift",
+    "seasonal_naive",
+    "damped_trend",
+    "local_linear_trend",
+    "drivers",
+    "guidance",
+)
+QUANTILE_PROBABILITIES = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.15,
+    0.2,
+    0.25,
+    0.3,
+    0.35,
+    0.4,
+    0.45,
+    0.5,
+    0.55,
+    0.6,
+    0.65,
+    0.7,
+    0.75,
+    0.8,
+    0.85,
+    0.9,
+    0.95,
+    0.975,
+    0.99,
+)
+DEFAULT_DRIVERS = ("total_net_revenue", "loan_volume", "outstanding_balance", "dpd90_rate_pct")
+
+
+@dataclass(frozen=True)
+class ForecastSpec:
+    """Options of a fit. Every choice is generic: nothing depends on a company or metric name.
+
+    ``half_life`` (quarters) down-weights old errors in model weights, in the calibration and
+    in the driver regression, so that structural breaks fade out of the fit.
+    """
+
+    levels: tuple[float, float] = (0.8, 0.95)
+    min_train: int = 4
+    backtest_start: str | None = None
+    models: tuple[str, ...] = MODEL_NAMES
+    full_refit_every: int = 4
+    drivers: tuple[str, ...] = DEFAULT_DRIVERS
+    half_life: float = 8.0
+    max_horizon: int = 8
+    quantile_probabilities: tuple[float, ...] = QUANTILE_PROBABILITIES
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.models) - set(MODEL_NAMES))
+        if unknown:
+            raise ValueError(f"unknown models {unknown}; choose from {MODEL_NAMES}")
+        if self.min_train < 2:
+            raise ValueError(f"min_train must be at least 2 observed points, got {self.min_train}")
+        if self.full_refit_every < 1:
+            raise ValueError(f"full_refit_every must be >= 1, got {self.full_refit_every}")
+        for level in self.levels:
+            if not 0 < level < 1:
+                raise ValueError(f"levels must lie in (0, 1), got {self.levels}")
+        missing = [p for p in _level_probabilities(self.levels) if p not in self.quantiles_set]
+        if missing:
+            raise ValueError(f"quantile_probabilities must include the level bounds {missing}")
+
+    @property
+    def quantiles_set(self) -> frozenset[float]:
+        return frozenset(round(p, 6) for p in self.quantile_probabilities)
+
+
+def _level_probabilities(levels: tuple[float, ...]) -> list[float]:
+    return [round(p, 6) for level in levels for p in ((1 - level) / 2, (1 + level) / 2)]
+
+
+@dataclass(frozen=True)
+class ModelSkill:
+    """A candidate's out-of-sample skill (``mape`` in percent) and its weight in the forecast."""
+
+    name: str
+    weight: float
+    mape: float
+    mase: float | None
+    n: int
+
+
+@dataclass(frozen=True)
+class Driver:
+    """An operating driver: its value for the target quarter and its effect on the point."""
+
+    name: str
+    value: float
+    effect: float
+
+
+@dataclass(frozen=True)
+class BandProbabilities:
+    p_below: float
+    p_inside: float
+    p_above: float
+
+
+@dataclass(frozen=True)
+class MetricForecast:
+    """The calibrated predictive distribution of one metric for one target quarter."""
+
+    metric: str
+    target: str
+    point: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+    quantiles: tuple[tuple[float, float], ...]
+    models: tuple[ModelSkill, ...]
+    drivers: tuple[Driver, ...]
+    n_obs: int
+    method: str
+
+    def cdf(self, x: float) -> float:
+        """P(value <= x): linear between quantiles, exponential tails beyond the grid."""
+        probs = np.array([p for p, _ in self.quantiles])
+        values = np.array([v for _, v in self.quantiles])
+        return quantile_cdf(probs, values, float(x))
+
+    def band_probabilities(self, *, low: float, high: float) -> BandProbabilities:
+        """P(below low), P(inside [low, high]), P(above high); they sum to 1."""
+        if high < low:
+            raise ValueError(f"band needs low <= high, got low={low}, high={high}")
+        below = self.cdf(low)
+        above = 1.0 - self.cdf(high)
+        return BandProbabilities(below, max(0.0, 1.0 - below - above), above)
+
+
+def quantile_cdf(probs: np.ndarray, values: np.ndarray, x: float) -> float:
+    """Invert a monotone quantile grid at ``x``."""
+    if x < values[0]:
+        return float(probs[0] * math.exp(-(values[0] - x) / _tail_scale(probs, values, 0)))
+    if x > values[-1]:
+        tail = (1 - probs[-1]) * math.exp(-(x - values[-1]) / _tail_scale(probs, values, -1))
+        return float(1 - tail)
+    right = int(np.searchsorted(values, x, side="right"))
+    left = int(np.searchsorted(values, x, side="left"))
+    if right > left:  # x sits on a flat stretch of the quantile function
+        return float((probs[left] + probs[right - 1]) / 2)
+    lo, hi = left - 1, left
+    share = (x - values[lo]) / (values[hi] - values[lo])
+    return float(probs[lo] + share * (probs[hi] - probs[lo]))
+
+
+def _tail_scale(probs: np.ndarray, values: np.ndarray, end: int) -> float:
+    """Scale b of an exponential tail p = p_end·exp(-d/b) that matches the last grid step."""
+    inner = 1 if end == 0 else -2
+    p_end = probs[end] if end == 0 else 1 - probs[end]
+    p_inner = probs[inner] if end == 0 else 1 - probs[inner]
+    spread = abs(values[inner] - values[end])
+    if spread <= 0 or p_inner <= p_end:
+        return 1e-12
+    return float(spread / math.log(p_inner / p_end))
+
+
+@dataclass(frozen=True)
+class Record:
+    """Out-of-sample record: for each past observed quarter forecast one step ahead, each
+    candidate's forecast (rows follow the fit's ``model_names``), the combined forecast made
+    then, the actual, the error scale, the quarters since the previous observation and how
+    many observations preceded it. Ordinals are pandas quarterly Period ordinals.
+    """
+
+    ordinal: np.ndarray
+    pred: np.ndarray
+    combined: np.ndarray
+    actual: np.ndarray
+    scale: np.ndarray
+    horizon: np.ndarray
+    n_before: np.ndarray
+
+    def head(self, count: int) -> Record:
+        """The first ``count`` entries: what was known before entry ``count``."""
+        return Record(
+            self.ordinal[:count],
+            self.pred[:, :count],
+            self.combined[:count],
+            self.actual[:count],
+            self.scale[:count],
+            self.horizon[:count],
+            self.n_before[:count],
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(a.nbytes) for a in vars(self).values())
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """Compact state of a fit: fixed parameters, per-model forecasts ahead, out-of-sample record.
+
+    ``ahead[m, j]`` is candidate m's forecast for the quarter with ordinal ``ahead_start + j``;
+    ``ahead_drivers[j]`` the drivers model's inputs and effects for it. ``guidance`` keeps
+    (guided quarter, issuing quarter, midpoint) ordinals so that an update can reuse it.
+    No statsmodels results objects and no history are kept.
+    """
+
+    metric: str
+    spec: ForecastSpec
+    model_names: tuple[str, ...]
+    params: tuple[tuple[float, ...], ...]
+    end_ordinal: int
+    last_obs_ordinal: int
+    n_obs: int
+    record: Record
+    ahead_start: int
+    ahead: np.ndarray
+    ahead_scale: float
+    ahead_drivers: tuple[tuple[Driver, ...], ...]
+    mase_scale: float
+    guidance: tuple[tuple[int, int, float], ...]
+    refit_n_obs: int
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held in arrays (the bulk of the state)."""
+        return self.record.nbytes + int(self.ahead.nbytes)
+
+
+@dataclass(frozen=True)
+class BacktestRow:
+    period: str
+    metric: str
+    forecast: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+    p_below: float | None
+    p_inside: float | None
+    p_above: float | None
+    actual: float
+    model: str
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    mape: float | None
+    mase: float | None
+    coverage80: float | None
+    coverage95: float | None
+    naive_mape: float | None
+    drift_mape: float | None
+    guidance_mid_mape: float | None
+
+
+@dataclass(frozen=True)
+class BacktestReport:
+    forecasts: tuple[BacktestRow, ...]
+    summary: dict[str, MetricSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "forecasts": [vars(row).copy() for row in self.forecasts],
+            "summary": {metric: vars(s).copy() for metric, s in self.summary.items()},
+        }
