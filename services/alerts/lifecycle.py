@@ -64,9 +64,14 @@ def labels_of(
 
 def details_digest(details: Mapping[str, object]) -> str:
     """SHA-256 of the details as canonical JSON (sorted keys), for change detection."""
-    canonical = json.dumps(
-        details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    try:
+        canonical = json.dumps(
+            details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"alert details must be JSON (str, number, bool, null, lists, objects): {error}"
+        ) from None
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -260,7 +265,7 @@ def decide(
         return Decision(record=record)
     muted = silenced or inhibited
     if observation.condition == "clear":
-        return _clear(observation, explanation, record)
+        return _clear(observation, explanation, record, now=now)
     return _fire(observation, explanation, record, now=now, every=repeat_interval, muted=muted)
 
 
@@ -288,7 +293,11 @@ def _same_content(observation: Observation, explanation: Explanation, record: Al
 
 
 def _clear(
-    observation: Observation, explanation: Explanation, record: AlertRecord | None
+    observation: Observation,
+    explanation: Explanation,
+    record: AlertRecord | None,
+    *,
+    now: datetime,
 ) -> Decision:
     if record is None or record.status == "resolved":
         return Decision(record=record)
@@ -307,7 +316,7 @@ def _clear(
     announced = replace(
         resolved,
         notifications=record.notifications + 1,
-        last_notified_at=observation.observed_at,
+        last_notified_at=now,
     )
     return Decision(
         record=announced, notification=_notification(announced, explanation, Reason.RESOLVED)

@@ -510,6 +510,12 @@ def test_details_digest_ignores_key_order_and_sees_value_changes() -> None:
     assert details_digest({"a": 1}) != details_digest({"a": 1.5})
 
 
+@pytest.mark.parametrize("bad", [{"when": T0}, {"p": float("nan")}])
+def test_details_that_are_not_json_are_refused(bad: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="alert details must be JSON"):
+        details_digest(bad)
+
+
 def test_observation_details_cannot_be_mutated_after_the_fact() -> None:
     details: dict[str, object] = {"p_below": 0.62}
     observation = observe(details=details)
