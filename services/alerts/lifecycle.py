@@ -9,8 +9,9 @@ at most, one `Notification` to send. The rules follow Alertmanager's:
 * a change of state or severity against what was last *announced* is announced at once;
 * an unchanged firing is announced again once `repeat_interval` has passed since the last notice;
 * a clear resolves the alert, with a resolved notice only if a firing notice went out;
-* while silenced or inhibited the record follows the observations but nothing is announced, so
-  the first observation after the mute ends announces whatever the receiver has not yet heard.
+* while silenced or inhibited the record follows the observations but no firing notice goes
+  out, so the first observation after the mute ends announces what the receiver has not heard;
+  a resolved notice still goes out, to close an incident the receiver already holds open.
 
 Hysteresis of the states themselves is decided upstream; this module only refuses to add noise.
 """
