@@ -39,7 +39,8 @@ def run_backtest(
     spec: ForecastSpec = ForecastSpec(),
 ) -> BacktestReport:
     """Out-of-sample forecasts for every eligible quarter and their summary per metric."""
-    first = quarter(start or spec.backtest_start) if (start or spec.backtest_start) else None
+    label = start or spec.backtest_start
+    first = quarter(label) if label else None
     rows: list[BacktestRow] = []
     summary: dict[str, MetricSummary] = {}
     for metric in metrics:
@@ -69,7 +70,7 @@ def _metric_rows(
         forecasts = forecast_company(past, target=str(period), guidance=known, spec=spec)
         if metric not in forecasts:
             continue
-        actual = float(history.at[period, metric])
+        actual = float(history[metric].to_numpy()[history.index.get_loc(period)])
         rows.append(_row(forecasts[metric], actual, guidance))
     return rows
 

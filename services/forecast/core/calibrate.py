@@ -31,17 +31,19 @@ def decay(ages: np.ndarray, half_life: float) -> np.ndarray:
 def skill_weights(
     errors: np.ndarray, ages: np.ndarray, available: np.ndarray, half_life: float
 ) -> np.ndarray:
-    """Inverse shrunk mean squared standardised error per model; 0 for unavailable models.
+    """Inverse shrunk mean absolute standardised error per model; 0 for unavailable models.
 
     errors: (models, records) standardised errors, NaN where a model made no forecast.
-    MSE_m is shrunk toward the pooled MSE with two pseudo-errors: (n·MSE_m + 2·pool)/(n + 2).
+    Absolute rather than squared errors: robust to the outliers of a break, and aligned with
+    the MAPE the forecasts are judged by. MAE_m is shrunk toward the pooled MAE with two
+    pseudo-errors: (n·MAE_m + 2·pool)/(n + 2).
     """
     weights = np.zeros(errors.shape[0])
     if not available.any():
         return weights
     w = decay(ages, half_life)[None, :] * np.isfinite(errors)
     n = np.isfinite(errors).sum(axis=1)
-    sq = np.nan_to_num(errors**2)
+    sq = np.nan_to_num(np.abs(errors))
     with np.errstate(invalid="ignore", divide="ignore"):
         mse = (w * sq).sum(axis=1) / w.sum(axis=1)
     has = available & (n > 0)
@@ -74,7 +76,8 @@ def z_quantiles(z: np.ndarray, ages: np.ndarray, probs: np.ndarray, half_life: f
     student = rms * np.sqrt(1 + 1 / n) * stats.t.ppf(probs, max(n - 1, 1))
     share = n / (n + EMPIRICAL_PRIOR)
     q = (1 - share) * student + share * weighted_quantiles(z, w, probs)
-    return np.where(probs < 0.5, np.minimum(q, 0.0), np.where(probs > 0.5, np.maximum(q, 0.0), q))
+    capped = np.where(probs < 0.5, np.minimum(q, 0.0), q)
+    return np.asarray(np.where(probs > 0.5, np.maximum(capped, 0.0), capped))
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: np.ndarray) -> np.ndarray:

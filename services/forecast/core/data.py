@@ -51,7 +51,7 @@ def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
     frame = frame.set_axis(index).apply(pd.to_numeric, errors="coerce").astype(float)
     frame = frame.sort_index()
     full = pd.period_range(index.min(), index.max(), freq=FREQ, name="period")
-    return frame.reindex(full)
+    return pd.DataFrame(frame.reindex(full))
 
 
 def load_guidance_csv(path: str | PathLike[str]) -> pd.DataFrame:
@@ -67,7 +67,9 @@ def guidance_frame(raw: pd.DataFrame) -> pd.DataFrame:
     """Guidance with the standard columns, floats as floats (NaN when absent)."""
     frame = raw.copy()
     for column in GUIDANCE_FLOATS:
-        frame[column] = pd.to_numeric(frame.get(column, np.nan), errors="coerce").astype(float)
+        values = frame[column] if column in frame.columns else np.nan
+        frame[column] = pd.to_numeric(values, errors="coerce")
+        frame[column] = frame[column].astype(float)
     for column in GUIDANCE_COLUMNS[:3]:
         frame[column] = frame[column].astype(object).map(lambda v: str(v).strip())
     return frame.loc[:, list(GUIDANCE_COLUMNS)].reset_index(drop=True)
@@ -85,7 +87,7 @@ def quarterly_guidance(
     rows = guidance[(guidance["metric"] == metric) & guidance["for_quarter"].str.match(r"^\d{4}Q")]
     midpoints: dict[pd.Period, tuple[pd.Period, float]] = {}
     for row in rows.sort_values("issued_in_quarter").itertuples(index=False):
-        mid = _midpoint(float(row.low), float(row.high))
+        mid = _midpoint(_as_float(row.low), _as_float(row.high))
         if np.isfinite(mid):
             midpoints[quarter(str(row.for_quarter))] = (quarter(str(row.issued_in_quarter)), mid)
     return midpoints
@@ -103,6 +105,10 @@ def guidance_band(
         return None
     last = rows.iloc[-1]
     return float(last["low"]), float(last["high"])
+
+
+def _as_float(value: object) -> float:
+    return float(value)  # type: ignore[arg-type]
 
 
 def _midpoint(low: float, high: float) -> float:

@@ -10,10 +10,17 @@ import pandas as pd
 from services.forecast.core.calibrate import level_scale, skill_weights, z_quantiles
 from services.forecast.core.data import FREQ, quarter, quarterly_guidance
 from services.forecast.core.models import MODELS, ModelRun, Series, last_observed_index, make_series
-from services.forecast.core.types import Driver, Fitted, ForecastSpec, MetricForecast, ModelSkill
-from services.forecast.core.types import Record
+from services.forecast.core.types import (
+    Driver,
+    Fitted,
+    ForecastSpec,
+    MetricForecast,
+    ModelSkill,
+    Record,
+)
 
 MODEL_MIN_OBS = 2
+MIN_POOL = 2
 
 
 def fit(
@@ -83,6 +90,7 @@ def predictive(
     spec: ForecastSpec,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Weights, point and quantile values for one target from the record before it."""
+    record = calibration_pool(record, spec.min_train)
     available = np.isfinite(preds)
     ages = ordinal - record.ordinal
     unit = record.scale * np.sqrt(record.horizon)
@@ -93,6 +101,25 @@ def predictive(
     probs = np.asarray(spec.quantile_probabilities)
     q = z_quantiles(z, ages.astype(float), probs, spec.half_life)
     return weights, point, point + scale * np.sqrt(horizon) * q
+
+
+def calibration_pool(record: Record, min_train: int) -> Record:
+    """Errors of forecasts made from at least ``min_train`` observations, the conditions the
+    forecasts being weighted and calibrated are made under; the whole record while fewer than
+    ``MIN_POOL`` such errors exist (burn-in errors are better than none).
+    """
+    mature = record.n_before >= min_train
+    if mature.sum() < MIN_POOL:
+        return record
+    return Record(
+        record.ordinal[mature],
+        record.pred[:, mature],
+        record.combined[mature],
+        record.actual[mature],
+        record.scale[mature],
+        record.horizon[mature],
+        record.n_before[mature],
+    )
 
 
 def empty_record(models: int) -> Record:
@@ -198,10 +225,10 @@ def _extend_record(
         if i > after and last[i] >= 0 and np.isfinite(preds[:, i]).any()
     ]
     for i in positions:
-        scale = level_scale(y, i)
+        scale = level_scale(y, int(i))
         horizon = int(i - last[i])
         ordinal = series.start_ordinal + int(i)
-        weights, point, _ = predictive(
+        _, point, _ = predictive(
             record, preds[:, i], ordinal=ordinal, scale=scale, horizon=horizon, spec=spec
         )
         record = Record(

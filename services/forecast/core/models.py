@@ -49,7 +49,7 @@ class Series:
 
     @property
     def observed(self) -> np.ndarray:
-        return np.isfinite(self.y)
+        return np.asarray(np.isfinite(self.y))
 
 
 @dataclass(frozen=True)
@@ -98,13 +98,9 @@ def drift(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> Mode
 
 
 def seasonal_naive(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
-    """Same quarter one year earlier, else two years earlier (only values before i)."""
+    """Same quarter one year earlier: ŷ_i = y_{i-4} (unavailable when that quarter is missing)."""
     y = series.y
-    pred = np.full(y.size, np.nan)
-    for lag in (8, 4):  # the nearer year overwrites the farther one
-        shifted = np.concatenate((np.full(lag, np.nan), y[:-lag]))
-        pred = np.where(np.isfinite(shifted), shifted, pred)
-    return ModelRun(pred, ())
+    return ModelRun(np.concatenate((np.full(4, np.nan), y[:-4])), ())
 
 
 def holt_grid() -> np.ndarray:

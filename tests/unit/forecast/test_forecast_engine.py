@@ -1,0 +1,108 @@
+"""fit → forecast → update, the rolling-origin record and its freedom from look-ahead."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+
+from services.forecast.core import ForecastSpec, fit, forecast, run_backtest, update
+
+pytestmark = pytest.mark.unit
+
+
+def test_forecast_targets_the_quarter_after_the_last_actual(synthetic: pd.DataFrame) -> None:
+    result = forecast(fit(synthetic, metric="net_income"))
+    assert result.target == "2024Q1"
+    assert result.point == pytest.approx(500 + 20 * 24, rel=0.05)
+
+
+def test_intervals_nest_around_the_point_and_quantiles_increase(synthetic: pd.DataFrame) -> None:
+    result = forecast(fit(synthetic, metric="net_income"), target="2024Q2")
+    values = [v for _, v in result.quantiles]
+    assert result.lo95 <= result.lo80 <= result.point <= result.hi80 <= result.hi95
+    assert np.all(np.diff(values) > 0)
+
+
+def test_weights_sum_to_one_and_follow_skill(synthetic: pd.DataFrame) -> None:
+    result = forecast(fit(synthetic, metric="net_income"))
+    weights = {m.name: m.weight for m in result.models}
+    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights["naive"] < max(weights["damped_trend"], weights["local_linear_trend"])
+
+
+def test_changing_a_future_value_changes_no_past_forecast(synthetic: pd.DataFrame) -> None:
+    changed = synthetic.copy()
+    changed.loc[pd.Period("2022Q2", "Q-DEC"), ["net_income", "loan_volume"]] = [5_000.0, 1.0]
+    before = run_backtest(synthetic, metrics=("net_income",)).to_dict()["forecasts"]
+    after = run_backtest(changed, metrics=("net_income",)).to_dict()["forecasts"]
+    past = [(a, b) for a, b in zip(before, after, strict=True) if a["period"] <= "2022Q2"]
+    assert len(past) >= 8
+    for a, b in past:
+        assert {**a, "actual": None} == {**b, "actual": None}
+    assert before[-1]["forecast"] != after[-1]["forecast"]
+
+
+def test_one_fit_backtest_equals_refitting_at_every_origin(synthetic: pd.DataFrame) -> None:
+    fast = run_backtest(synthetic, metrics=("net_income",)).to_dict()["forecasts"]
+    for row in fast:
+        period = pd.Period(row["period"], "Q-DEC")
+        fitted = fit(synthetic.loc[synthetic.index < period], metric="net_income")
+        slow = forecast(fitted, target=row["period"])
+        assert_allclose(
+            [slow.point, slow.lo80, slow.hi95],
+            [row["forecast"], row["lo80"], row["hi95"]],
+            rtol=1e-9,
+        )
+
+
+def test_update_with_no_new_data_keeps_the_forecast(synthetic: pd.DataFrame) -> None:
+    fitted = fit(synthetic, metric="net_income")
+    again = update(fitted, synthetic)
+    assert forecast(again).point == pytest.approx(forecast(fitted).point)
+    assert again.record.ordinal.size == fitted.record.ordinal.size
+
+
+def test_update_appends_the_new_quarter_out_of_sample(synthetic: pd.DataFrame) -> None:
+    fitted = fit(synthetic.iloc[:-1], metric="net_income")
+    expected = forecast(fitted).point
+    updated = update(fitted, synthetic)
+    assert updated.params == fitted.params
+    assert updated.record.ordinal[-1] == synthetic.index[-1].ordinal
+    assert updated.record.combined[-1] == pytest.approx(expected)
+    assert forecast(updated).target == "2024Q1"
+
+
+def test_update_refits_fully_after_enough_new_observations(synthetic: pd.DataFrame) -> None:
+    spec = ForecastSpec(full_refit_every=2)
+    fitted = fit(synthetic.iloc[:-2], metric="net_income", spec=spec)
+    once = update(fitted, synthetic.iloc[:-1])
+    twice = update(once, synthetic)
+    assert once.refit_n_obs == fitted.refit_n_obs
+    assert twice.refit_n_obs == twice.n_obs == fitted.n_obs + 2
+
+
+def test_fit_needs_min_train_observations(synthetic: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="need at least min_train=4"):
+        fit(synthetic.iloc[:3], metric="net_income")
+
+
+def test_unknown_metric_is_named_in_the_error(synthetic: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="'revenue' not in history"):
+        fit(synthetic, metric="revenue")
+
+
+def test_target_beyond_the_horizon_is_rejected(synthetic: pd.DataFrame) -> None:
+    with pytest.raises(ValueError, match="outside the forecastable quarters"):
+        forecast(fit(synthetic, metric="net_income"), target="2030Q1")
+
+
+def test_fitted_state_is_small_and_holds_no_model_objects(synthetic: pd.DataFrame) -> None:
+    fitted = fit(synthetic, metric="net_income")
+    blob = pickle.dumps(fitted)
+    assert len(blob) < 8_000
+    assert b"statsmodels" not in blob
+    assert b"DataFrame" not in blob

@@ -1,0 +1,142 @@
+"""Each candidate model against a known case or a statsmodels reference."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from numpy.testing import assert_allclose
+from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+from services.forecast.core.models import (
+    Series,
+    damped_trend,
+    drift,
+    drivers,
+    guidance,
+    holt_paths,
+    llt_concentrated_loglik,
+    llt_filter,
+    llt_grid,
+    local_linear_trend,
+    naive,
+    seasonal_naive,
+)
+
+pytestmark = pytest.mark.unit
+NAN = np.nan
+
+
+def series(values: list[float], **extra: object) -> Series:
+    y = np.array(values, dtype=float)
+    return Series(y=y, n_hist=y.size, start_ordinal=0, **extra)  # type: ignore[arg-type]
+
+
+def trend_with_gaps(seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = 100 + 2.0 * np.arange(24) + rng.normal(0, 3, 24)
+    y[[5, 11, 12]] = NAN
+    return y
+
+
+def test_naive_forecasts_the_last_observed_value_across_gaps() -> None:
+    run = naive(series([1, NAN, 3, NAN, NAN]), None, 1)
+    assert_allclose(run.pred, [NAN, 1, 1, 3, 3])
+
+
+def test_drift_extends_the_line_from_first_to_last_observation() -> None:
+    run = drift(series([10, NAN, 14, NAN, NAN]), None, 1)
+    assert_allclose(run.pred, [NAN, NAN, NAN, 16, 18])
+
+
+def test_seasonal_naive_repeats_the_same_quarter_last_year() -> None:
+    run = seasonal_naive(series([1, 2, 3, NAN, 5, 6, 7, 8]), None, 1)
+    assert_allclose(run.pred, [NAN, NAN, NAN, NAN, 1, 2, 3, NAN])
+
+
+def test_holt_recursion_matches_statsmodels_exponential_smoothing() -> None:
+    y = trend_with_gaps()[:5]
+    reference = ExponentialSmoothing(
+        y[1:],
+        trend="add",
+        damped_trend=True,
+        initialization_method="known",
+        initial_level=y[0],
+        initial_trend=0.0,
+    ).fit(smoothing_level=0.5, smoothing_trend=0.3, damping_trend=0.9, optimized=False)
+    ours = holt_paths(y, np.array([[0.5, 0.3, 0.9]]))[1:, 0]
+    assert_allclose(ours, reference.fittedvalues, rtol=1e-12)
+
+
+def test_damped_trend_recovers_a_known_linear_trend() -> None:
+    y = np.concatenate((100 + 5.0 * np.arange(20), [NAN]))
+    run = damped_trend(series(list(y)), None, 2)
+    assert run.pred[-1] == pytest.approx(200, rel=0.02)
+
+
+def test_local_linear_trend_filter_matches_statsmodels_with_gaps() -> None:
+    y = trend_with_gaps()
+    ours, _, _ = llt_filter(y, np.array([[0.3, 0.01]]))
+    model = sm.tsa.UnobservedComponents(y, "local linear trend")
+    reference = model.filter([4.0, 1.2, 0.04]).filter_results.forecasts[0]
+    assert_allclose(ours[3:, 0], reference[3:], rtol=1e-5)
+
+
+def test_local_linear_trend_likelihood_matches_statsmodels() -> None:
+    y = trend_with_gaps()
+    _, innov, var = llt_filter(np.append(y, NAN), np.array([[0.3, 0.01]]))
+    ok = np.isfinite(innov[:, 0])
+    sigma2 = float(np.mean(innov[ok, 0] ** 2 / var[ok, 0])) * y[0] ** 2
+    reference = sm.tsa.UnobservedComponents(y, "local linear trend")
+    llf = reference.filter([sigma2, 0.3 * sigma2, 0.01 * sigma2]).llf
+    ours = llt_concentrated_loglik(innov, var)[-1, 0] - ok.sum() * np.log(abs(y[0]))
+    assert ours == pytest.approx(llf, abs=1e-2)  # approximate vs exact diffuse prior
+
+
+def test_local_linear_trend_grid_is_close_to_the_statsmodels_maximum() -> None:
+    y = trend_with_gaps()
+    _, innov, var = llt_filter(np.append(y, NAN), llt_grid())
+    best = llt_concentrated_loglik(innov, var)[-1].max() - np.isfinite(innov[:, 0]).sum() * np.log(
+        abs(y[0])
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mle = sm.tsa.UnobservedComponents(y, "local linear trend").fit(disp=False, maxiter=200)
+    assert mle.llf - 1.0 <= best <= mle.llf + 1e-6
+
+
+def test_local_linear_trend_forecasts_a_known_trend_through_gaps() -> None:
+    y = np.append(trend_with_gaps(), [NAN, NAN])
+    run = local_linear_trend(series(list(y)), None, 2)
+    assert run.pred[-1] == pytest.approx(100 + 2.0 * 25, rel=0.03)
+
+
+def test_drivers_regression_is_exact_on_a_linear_relation_with_a_known_driver() -> None:
+    x = np.array([1, 2, 3, 4, 5, 6, 7], dtype=float)
+    y = 5 + 2 * x
+    y[-1] = NAN  # the target quarter: its driver value is already known
+    run = drivers(series(list(y), drivers={"volume": x}), None, 4)
+    assert run.pred[-1] == pytest.approx(19)
+    assert run.driver_effects["volume"][-1] == pytest.approx(2 * (7 - 3.5), rel=0.1)
+
+
+def test_drivers_nowcast_a_missing_driver_with_its_last_value() -> None:
+    x = np.array([1, 2, 3, 4, 5, 6, NAN], dtype=float)
+    y = np.append(5 + 2 * x[:-1], NAN)
+    run = drivers(series(list(y), drivers={"volume": x}), None, 4)
+    assert run.pred[-1] == pytest.approx(5 + 2 * 6)
+
+
+def test_guidance_model_adjusts_the_midpoint_by_the_track_record() -> None:
+    y = [NAN, 110.0, NAN, NAN]
+    guided = {1: (0, 100.0), 3: (2, 200.0)}
+    run = guidance(series(y, guidance=guided), None, 1)
+    assert run.pred[1] == pytest.approx(100.0)
+    assert run.pred[3] == pytest.approx(200.0 * np.exp(np.log(1.1) / 3))
+
+
+def test_guidance_model_ignores_guidance_issued_in_the_target_quarter() -> None:
+    run = guidance(series([1.0, NAN], guidance={1: (1, 5.0)}), None, 1)
+    assert np.isnan(run.pred[1])
