@@ -9,7 +9,7 @@ grow like √h). Older errors count less: weight 0.5^(age/half_life).
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 SHRINK_PSEUDO_ERRORS = 2.0
 EMPIRICAL_PRIOR = 30.0
@@ -70,10 +70,10 @@ def z_quantiles(z: np.ndarray, ages: np.ndarray, probs: np.ndarray, half_life: f
     z, ages = z[finite], ages[finite]
     n = z.size
     if n == 0:
-        return np.asarray(NO_ERRORS_SCALE * stats.t.ppf(probs, 1))
+        return np.asarray(NO_ERRORS_SCALE * special.stdtrit(1, probs))
     w = decay(ages, half_life)
     rms = float(np.sqrt(np.sum(w * z**2) / np.sum(w)))
-    student = rms * np.sqrt(1 + 1 / n) * stats.t.ppf(probs, max(n - 1, 1))
+    student = rms * np.sqrt(1 + 1 / n) * special.stdtrit(max(n - 1, 1), probs)
     share = n / (n + EMPIRICAL_PRIOR)
     q = (1 - share) * student + share * weighted_quantiles(z, w, probs)
     capped = np.where(probs < 0.5, np.minimum(q, 0.0), q)

@@ -91,16 +91,25 @@ def predictive(
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Weights, point and quantile values for one target from the record before it."""
     record = calibration_pool(record, spec.min_train)
-    available = np.isfinite(preds)
+    weights, point = combine(record, preds, ordinal=ordinal, spec=spec, pooled=True)
     ages = ordinal - record.ordinal
-    unit = record.scale * np.sqrt(record.horizon)
-    errors = (record.actual[None, :] - record.pred) / unit[None, :]
-    weights = skill_weights(errors, ages, available, spec.half_life)
-    point = float(np.sum(weights[available] * preds[available])) if available.any() else np.nan
-    z = (record.actual - record.combined) / unit
+    z = (record.actual - record.combined) / (record.scale * np.sqrt(record.horizon))
     probs = np.asarray(spec.quantile_probabilities)
     q = z_quantiles(z, ages.astype(float), probs, spec.half_life)
     return weights, point, point + scale * np.sqrt(horizon) * q
+
+
+def combine(
+    record: Record, preds: np.ndarray, *, ordinal: int, spec: ForecastSpec, pooled: bool = False
+) -> tuple[np.ndarray, float]:
+    """Skill weights of the candidates and the weighted point forecast."""
+    record = record if pooled else calibration_pool(record, spec.min_train)
+    available = np.isfinite(preds)
+    unit = record.scale * np.sqrt(record.horizon)
+    errors = (record.actual[None, :] - record.pred) / unit[None, :]
+    weights = skill_weights(errors, ordinal - record.ordinal, available, spec.half_life)
+    point = float(np.sum(weights[available] * preds[available])) if available.any() else np.nan
+    return weights, point
 
 
 def calibration_pool(record: Record, min_train: int) -> Record:
@@ -228,9 +237,7 @@ def _extend_record(
         scale = level_scale(y, int(i))
         horizon = int(i - last[i])
         ordinal = series.start_ordinal + int(i)
-        _, point, _ = predictive(
-            record, preds[:, i], ordinal=ordinal, scale=scale, horizon=horizon, spec=spec
-        )
+        _, point = combine(record, preds[:, i], ordinal=ordinal, spec=spec)
         record = Record(
             np.append(record.ordinal, ordinal),
             np.concatenate((record.pred, preds[:, i : i + 1]), axis=1),
