@@ -35,8 +35,7 @@ def fit(
     series = _series(history, metric, spec, mids)
     _require_observations(series, metric, spec)
     runs = _run_models(series, spec.models, None)
-    packed = tuple((p.ordinal, i.ordinal, m) for p, (i, m) in sorted(mids.items()))
-    return _assemble(series, metric, spec, runs, empty_record(len(runs)), packed, None)
+    return _assemble(series, metric, spec, runs, empty_record(len(runs)), _pack(mids), None)
 
 
 def forecast(fitted: Fitted, *, target: str | None = None) -> MetricForecast:
@@ -57,27 +56,36 @@ def forecast(fitted: Fitted, *, target: str | None = None) -> MetricForecast:
     return _metric_forecast(fitted, ordinal, point, quantiles, weights, drivers)
 
 
-def update(fitted: Fitted, history: pd.DataFrame) -> Fitted:
+def update(
+    fitted: Fitted, history: pd.DataFrame, *, guidance: pd.DataFrame | None = None
+) -> Fitted:
     """Re-run every candidate with its fixed parameters on the new history and append the
     out-of-sample errors of quarters observed after the fit; no re-selection.
 
     Once ``spec.full_refit_every`` new observations arrived since the last full fit, refit.
     Restated or back-filled values before the last actual change the state but not the record.
+    ``guidance`` (all statements known now) replaces the guidance kept in the fit.
     """
+    packed = (
+        fitted.guidance if guidance is None else _pack(quarterly_guidance(guidance, fitted.metric))
+    )
     mids = {
-        pd.Period(ordinal=p, freq=FREQ): (pd.Period(ordinal=i, freq=FREQ), m)
-        for p, i, m in fitted.guidance
+        pd.Period(ordinal=p, freq=FREQ): (pd.Period(ordinal=i, freq=FREQ), m) for p, i, m in packed
     }
     series = _series(history, fitted.metric, fitted.spec, mids)
     n_obs = int(series.observed[: series.n_hist].sum())
     if n_obs - fitted.refit_n_obs >= fitted.spec.full_refit_every:
         runs = _run_models(series, fitted.spec.models, None)
-        record = empty_record(len(runs))
-        return _assemble(series, fitted.metric, fitted.spec, runs, record, fitted.guidance, None)
+        return _assemble(
+            series, fitted.metric, fitted.spec, runs, empty_record(len(runs)), packed, None
+        )
     runs = _run_models(series, fitted.model_names, fitted.params)
-    return _assemble(
-        series, fitted.metric, fitted.spec, runs, fitted.record, fitted.guidance, fitted
-    )
+    return _assemble(series, fitted.metric, fitted.spec, runs, fitted.record, packed, fitted)
+
+
+def _pack(mids: dict[pd.Period, tuple[pd.Period, float]]) -> tuple[tuple[int, int, float], ...]:
+    """(guided quarter, issuing quarter, midpoint) as ordinals: compact and hashable."""
+    return tuple((p.ordinal, i.ordinal, m) for p, (i, m) in sorted(mids.items()))
 
 
 def predictive(

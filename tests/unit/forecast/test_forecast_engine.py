@@ -106,3 +106,15 @@ def test_fitted_state_is_small_and_holds_no_model_objects(synthetic: pd.DataFram
     assert len(blob) < 8_000
     assert b"statsmodels" not in blob
     assert b"DataFrame" not in blob
+
+
+def test_update_takes_new_guidance_into_the_forecast(synthetic: pd.DataFrame) -> None:
+    fitted = fit(synthetic, metric="net_income")
+    guidance = pd.DataFrame(
+        {"issued_in_quarter": ["2023Q4"], "for_quarter": ["2024Q1"], "metric": ["net_income"],
+         "low": [2_000.0], "high": [2_200.0]}
+    )  # fmt: skip
+    updated = update(fitted, synthetic, guidance=guidance)
+    weights = {m.name: m.weight for m in forecast(updated).models}
+    assert weights["guidance"] > 0
+    assert forecast(updated).point > forecast(fitted).point
