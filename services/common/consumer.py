@@ -21,7 +21,7 @@ from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
 from services.common.streams import dead_letter, delivery_count
-from services.common.wire import UndecodableEntry, entry_body, printable_fields
+from services.common.wire import UndecodableEntryError, entry_body, printable_fields
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class Consumption:
     def decode(self, fields: dict[bytes, bytes]) -> Event | Rejection:
         try:
             body = entry_body(fields)
-        except UndecodableEntry as error:
+        except UndecodableEntryError as error:
             return Rejection(FailureReason.UNDECODABLE, str(error), "__data__")
         if len(body) > self.max_payload_bytes:
             limit = self.max_payload_bytes
@@ -124,11 +124,11 @@ class Consumption:
         await dead_letter(
             self.redis, self.streams.dead_letters, letter, max_length=self.dead_letter_max_length
         )
-        log.warning(
-            "dead-lettered %s entry %s: %s", self.stream, letter.entry_id, rejection.error
-        )
+        log.warning("dead-lettered %s entry %s: %s", self.stream, letter.entry_id, rejection.error)
 
-    async def _remember_failure(self, entry_id: bytes, event: Event, failure: BaseException) -> None:
+    async def _remember_failure(
+        self, entry_id: bytes, event: Event, failure: BaseException
+    ) -> None:
         message = f"{type(failure).__name__}: {failure}"
         await self.redis.hset(self.errors_key, entry_id, message)  # type: ignore[misc]
         log.error(

@@ -6,10 +6,10 @@ import os
 import socket
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from schemas.streams import DEFAULT_NAMESPACE
 

@@ -40,16 +40,16 @@ def entry_fields(event: Event) -> dict[str, str]:
     return {DATA_FIELD: event.model_dump_json()}
 
 
-class UndecodableEntry(ValueError):
+class UndecodableEntryError(ValueError):
     """A stream entry without the event field."""
 
 
 def entry_body(fields: Mapping[bytes, bytes]) -> bytes:
-    """The JSON body of an entry, or UndecodableEntry naming what is missing."""
+    """The JSON body of an entry, or UndecodableEntryError naming what is missing."""
     body = fields.get(B_DATA_FIELD)
     if body is None:
         present = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields)) or "none"
-        raise UndecodableEntry(f"{DATA_FIELD}: missing; the entry's fields are: {present}")
+        raise UndecodableEntryError(f"{DATA_FIELD}: missing; the entry's fields are: {present}")
     return body
 
 

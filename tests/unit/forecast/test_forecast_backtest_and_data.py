@@ -12,7 +12,7 @@ import pytest
 from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 
 pytestmark = pytest.mark.unit
-DATA = Path(__file__).resolve().parents[3] / "services" / "data"
+DATA = Path(__file__).resolve().parents[3] / "data"
 CORE = Path(__file__).resolve().parents[3] / "services" / "forecast" / "core"
 ALLOWED = {"numpy", "pandas", "scipy", "statsmodels", "services"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +11,8 @@ from numpy.testing import assert_allclose
 
 from services.forecast.core import forecast_company, load_guidance_csv, load_history_csv
 from services.forecast.core.data import guidance_frame
+
+DATA = Path(__file__).resolve().parents[3] / "data"
 
 pytestmark = pytest.mark.unit
 
@@ -50,8 +54,8 @@ def test_guided_metrics_are_forecast_as_well(synthetic: pd.DataFrame) -> None:
 
 
 def test_bundled_history_reconciles_for_the_guided_quarter() -> None:
-    history = load_history_csv("services/data/qfin_quarterly.csv")
-    guidance = load_guidance_csv("services/data/qfin_guidance.csv")
+    history = load_history_csv(str(DATA / "qfin_quarterly.csv"))
+    guidance = load_guidance_csv(str(DATA / "qfin_guidance.csv"))
     result = forecast_company(history, target="2024Q2", guidance=guidance)
     ni, ng = result["net_income"], result["non_gaap_net_income"]
     bands = ng.band_probabilities(low=1220.0, high=1280.0)

@@ -1,0 +1,219 @@
+"""The alerts worker: signals in, lifecycle decided, notices out on the durable alerts stream.
+
+The record and the notice are written in one MULTI, so a crash can neither send a notice
+twice nor lose one; a replayed signal finds the record already updated and sends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from schemas.alerts import AlertSignal
+from schemas.base import Event, utc_now
+from schemas.deadletter import DeadLetter, FailureReason
+from schemas.streams import Streams
+from services.alerts.lifecycle import (
+    AlertRecord,
+    InhibitRule,
+    Observation,
+    Silence,
+    decide,
+    fingerprint,
+    inhibited_by,
+    silenced_by,
+)
+from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
+from services.common.streams import dead_letter
+from services.common.wire import entry_fields
+from services.ingest.store import company_key
+
+PRODUCER = "guidepost-alerts"
+DEFAULT_INHIBIT_RULES = (
+    InhibitRule(
+        source={"kind": "guidance_revision", "state": "withdrawn"},
+        target={"kind": "band_check"},
+        equal=("company", "period", "subject"),
+    ),
+)
+
+
+class AlertService:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        streams: Streams,
+        repeat_interval: timedelta,
+        max_length: int,
+        rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+    ) -> None:
+        self._redis = redis
+        self._streams = streams
+        self._repeat_interval = repeat_interval
+        self._max_length = max_length
+        self._rules = tuple(rules)
+        self.silences = RedisSilenceStore(redis, streams)
+
+    async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            try:
+                await self.observe(_observation(event))  # type: ignore[arg-type]
+                outcomes.append(None)
+            except Exception as error:
+                outcomes.append(error)
+        return outcomes
+
+    async def observe(self, observation: Observation) -> None:
+        now = utc_now()
+        records = await self.records(observation.company)
+        record = records.get(observation.fingerprint)
+        silenced = silenced_by(observation.labels, await self.silences.all(), at=now)
+        firing = [r for r in records.values() if r.status == "firing"]
+        inhibited = inhibited_by(observation.labels, firing, self._rules)
+        decision = decide(
+            observation,
+            record,
+            now=now,
+            repeat_interval=self._repeat_interval,
+            silenced=silenced is not None,
+            inhibited=inhibited is not None,
+        )
+        if decision.record is None or decision.record == record:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            key = company_key(self._streams, observation.company, "alerts")
+            pipe.hset(key, observation.fingerprint, encode_record(decision.record))
+            if decision.notification is not None:
+                alert = alert_from_notification(decision.notification, producer=PRODUCER)
+                pipe.xadd(
+                    self._streams.alerts,
+                    entry_fields(alert),  # type: ignore[arg-type]
+                    maxlen=self._max_length,
+                    approximate=True,
+                )
+            await pipe.execute()
+
+    async def records(self, company: str) -> dict[str, AlertRecord]:
+        raw = await self._redis.hgetall(company_key(self._streams, company, "alerts"))  # type: ignore[misc]
+        return {_text(k): decode_record(v) for k, v in raw.items()}
+
+
+class RedisSilenceStore:
+    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
+        self._redis = redis
+        self._key = streams.key("silences")
+
+    async def add(self, silence: Silence) -> None:
+        document = {**asdict(silence), "matchers": dict(silence.matchers)}
+        await self._redis.hset(self._key, silence.id, json.dumps(document, default=str))  # type: ignore[misc]
+
+    async def all(self) -> list[Silence]:
+        raw = await self._redis.hgetall(self._key)  # type: ignore[misc]
+        return [_silence(json.loads(blob)) for blob in raw.values()]
+
+    async def expire(self, silence_id: str, *, at: datetime) -> bool:
+        silences = {s.id: s for s in await self.all()}
+        silence = silences.get(silence_id)
+        if silence is None:
+            return False
+        ended = Silence(
+            id=silence.id,
+            matchers=silence.matchers,
+            starts_at=min(silence.starts_at, at - timedelta(microseconds=1)),
+            ends_at=at,
+            created_by=silence.created_by,
+            comment=silence.comment,
+        )
+        await self.add(ended)
+        return True
+
+
+class WebhookDelivery:
+    """Reads the alerts stream with its own group and posts each notice to the sink."""
+
+    def __init__(self, *, redis: aioredis.Redis, streams: Streams, sink: AlertSink) -> None:
+        self._redis = redis
+        self._streams = streams
+        self._sink = sink
+
+    async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
+        for event in events:
+            try:
+                await self._sink.send([event])  # type: ignore[list-item]
+            except DeliveryFailed as failure:
+                await self._dead_letter(event, failure)
+        return [None] * len(events)
+
+    async def _dead_letter(self, event: Event, failure: DeliveryFailed) -> None:
+        letter = DeadLetter(
+            source_stream=self._streams.alerts,
+            entry_id=event.event_id,
+            group="webhook",
+            payload={"__data__": json.dumps(failure.payload)},
+            reason=FailureReason.DELIVERY_FAILED,
+            error=failure.last_error,
+            delivery_count=failure.attempts,
+            company=event.company,
+            event_id=event.event_id,
+        )
+        await dead_letter(self._redis, self._streams.dead_letters, letter, max_length=1_000_000)
+
+
+def _observation(signal: AlertSignal) -> Observation:
+    return Observation(
+        company=signal.company,
+        period=signal.period,
+        kind=signal.kind.value,
+        subject=signal.subject,
+        condition=signal.condition.value,
+        severity=signal.severity.value,
+        state=signal.state,
+        summary=signal.summary,
+        details=signal.details,
+        observed_at=signal.occurred_at,
+    )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+DATETIME_FIELDS = {"starts_at", "observed_at", "last_notified_at", "resolved_at"}
+
+
+def encode_record(record: AlertRecord) -> str:
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(record).items()}
+    )
+
+
+def decode_record(blob: bytes | str) -> AlertRecord:
+    document: dict[str, Any] = json.loads(blob)
+    known = {f.name for f in fields(AlertRecord)}
+    values: dict[str, Any] = {
+        k: datetime.fromisoformat(v) if k in DATETIME_FIELDS and v else v
+        for k, v in document.items()
+        if k in known
+    }
+    return AlertRecord(**values)
+
+
+def _silence(document: dict[str, Any]) -> Silence:
+    return Silence(
+        id=document["id"],
+        matchers=document["matchers"],
+        starts_at=datetime.fromisoformat(document["starts_at"]),
+        ends_at=datetime.fromisoformat(document["ends_at"]),
+        created_by=document["created_by"],
+        comment=document["comment"],
+    )
+
+
+__all__ = ["AlertService", "RedisSilenceStore", "WebhookDelivery", "fingerprint"]

@@ -1,0 +1,165 @@
+"""The composition root: `create_app(settings)` builds broker, adapters and workers.
+
+Nothing connects at import or construction time; the FastStream app's start-up hook creates
+the consumer groups (at the start of each stream) before any subscriber reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+from faststream import FastStream
+from faststream.redis import RedisBroker
+
+from schemas.alerts import Alert, AlertSignal
+from schemas.base import Event
+from schemas.forecasts import ForecastUpdated
+from schemas.guidance import GuidanceIssued
+from schemas.history import HistoryUpdated
+from schemas.metrics import MetricReported
+from schemas.results import ResultsPublished
+from schemas.streams import Groups, Streams
+from services.alerts.service import AlertService, WebhookDelivery
+from services.alerts.webhook import WebhookSink
+from services.common.consumer import Apply, Consumption
+from services.common.redis import create_broker, create_redis
+from services.common.settings import Service, WorkerSettings
+from services.common.streams import backlog, ensure_group
+from services.common.subscribe import subscribe
+from services.forecast.service import ForecastService
+from services.guidance.service import GuidanceService
+from services.ingest.guidance_store import RedisGuidanceStore
+from services.ingest.service import IngestService
+from services.ingest.store import RedisHistoryStore
+
+WEBHOOK_GROUP = "webhook"
+
+
+@dataclass
+class Workers:
+    """What one process runs; the demo and tests reach its parts through this."""
+
+    settings: WorkerSettings
+    redis: aioredis.Redis
+    broker: RedisBroker
+    streams: Streams
+    consumptions: list[Consumption] = field(default_factory=list)
+    forecast: ForecastService | None = None
+    alerts: AlertService | None = None
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def ensure_groups(self) -> None:
+        for consumption in self.consumptions:
+            await ensure_group(self.redis, consumption.stream, consumption.group)
+
+    def start_background(self) -> None:
+        self.stop.clear()
+        if self.forecast is not None:
+            self.background.append(asyncio.create_task(self.forecast.run(self.stop)))
+
+    async def stop_background(self) -> None:
+        self.stop.set()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.background.clear()
+
+    async def is_idle(self) -> bool:
+        """No entry waiting or pending in any group, and no refit due."""
+        streams = {c.stream for c in self.consumptions}
+        dirty = await self.forecast.pending() if self.forecast else 0
+        return dirty == 0 and await backlog(self.redis, streams) == 0
+
+
+def build_workers(settings: WorkerSettings, *, redis: aioredis.Redis | None = None) -> Workers:
+    redis = redis or create_redis(settings)
+    streams = Streams(settings.namespace)
+    workers = Workers(settings, redis, create_broker(settings), streams)
+    history = RedisHistoryStore(redis, streams)
+    guidance = RedisGuidanceStore(redis, streams)
+    common = {"redis": redis, "streams": streams, "max_length": settings.stream_max_length}
+    if Service.INGEST in settings.services:
+        ingest = IngestService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
+        for stream, event_type in (
+            (streams.results, ResultsPublished),
+            (streams.metrics, MetricReported),
+            (streams.guidance, GuidanceIssued),
+        ):
+            _consume(workers, stream, Groups.INGEST, event_type, ingest.apply_all)
+    if Service.FORECAST in settings.services:
+        workers.forecast = ForecastService(
+            history=history,
+            guidance=guidance,
+            coalesce_ms=settings.coalesce_ms,
+            **common,  # type: ignore[arg-type]
+        )
+        _consume(
+            workers, streams.history, Groups.FORECAST, HistoryUpdated, workers.forecast.mark_all
+        )
+    if Service.GUIDANCE in settings.services:
+        checker = GuidanceService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
+        _consume(
+            workers, streams.forecasts, Groups.GUIDANCE, ForecastUpdated, checker.apply_forecasts
+        )
+        _consume(workers, streams.history, Groups.GUIDANCE, HistoryUpdated, checker.apply_history)
+    if Service.ALERTS in settings.services:
+        repeat = timedelta(seconds=settings.alert_repeat_interval_s)
+        workers.alerts = AlertService(repeat_interval=repeat, **common)  # type: ignore[arg-type]
+        _consume(workers, streams.signals, Groups.ALERTS, AlertSignal, workers.alerts.apply_all)
+        if settings.webhook_url is not None:
+            sink = WebhookSink(
+                url=str(settings.webhook_url),
+                secret=settings.webhook_secret,
+                max_attempts=settings.webhook_max_attempts,
+            )
+            delivery = WebhookDelivery(redis=redis, streams=streams, sink=sink)
+            _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, delivery.deliver_all)
+    for consumption in workers.consumptions:
+        subscribe(workers.broker, consumption, settings)
+    return workers
+
+
+def _consume(
+    workers: Workers, stream: str, group: str, event_type: type[Event], apply: Apply
+) -> None:
+    workers.consumptions.append(
+        Consumption(
+            redis=workers.redis,
+            streams=workers.streams,
+            stream=stream,
+            group=group,
+            event_type=event_type,
+            apply=apply,
+            max_deliveries=workers.settings.max_deliveries,
+            max_payload_bytes=workers.settings.max_payload_bytes,
+        )
+    )
+
+
+def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None) -> FastStream:
+    """The FastStream application for `guidepost run`."""
+    workers = build_workers(settings, redis=redis)
+    app = FastStream(workers.broker)
+    app.on_startup(workers.ensure_groups)
+    app.after_startup(workers.start_background)
+    app.on_shutdown(workers.stop_background)
+    app.context.set_global("workers", workers)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def running(workers: Workers):  # type: ignore[no-untyped-def]
+    """Run the workers in this event loop (demo, tests) until the block exits."""
+    await workers.ensure_groups()
+    await workers.broker.start()
+    workers.start_background()
+    try:
+        yield workers
+    finally:
+        await workers.stop_background()
+        await workers.broker.stop()

@@ -1,0 +1,87 @@
+"""Stored facts at native frequency → one quarterly frame for the numerical core.
+
+Daily or monthly values become quarters by the metric's kind: flows are summed, stocks and
+point-in-time rates take the last value, in-period rates are averaged (weighted by the
+registry's weight metric where there is one). A quarter whose sub-periods are incomplete is
+reported as partial. A quarterly figure reported as such always wins over an aggregate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from schemas.periods import Frequency, Quarter, frequency_of, period_end, quarter_of
+from schemas.registry import Aggregation, metric_spec
+
+Observation = tuple[str, str, float]  # metric, period, value in the model's unit
+
+
+@dataclass(frozen=True)
+class QuarterlyHistory:
+    frame: pd.DataFrame  # PeriodIndex (Q-DEC) named 'period', one float column per metric
+    partial: frozenset[tuple[str, str]]  # (metric, quarter) aggregated from incomplete data
+
+
+def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
+    direct: dict[tuple[str, Quarter], float] = {}
+    finer: dict[tuple[str, Quarter], list[tuple[str, float]]] = defaultdict(list)
+    for metric, period, value in observations:
+        if frequency_of(period) is Frequency.FISCAL_YEAR:
+            continue
+        quarter = quarter_of(period)
+        if frequency_of(period) is Frequency.QUARTER:
+            direct[(metric, quarter)] = value
+        else:
+            finer[(metric, quarter)].append((period, value))
+    values = dict(direct)
+    partial: set[tuple[str, str]] = set()
+    for (metric, quarter), points in finer.items():
+        if (metric, quarter) in direct:
+            continue
+        values[(metric, quarter)] = _aggregate(metric, quarter, sorted(points), finer)
+        if not _complete(quarter, [period for period, _ in points]):
+            partial.add((metric, str(quarter)))
+    return QuarterlyHistory(_frame(values), frozenset(partial))
+
+
+def _aggregate(
+    metric: str,
+    quarter: Quarter,
+    points: list[tuple[str, float]],
+    finer: dict[tuple[str, Quarter], list[tuple[str, float]]],
+) -> float:
+    spec = metric_spec(metric)
+    numbers = [value for _, value in points]
+    if spec.aggregation is Aggregation.SUM:
+        return sum(numbers)
+    if spec.aggregation is Aggregation.LAST:
+        return numbers[-1]
+    weights = dict(finer.get((spec.weight_metric, quarter), [])) if spec.weight_metric else {}
+    paired = [(value, weights.get(period)) for period, value in points]
+    if spec.aggregation is Aggregation.WEIGHTED_MEAN and all(w for _, w in paired):
+        total = sum(w for _, w in paired if w)
+        return sum(value * (w or 0.0) for value, w in paired) / total
+    return sum(numbers) / len(numbers)
+
+
+def _complete(quarter: Quarter, periods: list[str]) -> bool:
+    """Months: all three present. Days: the last day of the quarter is covered."""
+    if all(frequency_of(p) is Frequency.MONTH for p in periods):
+        return set(quarter.months) <= set(periods)
+    return max(period_end(p) for p in periods) >= quarter.end
+
+
+def _frame(values: dict[tuple[str, Quarter], float]) -> pd.DataFrame:
+    if not values:
+        return pd.DataFrame(index=pd.PeriodIndex([], freq="Q-DEC", name="period"))
+    quarters = sorted({quarter for _, quarter in values})
+    first, last = quarters[0], quarters[-1]
+    span = pd.period_range(str(first), str(last), freq="Q-DEC", name="period")
+    frame = pd.DataFrame(index=span, dtype=float)
+    for (metric, quarter), value in values.items():
+        frame.loc[pd.Period(str(quarter), freq="Q-DEC"), metric] = value
+    return frame.sort_index(axis=1)

@@ -1,0 +1,400 @@
+"""The forecast worker: history changes mark a company dirty; a refit loop coalesces bursts.
+
+Marking is the durable effect of a `HistoryUpdated` (so it is acknowledged at once); the loop
+refits each dirty company after a quiet window, publishes `ForecastUpdated` and `TrendUpdated`,
+and clears the mark only if no new change arrived meanwhile. A crash mid-refit leaves the mark,
+so another worker refits it: nothing is lost, and identical inputs give identical event ids.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pandas as pd
+import redis.asyncio as aioredis
+
+from schemas.alerts import AlertKind, AlertSignal, Condition, Severity
+from schemas.base import Event
+from schemas.deadletter import DeadLetter, FailureReason
+from schemas.forecasts import (
+    ChangePointFound,
+    DriverEffect,
+    ForecastUpdated,
+    ModelContribution,
+    QuantilePoint,
+    TrendUpdated,
+    TrendVerdict,
+)
+from schemas.money import Scale
+from schemas.periods import Quarter
+from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
+from schemas.streams import Streams
+from services.common.streams import dead_letter, publish
+from services.forecast.assemble import QuarterlyHistory, assemble
+from services.forecast.core import ForecastSpec, MetricForecast, forecast_company
+from services.forecast.trends import TrendResult, TrendSpec, fit_trend
+from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
+from services.ingest.service import derived_id
+from services.ingest.store import FactVersion, RedisHistoryStore, company_key, latest_as_of
+
+log = logging.getLogger(__name__)
+PRODUCER = "guidepost-forecast"
+MODEL_SCALE = Scale.MILLIONS  # the core sees money in millions of the company's currency
+CLEAR_IF_UNCHANGED = """
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1]); return 1
+end
+return 0
+"""
+
+
+class ForecastService:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        streams: Streams,
+        history: RedisHistoryStore,
+        guidance: RedisGuidanceStore,
+        coalesce_ms: int,
+        max_length: int,
+        spec: ForecastSpec = ForecastSpec(),
+        max_failures: int = 5,
+    ) -> None:
+        self._max_failures = max_failures
+        self._redis = redis
+        self._streams = streams
+        self._history = history
+        self._guidance = guidance
+        self._coalesce_ms = coalesce_ms
+        self._max_length = max_length
+        self._spec = spec
+        self._clear = redis.register_script(CLEAR_IF_UNCHANGED)
+
+    @property
+    def dirty_key(self) -> str:
+        return self._streams.key("forecast", "dirty")
+
+    @property
+    def generation_key(self) -> str:
+        return self._streams.key("forecast", "generation")
+
+    async def mark_all(self, events: Sequence[Event]) -> list[BaseException | None]:
+        """Durably note that each event's company needs a refit (first mark sets the clock)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for event in events:
+                pipe.zadd(self.dirty_key, {event.company: time.time()}, nx=True)
+                pipe.hincrby(self.generation_key, event.company, 1)
+            await pipe.execute()
+        return [None] * len(events)
+
+    async def pending(self) -> int:
+        return int(await self._redis.zcard(self.dirty_key))
+
+    async def run(self, stop: asyncio.Event, *, poll_s: float = 0.05) -> None:
+        while not stop.is_set():
+            try:
+                refitted = await self.refit_due()
+            except Exception:
+                log.exception("refit loop failed; retrying")
+                refitted = 0
+            if not refitted:
+                await _wait(stop, poll_s)
+
+    async def refit_due(self) -> int:
+        due_before = time.time() - self._coalesce_ms / 1000
+        due = await self._redis.zrangebyscore(self.dirty_key, "-inf", due_before, start=0, num=16)
+        for member in due:
+            company = _text(member)
+            generation = await self._redis.hget(self.generation_key, company)  # type: ignore[misc]
+            if not await self._refit_guarded(company):
+                continue
+            keys = [self.dirty_key, self.generation_key]
+            await self._clear(keys=keys, args=[company, _text(generation or b"")])
+        return len(due)
+
+    @property
+    def failures_key(self) -> str:
+        return self._streams.key("forecast", "failures")
+
+    async def _refit_guarded(self, company: str) -> bool:
+        """Refit; after `max_failures` failed attempts, dead-letter the refit and move on."""
+        try:
+            await self.refit(company)
+        except Exception as error:
+            attempts = int(await self._redis.hincrby(self.failures_key, company, 1))  # type: ignore[misc]
+            log.exception("refit of %s failed (attempt %d)", company, attempts)
+            if attempts < self._max_failures:
+                return False
+            await self._give_up(company, error, attempts)
+        await self._redis.hdel(self.failures_key, company)  # type: ignore[misc]
+        return True
+
+    async def _give_up(self, company: str, error: Exception, attempts: int) -> None:
+        letter = DeadLetter(
+            source_stream=self._streams.history,
+            entry_id="refit",
+            group="forecast",
+            payload={"company": company},
+            reason=FailureReason.HANDLER_FAILED,
+            error=f"refit failed {attempts} times: {type(error).__name__}: {error}",
+            delivery_count=attempts,
+            company=company,
+        )
+        await dead_letter(
+            self._redis, self._streams.dead_letters, letter, max_length=self._max_length
+        )
+
+    async def refit(self, company: str) -> None:
+        versions = latest_as_of(await self._history.versions(company), None)
+        guidance = await self._guidance.all(company)
+        currency = _currency(versions)
+        history = assemble(_observations(versions))
+        forecasts = self.forecasts(company, history, guidance, currency, versions)
+        trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
+        await self._save(company, forecasts, trends)
+        signals = [_trend_signal(trend) for trend in trends]
+        await publish(self._redis, self._streams.forecasts, forecasts, max_length=self._max_length)
+        await publish(self._redis, self._streams.trends, trends, max_length=self._max_length)
+        await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+
+    def forecasts(
+        self,
+        company: str,
+        history: QuarterlyHistory,
+        guidance: list[GuidanceVersion],
+        currency: str,
+        versions: list[FactVersion],
+    ) -> list[ForecastUpdated]:
+        target = next_target(history.frame)
+        if target is None:
+            return []
+        guidance_frame = guidance_table(guidance)
+        results = forecast_company(
+            history.frame, target=target, guidance=guidance_frame, spec=self._spec
+        )
+        as_of = max(v.known_at for v in versions)
+        digest = _digest(history.frame, guidance_frame)
+        return [
+            _forecast_event(company, result, currency=currency, as_of=as_of, digest=digest)
+            for result in results.values()
+            if metric_spec(result.metric).unit is Unit.MONEY
+        ]
+
+    def trend(self, company: str, history: QuarterlyHistory, metric: str) -> TrendUpdated | None:
+        if metric not in history.frame.columns or history.frame[metric].notna().sum() < 2:
+            return None
+        spec = TrendSpec(higher_is_worse=metric_spec(metric).higher_is_worse)
+        result = fit_trend(history.frame[metric], metric=metric, spec=spec)
+        if result.verdict == TrendVerdict.INSUFFICIENT_DATA.value:
+            return None  # too few points for a trend; nothing to publish yet
+        return _trend_event(company, result)
+
+    async def _save(
+        self, company: str, forecasts: list[ForecastUpdated], trends: list[TrendUpdated]
+    ) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            for forecast in forecasts:
+                key = company_key(self._streams, company, "forecasts")
+                pipe.hset(key, f"{forecast.metric}|{forecast.period}", forecast.model_dump_json())
+            for trend in trends:
+                pipe.hset(
+                    company_key(self._streams, company, "trends"),
+                    trend.metric,
+                    trend.model_dump_json(),
+                )
+            await pipe.execute()
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def next_target(frame: pd.DataFrame) -> str | None:
+    """The quarter after the last one with reported net income (or any reported quarter)."""
+    column = "net_income" if "net_income" in frame.columns else None
+    observed = frame[column].dropna() if column else frame.dropna(how="all")
+    if observed.empty:
+        return None
+    return str(Quarter.parse(str(observed.index[-1])).next())
+
+
+def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
+    """Guidance in the core's columns, money in millions (withdrawn statements left out)."""
+    rows = [
+        {
+            "issued_in_quarter": v.issued_in_period or v.period,
+            "for_quarter": v.period,
+            "metric": v.metric,
+            "low": _millions(v.low),
+            "high": _millions(v.high),
+            "yoy_low_pct": float(v.yoy_low_pct) if v.yoy_low_pct else float("nan"),
+            "yoy_high_pct": float(v.yoy_high_pct) if v.yoy_high_pct else float("nan"),
+        }
+        for v in guidance
+        if v.status == "issued" and v.low is not None and v.high is not None
+    ]
+    columns = [
+        "issued_in_quarter",
+        "for_quarter",
+        "metric",
+        "low",
+        "high",
+        "yoy_low_pct",
+        "yoy_high_pct",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _millions(value: str | None) -> float:
+    return float(Decimal(value) / MODEL_SCALE.factor) if value is not None else float("nan")
+
+
+def _observations(versions: list[FactVersion]) -> list[tuple[str, str, float]]:
+    return [(v.metric, v.period, _model_value(v)) for v in versions if _known_metric(v.metric)]
+
+
+def _known_metric(metric: str) -> bool:
+    try:
+        metric_spec(metric)
+    except KeyError:
+        return False
+    return True
+
+
+def _model_value(version: FactVersion) -> float:
+    if metric_spec(version.metric).unit is Unit.MONEY:
+        return float(version.value / MODEL_SCALE.factor)
+    return float(version.value)
+
+
+def _currency(versions: list[FactVersion]) -> str:
+    currencies = {v.currency for v in versions if v.currency}
+    if len(currencies) > 1:
+        raise ValueError(f"history mixes currencies {sorted(currencies)}; convert before ingest")
+    return currencies.pop() if currencies else "CNY"
+
+
+def _digest(frame: pd.DataFrame, guidance: pd.DataFrame) -> str:
+    payload = frame.to_json(double_precision=10) + guidance.to_json(double_precision=10)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def _money(value: float) -> Decimal:
+    return Decimal(repr(round(value, 3)))
+
+
+def _forecast_event(
+    company: str, result: MetricForecast, *, currency: str, as_of: str, digest: str
+) -> ForecastUpdated:
+    return ForecastUpdated(
+        event_id=derived_id(company, "forecast", result.metric, result.target, digest),
+        company=company,
+        producer=PRODUCER,
+        metric=result.metric,
+        period=result.target,
+        basis=metric_spec(result.metric).basis,
+        currency=currency,
+        scale=MODEL_SCALE,
+        point=_money(result.point),
+        lo80=_money(result.lo80),
+        hi80=_money(result.hi80),
+        lo95=_money(result.lo95),
+        hi95=_money(result.hi95),
+        quantiles=tuple(QuantilePoint(probability=p, value=_money(v)) for p, v in result.quantiles),
+        models=tuple(
+            ModelContribution(
+                name=m.name,
+                weight=min(max(m.weight, 0.0), 1.0),
+                mape=_finite(m.mape),
+                mase=_finite(m.mase),
+                n_backtest=m.n,
+            )
+            for m in result.models
+        ),
+        drivers=tuple(
+            DriverEffect(name=d.name, value=d.value, effect=d.effect) for d in result.drivers
+        ),
+        n_obs=result.n_obs,
+        method=result.method[:200],
+        as_of=datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+        inputs_digest=digest,
+    )
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return max(value, 0.0)
+
+
+def _trend_event(company: str, result: TrendResult) -> TrendUpdated:
+    payload = json.dumps([result.last_period, result.level, result.slope, result.n_obs])
+    return TrendUpdated(
+        event_id=derived_id(company, "trend", result.metric, payload),
+        company=company,
+        producer=PRODUCER,
+        metric=result.metric,
+        last_period=result.last_period,
+        n_obs=result.n_obs,
+        level_pct=result.level,
+        slope_pct_points=result.slope,
+        slope_lo=result.slope_lo,
+        slope_hi=result.slope_hi,
+        mann_kendall_tau=result.mann_kendall_tau,
+        mann_kendall_p=result.mann_kendall_p,
+        change_points=tuple(
+            ChangePointFound(period=c.period, direction=c.direction, shift_pct_points=c.shift)
+            for c in result.change_points
+        ),
+        verdict=TrendVerdict(result.verdict),
+        confidence=result.confidence,
+        next_period=result.next_period,
+        next_forecast_pct=result.next_forecast,
+        next_lo_pct=result.next_lo,
+        next_hi_pct=result.next_hi,
+    )
+
+
+def _trend_signal(trend: TrendUpdated) -> AlertSignal:
+    deteriorating = trend.verdict is TrendVerdict.DETERIORATING
+    return AlertSignal(
+        event_id=derived_id(trend.event_id, "signal"),
+        company=trend.company,
+        producer=PRODUCER,
+        kind=AlertKind.DELINQUENCY_TREND,
+        period=trend.last_period,
+        subject=trend.metric,
+        condition=Condition.FIRING if deteriorating else Condition.CLEAR,
+        severity=Severity.WARNING if deteriorating else Severity.INFO,
+        state=trend.verdict.value,
+        summary=(
+            f"{trend.company} {trend.metric} is {trend.verdict.value} "
+            f"(level {trend.level_pct:.2f}%, slope {trend.slope_pct_points:+.2f} pp per period, "
+            f"Mann-Kendall p={trend.mann_kendall_p:.3f}, confidence {trend.confidence:.0%}); "
+            f"next period {trend.next_forecast_pct:.2f}% "
+            f"[{trend.next_lo_pct:.2f}, {trend.next_hi_pct:.2f}]."
+        ),
+        details={
+            "level_pct": trend.level_pct,
+            "slope_pct_points": trend.slope_pct_points,
+            "slope_ci": [trend.slope_lo, trend.slope_hi],
+            "mann_kendall_p": trend.mann_kendall_p,
+            "confidence": trend.confidence,
+            "change_points": [c.period for c in trend.change_points],
+        },
+        cause_event_id=trend.event_id,
+    )
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
