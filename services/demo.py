@@ -144,7 +144,7 @@ async def collect(workers: Workers, company: str, report: DemoReport) -> None:
 
 async def read_alerts(workers: Workers) -> list[Alert]:
     """What a subscriber with its own consumer group received."""
-    entries: list[Any] = await workers.redis.xreadgroup(
+    entries: Any = await workers.redis.xreadgroup(
         Groups.REPORT, "demo", {workers.streams.alerts: ">"}, count=10_000
     )
     alerts = []

@@ -1,0 +1,440 @@
+"""The `guidepost` command. Each command builds its settings here and passes them down."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from schemas.streams import Streams
+from services.common.logging import configure_logging
+from services.common.settings import RedisSettings, WorkerSettings
+
+T = TypeVar("T")
+app = typer.Typer(
+    help="Guidepost: forecasts of company results against their guidance.", no_args_is_help=True
+)
+alerts_app = typer.Typer(help="Read the alerts stream.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
+silence_app = typer.Typer(help="Mute matching alerts for a while.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event contracts.", no_args_is_help=True)
+app.add_typer(alerts_app, name="alerts")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(silence_app, name="silence")
+app.add_typer(schemas_app, name="schemas")
+console = Console()
+errors = Console(stderr=True)
+
+RedisUrl = Annotated[str | None, typer.Option("--redis-url", help="Overrides GUIDEPOST_REDIS_URL.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _settings(cls: type[T], redis_url: str | None, **overrides: Any) -> T:
+    values = {k: v for k, v in {"redis_url": redis_url, **overrides}.items() if v is not None}
+    return cls(**values)
+
+
+def _run(coroutine: Awaitable[T]) -> T:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+@app.command()
+def demo(
+    redis_url: RedisUrl = None,
+    out: Annotated[Path | None, typer.Option(help="Also write report.json here.")] = None,
+    json_output: JsonFlag = False,
+    data_dir: Annotated[Path | None, typer.Option(help="Bundled inputs (demo.json).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 600,
+) -> None:
+    """Run every worker on the bundled history and announcement, then report."""
+    from services.demo_cli import run_demo_command
+
+    raise typer.Exit(run_demo_command(redis_url, out, json_output, data_dir, timeout))
+
+
+@app.command()
+def run(
+    services: Annotated[
+        str | None, typer.Option(help="Comma list: ingest,forecast,guidance,alerts.")
+    ] = None,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Run workers (all by default) until interrupted."""
+    from services.app import create_app
+
+    settings = _settings(WorkerSettings, redis_url, services=services)
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    _run(create_app(settings).run())
+
+
+@app.command()
+def publish(
+    file: Annotated[
+        Path, typer.Argument(help='JSON lines: {"stream": ..., "event": {...}}.', exists=True)
+    ],
+    redis_url: RedisUrl = None,
+) -> None:
+    """Validate every line first; publish only if all are valid."""
+    from services.common.publishing import publish_events, read_jsonl
+
+    events, problems = read_jsonl(file)
+    for problem in problems:
+        errors.print(f"[red]{file.name} {problem}[/red]")
+    if problems:
+        errors.print(f"{len(problems)} invalid line(s); nothing was published.")
+        raise typer.Exit(1)
+    count = _run(publish_events(_settings(RedisSettings, redis_url), events))
+    console.print(f"published {count} event(s)")
+
+
+@app.command()
+def backfill(
+    history: Annotated[Path, typer.Option(help="Quarterly history CSV.", exists=True)],
+    company: Annotated[str, typer.Option(help="The company the CSV describes.")],
+    guidance: Annotated[Path | None, typer.Option(help="Guidance CSV.", exists=True)] = None,
+    until: Annotated[str | None, typer.Option(help="Last quarter to publish, e.g. 2024Q1.")] = None,
+    currency: Annotated[str, typer.Option(help="Currency of the CSV's money columns.")] = "CNY",
+    scale: Annotated[str, typer.Option(help="Scale of the CSV's money columns.")] = "millions",
+    reporting_lag_days: Annotated[int, typer.Option(help="Days from quarter end to release.")] = 50,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Turn the history CSV format into events, known as of each quarter's release."""
+    from schemas.money import Scale
+    from services.common.publishing import publish_events
+    from services.ingest.backfill import CsvUnits, guidance_events, history_events
+
+    units = CsvUnits(currency, Scale(scale), reporting_lag_days)
+    console.print(f"money columns read as {units.currency} {units.scale.value}")
+    events = list(history_events(history, company=company, units=units, until=until))
+    if guidance is not None:
+        events += guidance_events(guidance, company=company, units=units, until=until)
+    settings = _settings(RedisSettings, redis_url)
+    for start in track(range(0, len(events), 200), description="publishing"):
+        _run(publish_events(settings, events[start : start + 200]))
+    console.print(f"published {len(events)} event(s) for {company}")
+
+
+@app.command()
+def backtest(
+    history: Annotated[Path, typer.Option(help="Quarterly history CSV.", exists=True)],
+    guidance: Annotated[Path | None, typer.Option(help="Guidance CSV.", exists=True)] = None,
+    start: Annotated[str | None, typer.Option(help="First quarter to forecast.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="Metric(s); default net income and non-GAAP.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Rolling-origin backtest, one quarter ahead, no broker needed."""
+    from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
+
+    frame = load_history_csv(history)
+    table = load_guidance_csv(guidance) if guidance else None
+    metrics = tuple(metric) if metric else ("net_income", "non_gaap_net_income")
+    report = run_backtest(frame, guidance=table, metrics=metrics, start=start).to_dict()
+    if json_output:
+        print(json.dumps(report, indent=2))
+        return
+    _print_backtest(report)
+
+
+def _print_backtest(report: dict[str, Any]) -> None:
+    table = Table(title="Out-of-sample, one quarter ahead")
+    for column in (
+        "metric",
+        "mape",
+        "mase",
+        "coverage80",
+        "coverage95",
+        "naive_mape",
+        "drift_mape",
+    ):
+        table.add_column(column)
+    for name, summary in report["summary"].items():
+        table.add_row(
+            name,
+            *(
+                _fmt(summary.get(k))
+                for k in ("mape", "mase", "coverage80", "coverage95", "naive_mape", "drift_mape")
+            ),
+        )
+    console.print(table)
+
+
+def _fmt(value: Any) -> str:
+    return "–" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def history(
+    company: Annotated[str, typer.Option(help="Company identifier.")],
+    period: Annotated[str | None, typer.Option(help="Only this period.")] = None,
+    as_of: Annotated[
+        datetime | None, typer.Option("--as-of", help="As known at this time (UTC).")
+    ] = None,
+    json_output: JsonFlag = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Stored values with their versions, as known at --as-of."""
+    from services import ops
+
+    versions = _with_redis(
+        redis_url, lambda r, s: ops.history(r, s, company=company, period=period)
+    )
+    cutoff = (
+        as_of.replace(tzinfo=as_of.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if as_of
+        else None
+    )
+    rows = [v for v in versions if cutoff is None or v.known_at <= cutoff]
+    latest = {(v.metric, v.period): v for v in rows}
+    if json_output:
+        print(json.dumps([_version_json(v, latest) for v in rows], indent=2))
+        return
+    table = Table(title=f"{company} history" + (f" as of {cutoff}" if cutoff else ""))
+    for column in ("metric", "period", "value", "currency", "known at", "event", "current"):
+        table.add_column(column)
+    for v in rows:
+        table.add_row(
+            v.metric,
+            v.period,
+            f"{v.value:,}",
+            v.currency or "",
+            v.known_at,
+            v.event_id[:12],
+            "✓" if latest[(v.metric, v.period)] is v else "",
+        )
+    console.print(table)
+
+
+def _version_json(version: Any, latest: dict[Any, Any]) -> dict[str, Any]:
+    return {
+        "metric": version.metric,
+        "period": version.period,
+        "value": str(version.value),
+        "precision": str(version.precision),
+        "currency": version.currency,
+        "known_at": version.known_at,
+        "event_id": version.event_id,
+        "current": latest[(version.metric, version.period)] is version,
+    }
+
+
+def _with_redis(redis_url: str | None, action: Callable[[Any, Streams], Awaitable[T]]) -> T:
+    from services.common.redis import create_redis
+
+    settings = _settings(RedisSettings, redis_url)
+
+    async def go() -> T:
+        redis = create_redis(settings)
+        try:
+            return await action(redis, Streams(settings.namespace))
+        finally:
+            await redis.aclose()
+
+    return _run(go())
+
+
+@alerts_app.command("tail")
+def alerts_tail(
+    json_output: JsonFlag = False,
+    count: Annotated[int | None, typer.Option(help="Stop after this many alerts.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    from_beginning: Annotated[bool, typer.Option(help="Replay the stream from its start.")] = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Show alerts as they arrive (without taking them from any subscriber)."""
+    from services import ops
+
+    async def go(redis: Any, streams: Streams) -> None:
+        tail = ops.tail_alerts(
+            redis, streams, count=count, timeout_s=timeout, from_beginning=from_beginning
+        )
+        async for alert in tail:
+            if json_output:
+                print(alert.model_dump_json(), flush=True)
+            else:
+                colour = {"critical": "red", "warning": "yellow"}.get(alert.severity.value, "cyan")
+                status = f"[{colour}]{alert.status.value:8}[/{colour}]"
+                console.print(f"{status} {alert.kind.value:20} {alert.summary}")
+
+    _with_redis(redis_url, go)
+
+
+@dlq_app.command("list")
+def dlq_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
+    """Every dead letter with its reason."""
+    from services import ops
+
+    letters = _with_redis(redis_url, ops.dead_letters)
+    if json_output:
+        print(
+            json.dumps(
+                [{"id": s.entry_id, **s.letter.model_dump(mode="json")} for s in letters], indent=2
+            )
+        )
+        return
+    table = Table(title=f"{len(letters)} dead letter(s)")
+    for column in ("id", "stream", "reason", "deliveries", "error"):
+        table.add_column(column)
+    for s in letters:
+        table.add_row(
+            s.entry_id,
+            s.letter.source_stream,
+            s.letter.reason.value,
+            str(s.letter.delivery_count),
+            s.letter.error,
+        )
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    entry_id: Annotated[str | None, typer.Option("--id", help="One dead letter's id.")] = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Send dead letters back to their streams, through the normal validation."""
+    from services import ops
+
+    if (entry_id is None) == (not all_letters):
+        errors.print("give exactly one of --id ID or --all")
+        raise typer.Exit(2)
+
+    async def go(redis: Any, streams: Streams) -> int:
+        letters = await ops.dead_letters(redis, streams)
+        chosen = letters if all_letters else [s for s in letters if s.entry_id == entry_id]
+        if not chosen:
+            errors.print(f"no dead letter with id {entry_id}")
+            raise typer.Exit(1)
+        return await ops.replay(redis, streams, chosen)
+
+    console.print(f"replayed {_with_redis(redis_url, go)} dead letter(s)")
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    before: Annotated[datetime, typer.Option(help="Delete letters older than this time (UTC).")],
+    redis_url: RedisUrl = None,
+) -> None:
+    """Delete old dead letters."""
+    from services import ops
+
+    moment = before if before.tzinfo else before.replace(tzinfo=UTC)
+    purged = _with_redis(redis_url, lambda r, s: ops.purge(r, s, before=moment))
+    console.print(f"purged {purged} dead letter(s)")
+
+
+@silence_app.command("add")
+def silence_add(
+    match: Annotated[list[str], typer.Option(help="label=value (glob allowed); repeat for more.")],
+    duration: Annotated[str, typer.Option(help="e.g. 90m, 2h, 1d.")] = "2h",
+    comment: Annotated[str, typer.Option(help="Why.")] = "",
+    created_by: Annotated[str, typer.Option(help="Who.")] = "cli",
+    redis_url: RedisUrl = None,
+) -> None:
+    """Mute alerts matching every --match until the silence expires."""
+    from uuid import uuid4
+
+    from services.alerts.service import RedisSilenceStore
+    from services.alerts.silences import SilenceError, build_silence
+
+    try:
+        silence = build_silence(
+            silence_id=uuid4().hex[:12],
+            matches=match,
+            duration=duration,
+            comment=comment,
+            created_by=created_by,
+            now=datetime.now(UTC),
+        )
+    except (SilenceError, ValueError) as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from None
+    _with_redis(redis_url, lambda r, s: RedisSilenceStore(r, s).add(silence))
+    console.print(f"silence {silence.id} until {silence.ends_at.isoformat()}")
+
+
+@silence_app.command("list")
+def silence_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
+    """Silences, active and expired."""
+    from services.alerts.service import RedisSilenceStore
+
+    silences = _with_redis(redis_url, lambda r, s: RedisSilenceStore(r, s).all())
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": s.id,
+            "matchers": dict(s.matchers),
+            "starts_at": s.starts_at.isoformat(),
+            "ends_at": s.ends_at.isoformat(),
+            "active": s.is_active(at=now),
+            "comment": s.comment,
+        }
+        for s in silences
+    ]
+    if json_output:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        status = "active " if row["active"] else "expired"
+        console.print(f"{row['id']}  {status}  until {row['ends_at']}  {row['matchers']}")
+
+
+@silence_app.command("expire")
+def silence_expire(
+    silence_id: Annotated[str, typer.Argument(help="The silence's id.")], redis_url: RedisUrl = None
+) -> None:
+    """End a silence now."""
+    from services.alerts.service import RedisSilenceStore
+
+    ended = _with_redis(
+        redis_url, lambda r, s: RedisSilenceStore(r, s).expire(silence_id, at=datetime.now(UTC))
+    )
+    if not ended:
+        errors.print(f"no silence {silence_id}")
+        raise typer.Exit(1)
+    console.print(f"silence {silence_id} expired")
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+) -> None:
+    """Write every event's JSON Schema and the AsyncAPI document."""
+    from services.contracts import export
+
+    for path in export(directory):
+        console.print(f"wrote {path}")
+
+
+def _register_announcement() -> None:
+    try:
+        from services.ingest.announcement.command import ingest_announcement
+    except ImportError:
+        return
+
+    @functools.wraps(ingest_announcement)
+    def command(*args: Any, **kwargs: Any) -> None:
+        raise typer.Exit(ingest_announcement(*args, **kwargs))
+
+    app.command("ingest-announcement")(command)
+
+
+_register_announcement()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
