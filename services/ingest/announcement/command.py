@@ -1,0 +1,107 @@
+"""`guidepost ingest-announcement FILE`: read, cross-check, then publish (or show) the events.
+
+Exit codes: 0 published or shown, 1 cross-checks disagree (without --force), 2 the document
+cannot be read, 3 publishing failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from schemas.base import Event
+from services.ingest.announcement.checks import compare_all, cross_check
+from services.ingest.announcement.events import to_events
+from services.ingest.announcement.model import AnnouncementError, Extraction
+from services.ingest.announcement.parser import parse_announcement
+from services.ingest.announcement.report import as_json, render
+
+EXIT_OK = 0
+EXIT_DISCREPANCIES = 1
+EXIT_UNREADABLE = 2
+EXIT_PUBLISH_FAILED = 3
+
+
+def ingest_announcement(
+    file: Annotated[Path, typer.Argument(help="The announcement as UTF-8 text.")],
+    company: Annotated[
+        str | None,
+        typer.Option("--company", help="Ticker to use instead of the one the document names."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be published; publish nothing.")
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print one JSON object: events, provenance, unplaced, discrepancies."
+        ),
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Publish even when cross-checks disagree.")
+    ] = False,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", help="Redis URL; defaults to GUIDEPOST_REDIS_URL."),
+    ] = None,
+) -> int:
+    """Parse an earnings announcement, cross-check its figures, and publish its events."""
+    errors = Console(stderr=True)
+    try:
+        extraction = parse_announcement(file.read_text(encoding="utf-8"), company=company)
+        events: list[Event] = to_events(extraction)
+    except (OSError, UnicodeDecodeError, AnnouncementError, ValidationError) as error:
+        errors.print(f"[red]cannot ingest {file}[/red]: {error}")
+        return EXIT_UNREADABLE
+    blocked = bool(cross_check(extraction)) and not force
+    if dry_run or blocked:
+        show(extraction, events, json_output=json_output)
+        if blocked:
+            errors.print("[red]cross-checks disagree; nothing published[/red] (--force overrides)")
+        return EXIT_DISCREPANCIES if blocked else EXIT_OK
+    return publish(extraction, events, redis_url=redis_url, json_output=json_output)
+
+
+def show(extraction: Extraction, events: Sequence[Event], *, json_output: bool) -> None:
+    comparisons, discrepancies = compare_all(extraction), cross_check(extraction)
+    if json_output:
+        write_json(as_json(extraction, events, comparisons, discrepancies))
+    else:
+        render(Console(), extraction, events, comparisons, discrepancies)
+
+
+def write_json(payload: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+
+
+def publish(
+    extraction: Extraction, events: Sequence[Event], *, redis_url: str | None, json_output: bool
+) -> int:
+    # Imported here so parsing and --dry-run work without the Redis stack.
+    from services.common.publishing import publish_events
+    from services.common.settings import RedisSettings
+
+    overrides: dict[str, Any] = {} if redis_url is None else {"redis_url": redis_url}
+    try:
+        settings = RedisSettings(**overrides)
+        published = asyncio.run(publish_events(settings, events))
+    except Exception as error:
+        Console(stderr=True).print(f"[red]publishing failed[/red]: {error}")
+        return EXIT_PUBLISH_FAILED
+    if json_output:
+        write_json(
+            {**as_json(extraction, events, compare_all(extraction), []), "published": published}
+        )
+    else:
+        Console().print(
+            f"published {published} events for {extraction.company} {extraction.period}"
+        )
+    return EXIT_OK
