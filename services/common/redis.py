@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from typing import Any
 
@@ -49,6 +50,7 @@ def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
         str(settings.redis_url),
         security=security,
         message_format=PlainJsonFormat,
+        log_level=logging.DEBUG,  # one line per message is noise at INFO; errors still log
         **{k: v for k, v in credentials(settings).items() if v is not None},
         **extra,
     )

@@ -131,7 +131,7 @@ class GuidanceService:
         guidance = await self.current_guidance(update.company, metric, period)
         if guidance is None:
             return
-        signals = [_revision_signal(update.company, guidance, revision)]
+        signals = [_revision_signal(update.company, guidance, guidance.revision)]
         arithmetic = await self._arithmetic_signal(update.company, guidance)
         if arithmetic is not None:
             signals.append(arithmetic)

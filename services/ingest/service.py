@@ -119,8 +119,14 @@ class IngestService:
     async def _apply_guidance(self, event: GuidanceIssued) -> None:
         version = version_from_event(event)
         previous = await self._guidance.history(event.company, event.metric, event.period)
-        revision = classify_revision(_band(previous[-1]) if previous else None, _band(version))
-        if await self._guidance.append(event.company, version, revision):
+        recorded = next(
+            (v for v in previous if v.same_statement_key == version.same_statement_key), None
+        )
+        if recorded is not None:
+            revision = recorded.revision  # a redelivery or duplicate: announce what was recorded
+        else:
+            revision = classify_revision(_band(previous[-1]) if previous else None, _band(version))
+            await self._guidance.append(event.company, version, revision)
             log.info("guidance %s for %s %s", revision, event.company, event.period)
         update = HistoryUpdated(
             event_id=derived_id(event.event_id, "history"),
