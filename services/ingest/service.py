@@ -8,7 +8,7 @@ downstream dedupes them. Order per event: record (durable) → publish → ackno
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from uuid import NAMESPACE_URL, uuid5
 
@@ -59,48 +59,67 @@ class IngestService:
         self._max_length = max_length
 
     async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = []
-        for event in events:
-            try:
-                await self.apply(event)
-                outcomes.append(None)
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        """Facts of the whole batch in one round trip, announcements in another."""
+        outcomes: dict[int, BaseException | None] = {}
+        fact_events = [(i, e) for i, e in enumerate(events) if not isinstance(e, GuidanceIssued)]
+        outcomes.update(await self._apply_fact_batch(fact_events))
+        for index, event in enumerate(events):
+            if isinstance(event, GuidanceIssued):
+                outcomes[index] = await _attempt(self._apply_guidance(event))
+        return [outcomes[i] for i in range(len(events))]
 
-    async def apply(self, event: Event) -> None:
-        if isinstance(event, ResultsPublished):
-            await self._apply_facts(event, facts_from_results(event), event.statement)
-        elif isinstance(event, MetricReported):
-            await self._apply_facts(event, facts_from_metric(event), None)
-        elif isinstance(event, GuidanceIssued):
-            await self._apply_guidance(event)
-        else:
-            raise TypeError(f"ingest does not handle {type(event).__name__}")
+    async def _apply_fact_batch(
+        self, indexed: list[tuple[int, Event]]
+    ) -> dict[int, BaseException | None]:
+        if not indexed:
+            return {}
+        try:
+            batch = [(e.company, e.event_id, _facts_of(e)) for _, e in indexed]
+            recorded = await self._history.record_many(batch)
+            announcements = [
+                self._announcements(event, outcome)
+                for (_, event), outcome in zip(indexed, recorded, strict=True)
+                if not isinstance(outcome, BaseException)
+            ]
+            await self._publish_announcements(announcements)
+        except Exception as error:
+            return {index: error for index, _ in indexed}
+        return {
+            index: outcome if isinstance(outcome, BaseException) else None
+            for (index, _), outcome in zip(indexed, recorded, strict=True)
+        }
 
-    async def _apply_facts(
-        self, event: Event, facts: list[Fact], statement: IncomeStatement | None
-    ) -> None:
-        outcome = await self._history.record(event.company, event.event_id, facts)
+    def _announcements(
+        self, event: Event, outcome: RecordOutcome
+    ) -> tuple[list[HistoryUpdated], list[AlertSignal]]:
         signals = self._restatement_signals(event, outcome)
         if isinstance(event, ResultsPublished):
             signals += self._integrity_signals(event)
-        await self._announce(event, outcome, signals)
+        changes = tuple(_fact_change(change) for change in outcome.changes)
+        if not changes:
+            return [], signals
+        update = HistoryUpdated(
+            event_id=derived_id(event.event_id, "history"),
+            company=event.company,
+            producer=PRODUCER,
+            cause_event_id=event.event_id,
+            facts=changes,
+        )
+        return [update], signals
 
-    async def _announce(
-        self, event: Event, outcome: RecordOutcome, signals: list[AlertSignal]
+    async def _publish_announcements(
+        self, announcements: list[tuple[list[HistoryUpdated], list[AlertSignal]]]
     ) -> None:
-        changes = [_fact_change(change) for change in outcome.changes]
-        if changes:
-            update = HistoryUpdated(
-                event_id=derived_id(event.event_id, "history"),
-                company=event.company,
-                producer=PRODUCER,
-                cause_event_id=event.event_id,
-                facts=tuple(changes),
-            )
-            await publish(self._redis, self._streams.history, [update], max_length=self._max_length)
+        updates = [u for batch, _ in announcements for u in batch]
+        signals = [s for _, batch in announcements for s in batch]
+        await publish(self._redis, self._streams.history, updates, max_length=self._max_length)
         await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+
+    async def apply(self, event: Event) -> None:
+        """One event (the batch path with a batch of one)."""
+        failure = (await self.apply_all([event]))[0]
+        if failure is not None:
+            raise failure
 
     def _restatement_signals(self, event: Event, outcome: RecordOutcome) -> list[AlertSignal]:
         return [
@@ -136,6 +155,22 @@ class IngestService:
             guidance=(GuidanceChange(metric=event.metric, period=event.period, revision=revision),),
         )
         await publish(self._redis, self._streams.history, [update], max_length=self._max_length)
+
+
+def _facts_of(event: Event) -> list[Fact]:
+    if isinstance(event, ResultsPublished):
+        return facts_from_results(event)
+    if isinstance(event, MetricReported):
+        return facts_from_metric(event)
+    raise TypeError(f"ingest does not record facts from {type(event).__name__}")
+
+
+async def _attempt(work: Awaitable[None]) -> BaseException | None:
+    try:
+        await work
+    except Exception as error:
+        return error
+    return None
 
 
 def _band(version: GuidanceVersion) -> Band | None:

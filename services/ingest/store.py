@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -65,11 +65,24 @@ class RedisHistoryStore:
 
     async def record(self, company: str, event_id: str, facts: list[Fact]) -> RecordOutcome:
         """Apply the facts and the event's dedupe mark in one atomic step."""
-        status, raw = await self._record(
-            keys=self.keys(company, event_id), args=[DEDUPE_TTL_S, _encode(facts)]
-        )
-        await self._redis.sadd(self._streams.key("companies"), company)  # type: ignore[misc]
-        return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)))
+        outcome = (await self.record_many([(company, event_id, facts)]))[0]
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def record_many(
+        self, batch: list[tuple[str, str, list[Fact]]]
+    ) -> list[RecordOutcome | BaseException]:
+        """One round trip for a batch; each event's facts stay atomic with its dedupe mark."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company, event_id, facts in batch:
+                keys = self.keys(company, event_id)
+                args: list[str | int] = [DEDUPE_TTL_S, _encode(facts)]
+                await self._record(keys=keys, args=args, client=pipe)
+            companies = sorted({company for company, _, _ in batch})
+            pipe.sadd(self._streams.key("companies"), *companies)
+            results = await pipe.execute(raise_on_error=False)
+        return [_outcome(result) for result in results[: len(batch)]]
 
     async def versions(self, company: str) -> list[FactVersion]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
@@ -78,6 +91,13 @@ class RedisHistoryStore:
     async def companies(self) -> list[str]:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+def _outcome(result: object) -> RecordOutcome | BaseException:
+    if isinstance(result, BaseException):
+        return result
+    status, raw = cast(tuple[bytes, bytes], result)
+    return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)))
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
