@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -429,7 +430,17 @@ def _register_announcement() -> None:
     app.command("ingest-announcement")(command)
 
 
+def _register_optional(module_name: str) -> None:
+    """Command groups that live beside their code expose `register(app)`."""
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return
+    module.register(app)
+
+
 _register_announcement()
+_register_optional("services.api.command")
 
 
 def main() -> None:
