@@ -54,7 +54,7 @@ def ingest_announcement(
     ] = None,
 ) -> int:
     """Parse an earnings announcement, cross-check its figures, and publish its events."""
-    errors = Console(stderr=True)
+    errors = Console(stderr=True, soft_wrap=True)
     try:
         extraction = parse_announcement(file.read_text(encoding="utf-8"), company=company)
         events: list[Event] = to_events(extraction)
@@ -94,7 +94,7 @@ def publish(
         settings = RedisSettings(**overrides)
         published = asyncio.run(publish_events(settings, events))
     except Exception as error:
-        Console(stderr=True).print(f"[red]publishing failed[/red]: {error}")
+        Console(stderr=True, soft_wrap=True).print(f"[red]publishing failed[/red]: {error}")
         return EXIT_PUBLISH_FAILED
     if json_output:
         write_json(
