@@ -1,4 +1,4 @@
-"""Printed numbers ("1,534,986", "(2,236)", "-", "25.8%") and the currency and scale words."""
+"""Printed numbers ("1,234,567", "(1,234)", "-", "12.3%") and the currency and scale words."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def parse_number(text: str) -> Number:
     percent = body.endswith("%")
     body = body.removesuffix("%").strip()
     if NUMBER.fullmatch(body) is None:
-        raise ValueError(f"{text!r} is not a number; expected e.g. '1,234', '(2,236)' or '25.8%'")
+        raise ValueError(f"{text!r} is not a number; expected e.g. '1,234', '(1,234)' or '12.3%'")
     value = Decimal(body.replace(",", ""))
     decimals = len(body.partition(".")[2])
     return Number(-value if negative else value, decimals, percent)

@@ -116,6 +116,7 @@ def compare_all(extraction: Extraction) -> list[Comparison]:
         *convenience(sheets, extraction),
         *prose_against_tables(extraction.figures, sheets),
         *stated_changes(extraction.figures),
+        *guided_ranges(extraction.figures),
     ]
 
 
@@ -335,7 +336,7 @@ def translated(figure: Figure, original: Figure, rate: ExchangeRate) -> Comparis
 def prose_against_tables(
     figures: Sequence[Figure], sheets: dict[SheetKey, Sheet]
 ) -> Iterator[Comparison]:
-    """'RMB4,153.2 million' in the prose is the table's 4,153,183 thousand, rounded."""
+    """'RMB1,234.6 million' in the prose is the table's 1,234,567 thousand, rounded."""
     for figure in figures:
         if figure.origin is not Origin.PROSE or figure.role is not Role.VALUE:
             continue
@@ -354,7 +355,7 @@ def prose_tolerance(printed: Figure, prose: Figure) -> Decimal:
 
 
 def stated_changes(figures: Sequence[Figure]) -> Iterator[Comparison]:
-    """'a decrease of 9.3% from RMB109,456 million': the change between the two figures."""
+    """'a decrease of 5.0% from RMB100 million': the change between the two figures."""
     for change in figures:
         if change.role is not Role.CHANGE:
             continue
@@ -376,24 +377,55 @@ def stated_changes(figures: Sequence[Figure]) -> Iterator[Comparison]:
 def change_operands(
     change: Figure, figures: Sequence[Figure]
 ) -> tuple[Figure | None, Figure | None]:
-    """The figure before the change in its line (same period) and the one after it (the base)."""
+    """In the change's line: the value printed before it for its period, and the first value
+    printed after it (the base it is measured from), in the same currency."""
     same_line = [
         figure
         for figure in figures
         if figure.role is Role.VALUE
         and figure.target == change.target
         and figure.provenance.line == change.provenance.line
-        and figure.currency == next_currency(figures, change)
     ]
     before = [f for f in same_line if f.provenance.end <= change.provenance.start]
-    after = [f for f in same_line if f.provenance.start >= change.provenance.end]
     current = next((f for f in reversed(before) if f.period == change.period), None)
+    after = [
+        f
+        for f in same_line
+        if f.provenance.start >= change.provenance.end
+        and current is not None
+        and f.currency == current.currency
+    ]
     return current, (after[0] if after else None)
 
 
-def next_currency(figures: Sequence[Figure], change: Figure) -> str | None:
+def guided_ranges(figures: Sequence[Figure]) -> Iterator[Comparison]:
+    """Each guided metric has both bounds, and the low bound does not exceed the high one."""
+    ranges: dict[tuple[str, str], dict[Role, Figure]] = defaultdict(dict)
     for figure in figures:
-        same_place = figure.provenance.line == change.provenance.line
-        if same_place and figure.target == change.target and figure.role is Role.VALUE:
-            return figure.currency
-    return None
+        if figure.target.kind is Kind.GUIDANCE:
+            ranges[(figure.target.name, figure.period)].setdefault(figure.role, figure)
+    for bounds in ranges.values():
+        yield from ordered(bounds, Role.LOW, Role.HIGH)
+        if Role.YOY_LOW in bounds or Role.YOY_HIGH in bounds:
+            yield from ordered(bounds, Role.YOY_LOW, Role.YOY_HIGH)
+
+
+def ordered(bounds: dict[Role, Figure], low_role: Role, high_role: Role) -> Iterator[Comparison]:
+    low, high = bounds.get(low_role), bounds.get(high_role)
+    some = low or high
+    assert some is not None
+    values = (
+        None
+        if low is None or high is None
+        else (low.value_in(scale(low)), high.value_in(scale(low)))
+    )
+    yield Comparison(
+        rule=f"guidance states both {low_role.value} and {high_role.value}, low first",
+        figure=f"guidance.{some.target.name}",
+        period=some.period,
+        column=some.origin.value,
+        expected=None if values is None else min(values),
+        found=None if values is None else values[0],
+        tolerance=Decimal(0),
+        lines=tuple(sorted({f.provenance.line for f in (low, high) if f is not None})),
+    )

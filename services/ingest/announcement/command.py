@@ -57,17 +57,30 @@ def ingest_announcement(
     errors = Console(stderr=True, soft_wrap=True)
     try:
         extraction = parse_announcement(file.read_text(encoding="utf-8"), company=company)
-        events: list[Event] = to_events(extraction)
-    except (OSError, UnicodeDecodeError, AnnouncementError, ValidationError) as error:
+    except (OSError, UnicodeDecodeError, AnnouncementError) as error:
         errors.print(f"[red]cannot ingest {file}[/red]: {error}")
         return EXIT_UNREADABLE
-    blocked = bool(cross_check(extraction)) and not force
-    if dry_run or blocked:
+    if cross_check(extraction) and not force:
+        show(extraction, events_or_none(extraction), json_output=json_output)
+        errors.print("[red]cross-checks disagree; nothing published[/red] (--force overrides)")
+        return EXIT_DISCREPANCIES
+    try:
+        events = to_events(extraction)
+    except ValidationError as error:
+        errors.print(f"[red]the figures of {file} break the event contracts[/red]: {error}")
+        return EXIT_UNREADABLE
+    if dry_run:
         show(extraction, events, json_output=json_output)
-        if blocked:
-            errors.print("[red]cross-checks disagree; nothing published[/red] (--force overrides)")
-        return EXIT_DISCREPANCIES if blocked else EXIT_OK
+        return EXIT_OK
     return publish(extraction, events, redis_url=redis_url, json_output=json_output)
+
+
+def events_or_none(extraction: Extraction) -> list[Event]:
+    """The events for a report on a failed ingest; none when the contracts reject them."""
+    try:
+        return to_events(extraction)
+    except ValidationError:
+        return []
 
 
 def show(extraction: Extraction, events: Sequence[Event], *, json_output: bool) -> None:

@@ -52,23 +52,23 @@ def read_company(lines: Sequence[str], override: str | None) -> str:
         if (match := TICKER.search(line)) is not None:
             return checked_company(match["ticker"])
     raise AnnouncementError(
-        "no company ticker found; expected a listing like '(NASDAQ: QFIN)' or pass --company"
+        "no company ticker found; expected a listing like '(NASDAQ: ABCD)' or pass --company"
     )
 
 
 def checked_company(company: str) -> str:
     if re.match(COMPANY_PATTERN, company) is None:
-        raise AnnouncementError(f"{company!r} is not a company ticker; expected e.g. 'QFIN'")
+        raise AnnouncementError(f"{company!r} is not a company ticker; expected e.g. 'ABCD'")
     return company
 
 
 def read_period(lines: Sequence[str]) -> str:
-    """The reported quarter, from '... first quarter ended March 31, 2024'."""
+    """The reported quarter, from '... second quarter ended June 30, 2025'."""
     for line in lines:
         if (match := PERIOD_TITLE.search(line)) is not None:
             return str(checked_quarter(match))
     raise AnnouncementError(
-        "no reporting period found; expected e.g. 'first quarter ended March 31, 2024'"
+        "no reporting period found; expected e.g. 'second quarter ended June 30, 2025'"
     )
 
 
@@ -83,10 +83,10 @@ def checked_quarter(match: re.Match[str]) -> Quarter:
 
 
 def read_published_at(lines: Sequence[str]) -> datetime:
-    """The earliest dateline ('Hong Kong, May 20, 2024'), at the start of that day, local time."""
+    """The earliest dateline ('Hong Kong, August 1, 2025'), at the start of that day, local time."""
     stamps = [stamp for line in lines if (stamp := dateline_stamp(line)) is not None]
     if not stamps:
-        raise AnnouncementError("no dateline found; expected e.g. 'Hong Kong, May 20, 2024'")
+        raise AnnouncementError("no dateline found; expected e.g. 'Hong Kong, August 1, 2025'")
     return min(stamps)
 
 
@@ -101,7 +101,7 @@ def dateline_stamp(line: str) -> datetime | None:
 
 
 def read_exchange_rate(lines: Sequence[str]) -> ExchangeRate | None:
-    """'at a rate of RMB7.2203 to US$1.00' as 7.2203 CNY per USD; None when not stated."""
+    """'at a rate of RMB7.1000 to US$1.00' as 7.1 CNY per USD; None when not stated."""
     for number, line in enumerate(lines, start=1):
         if (match := EXCHANGE_RATE.search(line)) is not None:
             return exchange_rate(match, number)

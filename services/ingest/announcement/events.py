@@ -239,7 +239,7 @@ def first_by_period(figures: Iterable[Figure]) -> list[Figure]:
 
 
 def metric_event(extraction: Extraction, figure: Figure) -> MetricReported:
-    """Money keeps its stated scale; counts ('31.2 million') become whole numbers."""
+    """Money keeps its stated scale; counts ('12.5 million') become whole numbers."""
     money = figure.unit is Unit.MONEY
     return MetricReported(
         **envelope(extraction, MetricReported.EVENT_TYPE, figure.period, figure.target.name),
@@ -253,7 +253,7 @@ def metric_event(extraction: Extraction, figure: Figure) -> MetricReported:
 
 
 def integral(value: Decimal) -> Decimal:
-    """31200000.0 as 31200000; 3.35 unchanged."""
+    """12500000.0 as 12500000; 1.25 unchanged."""
     return Decimal(whole(value)) if value == value.to_integral_value() else value
 
 

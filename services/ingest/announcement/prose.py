@@ -1,5 +1,5 @@
-"""Figures in prose: 'X was RMB4,153.2 million (US$575.2 million), compared to RMB3,599.2
-million in the same period of 2023, and RMB4,495.5 million in the prior quarter.'
+"""Figures in prose: 'X was RMB1,234.5 million (US$170.0 million), compared to RMB1,100.0
+million in the same period of 2024, and RMB1,200.0 million in the prior quarter.'
 
 Each figure takes its subject from the clause before it (or keeps the sentence's subject when
 that clause only links figures), its period from the phrase after it (or before it), and its
@@ -214,7 +214,7 @@ def is_connector(clause: str) -> bool:
 
 
 def is_convenience(token: Token, clause: str, before: Found | None) -> bool:
-    """'(US$575.2 million)' right after an RMB figure restates it in another currency."""
+    """'(US$170.0 million)' right after an RMB figure restates it in another currency."""
     return (
         before is not None
         and token.unit is Unit.MONEY
@@ -254,7 +254,7 @@ def unit_problem(found: Found, token: Token) -> str | None:
 
 
 def period_after(text: str, current: str) -> str | None:
-    """The period named right after a figure ('in the same period of 2023')."""
+    """The period named right after a figure ('in the same period of 2024')."""
     match = PERIOD_PHRASE.match(clean(text).lstrip(" ,)"))
     return period_of(match, current) if match else None
 
@@ -286,6 +286,6 @@ def period_of(match: re.Match[str], current: str) -> str:
 
 
 def day_period(day: date) -> str:
-    """A quarter when the day ends one ('as of March 31, 2024' is 2024Q1), else the day."""
+    """A quarter when the day ends one ('as of June 30, 2025' is 2025Q2), else the day."""
     quarter = Quarter.containing(day)
     return str(quarter) if quarter.end == day else day.isoformat()

@@ -136,14 +136,14 @@ def interpret(block: Block, lines: Sequence[str]) -> Table:
 
 
 def read_unit(line: int, text: str) -> tuple[Scale, frozenset[str]]:
-    """'(Amounts in thousands of Renminbi ("RMB") and U.S. dollars ("USD")' -> thousands."""
+    """'(Amounts in thousands of Renminbi ... and U.S. dollars ...' -> thousands, CNY, USD."""
     match = UNIT_BODY.match(text.strip())
     scale_word = (match["scale"] or "").lower().removesuffix("s") if match else "?"
     currencies = named_currencies(match["names"]) if match else frozenset()
     if (scale_word and scale_word not in SCALE_WORDS) or not currencies:
         raise AnnouncementError(
-            f"line {line}: unit line {text.strip()!r} not understood; expected e.g. "
-            '\'(Amounts in thousands of Renminbi ("RMB") and U.S. dollars ("USD"))\''
+            f"line {line}: unit line {text.strip()!r} not understood; expected "
+            "'(Amounts in <thousands|millions|billions> of <currency names> ...)'"
         )
     return SCALE_WORDS[scale_word] if scale_word else Scale.UNITS, currencies
 
@@ -168,7 +168,7 @@ def read_columns(block: Block, currencies: frozenset[str]) -> tuple[Column, ...]
     if not phrases or not years or len(symbols) != len(years):
         raise AnnouncementError(
             f"table {block.title!r} at line {block.title_line}: column headers not understood; "
-            "expected a period line ('Three months ended March 31,'), a year row and a "
+            "expected a period line ('Three months ended June 30,'), a year row and a "
             "currency row"
         )
     return tuple(

@@ -130,3 +130,15 @@ def test_options_parse_under_typer(seed_path: Path) -> None:
     result = CliRunner().invoke(app, [str(seed_path), "--dry-run", "--json", "--company", "QFIN"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["company"] == "QFIN"
+
+
+def test_an_inverted_guided_range_is_a_discrepancy_not_a_crash(
+    tmp_path: Path, seed_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "inverted.txt"
+    path.write_text(seed_text.replace("RMB1.17 billion", "RMB1.37 billion"), encoding="utf-8")
+    code = ingest_announcement(path, dry_run=True, json_output=True)
+    payload = json.loads(capsys.readouterr().out)
+    assert code == EXIT_DISCREPANCIES
+    assert [d["figure"] for d in payload["discrepancies"]] == ["guidance.net_income"]
+    assert ingest_announcement(path, dry_run=True, force=True) == EXIT_UNREADABLE
