@@ -18,11 +18,13 @@ numerical optimiser per origin.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from statsmodels.tsa.statespace.structural import UnobservedComponents
 
 DIFFUSE = 1e6
 HOLT_ALPHA = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -30,6 +32,9 @@ HOLT_BETA = (0.0, 0.1, 0.3)
 HOLT_PHI = (0.8, 0.9, 0.98)
 LLT_LEVEL_RATIO = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 LLT_SLOPE_RATIO = (0.0, 0.01, 0.1, 1.0)
+MAX_RATIO = 1e8
+GROWTH_WINDOW = 4
+GROWTH_PSEUDO_ZEROS = 4.0
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,91 @@ def local_linear_trend(series: Series, fixed: tuple[float, ...] | None, min_obs:
     return _select(series, pred, llt_concentrated_loglik(innov, var), grid, min_obs)
 
 
+def local_level_filter(y: np.ndarray, ratio: float) -> np.ndarray:
+    """One-step predictions of the local level y_i = μ_i + ε_i, μ_{i+1} = μ_i + η_i.
+
+    ``ratio`` = σ²_η/σ²_ε; the Kalman recursion with σ²_ε = 1 (predictions do not depend on
+    the scale): F = P + 1, a ← a + (P/F)·v, P ← P·(1 - P/F) + ratio; a missing y skips the
+    update. Exact diffuse start: the first observation sets a = y and P = 1 (then + ratio).
+    """
+    pred = np.full(y.size, np.nan)
+    level, p = np.nan, np.inf
+    for i, value in enumerate(y):
+        pred[i] = level
+        if np.isfinite(value):
+            gain = 1.0 if not np.isfinite(p) else p / (p + 1.0)
+            level = value if not np.isfinite(level) else level + gain * (value - level)
+            p = (1.0 - gain) * p if np.isfinite(p) else 1.0
+        p = p + ratio if np.isfinite(p) else p
+    return pred
+
+
+def level_mle(y: np.ndarray, start: np.ndarray | None) -> tuple[float, float, np.ndarray]:
+    """statsmodels' ``UnobservedComponents('local level')`` fit by maximum likelihood on ``y``
+    (NaN allowed), started from ``start`` (the previous origin's variances).
+
+    Returns the ratio σ²_η/σ²_ε, the filtered level at the end of ``y`` (the forecast of the
+    next quarters, from the recursion proven equal to statsmodels' filter: skipping
+    statsmodels' smoother halves the cost) and the fitted variances (σ²_ε, σ²_η).
+    """
+    model = UnobservedComponents(y, "local level")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = np.asarray(model.fit(start_params=start, disp=False, return_params=True))
+    irregular, level = max(float(params[0]), 0.0), max(float(params[1]), 0.0)
+    ratio = level / irregular if irregular > level / MAX_RATIO else MAX_RATIO
+    return ratio, float(local_level_filter(np.append(y, np.nan), ratio)[-1]), params
+
+
+def local_level(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
+    """Local level (simple exponential smoothing as a state-space model; nests the naive
+    forecast at σ²_ε = 0). With ``fixed`` = (ratio,) one recursion; otherwise the variances
+    are re-estimated by statsmodels at every origin (after each observation, on the data up
+    to it, warm-started from the previous origin) and ŷ for the quarters up to the next
+    observation is that fit's filtered level. ``params``: the last origin's ratio.
+    """
+    y = series.y
+    if fixed is not None:
+        return ModelRun(_enough(series, local_level_filter(y, fixed[0]), min_obs), fixed)
+    pred = np.full(y.size, np.nan)
+    observed = np.flatnonzero(series.observed[: series.n_hist])
+    ratio, start = float("nan"), None
+    for k, j in enumerate(observed):
+        if k + 1 < max(min_obs, 3):
+            continue
+        ratio, level, start = level_mle(y[observed[0] : j + 1], start)
+        upto = observed[k + 1] + 1 if k + 1 < observed.size else y.size
+        pred[j + 1 : upto] = level
+    return ModelRun(pred, (ratio,))
+
+
+def _enough(series: Series, pred: np.ndarray, min_obs: int) -> np.ndarray:
+    return np.where(count_before(series.observed) >= max(min_obs, 3), pred, np.nan)
+
+
+def growth(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
+    """Last value grown at the recent mean quarterly log growth, shrunk toward zero.
+
+    g_k = log(y_k/y_{k'})/(k - k') over the last four pairs of consecutive observations,
+    ĝ = n/(n + 4)·mean(g) (four pseudo-observations of zero growth), ŷ_i = y_j·exp(ĝ·(i - j)).
+    Needs positive values; NaN otherwise.
+    """
+    y = series.y
+    pred = np.full(y.size, np.nan)
+    observed = np.flatnonzero(series.observed[: series.n_hist])
+    for k in range(max(min_obs, 3) - 1, observed.size):
+        past = observed[: k + 1]
+        values = y[past[-GROWTH_WINDOW - 1 :]]
+        if np.any(values <= 0):
+            continue
+        rates = np.diff(np.log(values)) / np.diff(past[-GROWTH_WINDOW - 1 :])
+        shrunk = rates.sum() / (rates.size + GROWTH_PSEUDO_ZEROS)
+        upto = observed[k + 1] + 1 if k + 1 < observed.size else y.size
+        steps = np.arange(past[-1] + 1, upto) - past[-1]
+        pred[past[-1] + 1 : upto] = values[-1] * np.exp(shrunk * steps)
+    return ModelRun(pred, ())
+
+
 def _select(
     series: Series, paths: np.ndarray, score: np.ndarray, grid: np.ndarray, min_obs: int
 ) -> ModelRun:
@@ -317,6 +407,8 @@ MODELS: dict[str, ModelFn] = {
     "seasonal_naive": seasonal_naive,
     "damped_trend": damped_trend,
     "local_linear_trend": local_linear_trend,
+    "local_level": local_level,
+    "growth": growth,
     "drivers": drivers,
     "guidance": guidance,
 }

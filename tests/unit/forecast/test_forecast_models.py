@@ -15,11 +15,15 @@ from services.forecast.core.models import (
     damped_trend,
     drift,
     drivers,
+    growth,
     guidance,
     holt_paths,
+    level_mle,
     llt_concentrated_loglik,
     llt_filter,
     llt_grid,
+    local_level,
+    local_level_filter,
     local_linear_trend,
     naive,
     seasonal_naive,
@@ -140,3 +144,38 @@ def test_guidance_model_adjusts_the_midpoint_by_the_track_record() -> None:
 def test_guidance_model_ignores_guidance_issued_in_the_target_quarter() -> None:
     run = guidance(series([1.0, NAN], guidance={1: (1, 5.0)}), None, 1)
     assert np.isnan(run.pred[1])
+
+
+def test_local_level_recursion_matches_statsmodels_filter_with_gaps() -> None:
+    y = trend_with_gaps()
+    reference = sm.tsa.UnobservedComponents(y, "local level").filter([4.0, 1.2])
+    ours = local_level_filter(y, 0.3)
+    assert_allclose(ours[1:], reference.filter_results.forecasts[0][1:], rtol=1e-5)
+
+
+def test_local_level_mle_is_the_statsmodels_fit() -> None:
+    y = trend_with_gaps()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = sm.tsa.UnobservedComponents(y, "local level").fit(disp=False)
+    ratio, level, params = level_mle(y, None)
+    assert_allclose(params, reference.params, rtol=1e-6)
+    assert ratio == pytest.approx(reference.params[1] / reference.params[0])
+    assert level == pytest.approx(float(reference.forecast(1)[0]), rel=1e-6)
+
+
+def test_local_level_with_fixed_ratio_reproduces_the_fitted_forecast() -> None:
+    y = np.append(trend_with_gaps(), [NAN, NAN])
+    fitted = local_level(series(list(y)), None, 2)
+    fixed = local_level(series(list(y)), fitted.params, 2)
+    assert_allclose(fixed.pred[-2:], fitted.pred[-2:], rtol=1e-6)
+
+
+def test_growth_model_shrinks_the_mean_log_growth_toward_zero() -> None:
+    run = growth(series([100.0, 110.0, 121.0, NAN]), None, 2)
+    assert run.pred[-1] == pytest.approx(121.0 * np.exp(2 * np.log(1.1) / (2 + 4)))
+
+
+def test_growth_model_is_silent_on_non_positive_values() -> None:
+    run = growth(series([100.0, -5.0, 121.0, NAN]), None, 2)
+    assert np.isnan(run.pred[-1])
