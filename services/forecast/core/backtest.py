@@ -16,7 +16,7 @@ import pandas as pd
 
 from services.forecast.core.company import NET_INCOME, NON_GAAP, forecast_company
 from services.forecast.core.data import FREQ, guidance_band, quarter
-from services.forecast.core.engine import fit, predictive
+from services.forecast.core.engine import describe, fit, predictive
 from services.forecast.core.models import naive as naive_model
 from services.forecast.core.types import (
     BacktestReport,
@@ -114,7 +114,7 @@ def _as_forecast(
     (lo80, hi80), (lo95, hi95) = (
         (values[round((1 - lv) / 2, 6)], values[round((1 + lv) / 2, 6)]) for lv in spec.levels
     )
-    method = "skill-weighted ensemble"
+    method = describe(spec)
     return MetricForecast(metric, target, point, lo80, hi80, lo95, hi95, grid, (), (), 0, method)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
+MAD_TO_SD = 1.4826
 SHRINK_PSEUDO_ERRORS = 2.0
 EMPIRICAL_PRIOR = 30.0
 NO_ERRORS_SCALE = 0.5
@@ -86,3 +87,41 @@ def weighted_quantiles(values: np.ndarray, weights: np.ndarray, probs: np.ndarra
     v, w = values[order], weights[order]
     positions = (np.cumsum(w) - w / 2) / np.sum(w)
     return np.asarray(np.interp(probs, positions, v))
+
+
+def median_weights(preds: np.ndarray) -> np.ndarray:
+    """Weights that make Σ w·ŷ the median of the available forecasts: 1 on the middle one,
+    ½ on each of the two middle ones for an even count; 0 for unavailable models.
+
+    The median ignores how far off an extreme candidate is, so a model that extrapolates a
+    level shift cannot drag the point; it needs no error history to be estimated.
+    """
+    weights = np.zeros(preds.size)
+    available = np.flatnonzero(np.isfinite(preds))
+    if available.size == 0:
+        return weights
+    order = available[np.argsort(preds[available], kind="stable")]
+    middle = (order.size - 1) / 2
+    weights[order[int(np.floor(middle))]] += 0.5
+    weights[order[int(np.ceil(middle))]] += 0.5
+    return weights
+
+
+def robust_z_quantiles(
+    z: np.ndarray, ages: np.ndarray, probs: np.ndarray, half_life: float
+) -> np.ndarray:
+    """Quantiles of the next standardised error: a Student-t prediction interval with a
+    robust, recency-weighted scale.
+
+    s = 1.4826·wmedian(|z|) (the MAD about zero, which a single break-quarter error cannot
+    inflate), weights w = 0.5^(age/half_life); q_p = s·√(1 + 1/n)·t_{n-1}(p) with n the
+    effective number of errors (Σw)²/Σw² (at least 2). With no past errors: t₁ scaled by 0.5.
+    """
+    finite = np.isfinite(z)
+    z, ages = z[finite], ages[finite]
+    if z.size == 0:
+        return np.asarray(NO_ERRORS_SCALE * special.stdtrit(1, probs))
+    w = decay(ages, half_life)
+    scale = MAD_TO_SD * float(weighted_quantiles(np.abs(z), w, np.array([0.5]))[0])
+    n = max(float(np.sum(w) ** 2 / np.sum(w**2)), 2.0)
+    return np.asarray(scale * np.sqrt(1 + 1 / n) * special.stdtrit(n - 1, probs))

@@ -7,7 +7,13 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from services.forecast.core.calibrate import level_scale, skill_weights, z_quantiles
+from services.forecast.core.calibrate import (
+    level_scale,
+    median_weights,
+    robust_z_quantiles,
+    skill_weights,
+    z_quantiles,
+)
 from services.forecast.core.data import FREQ, quarter, quarterly_guidance
 from services.forecast.core.models import MODELS, ModelRun, Series, last_observed_index, make_series
 from services.forecast.core.types import (
@@ -21,6 +27,7 @@ from services.forecast.core.types import (
 
 MODEL_MIN_OBS = 2
 MIN_POOL = 2
+MIN_COMBINED_ERRORS = 6
 
 
 def fit(
@@ -100,11 +107,30 @@ def predictive(
     """Weights, point and quantile values for one target from the record before it."""
     record = calibration_pool(record, spec.min_train)
     weights, point = combine(record, preds, ordinal=ordinal, spec=spec, pooled=True)
-    ages = ordinal - record.ordinal
-    z = (record.actual - record.combined) / (record.scale * np.sqrt(record.horizon))
     probs = np.asarray(spec.quantile_probabilities)
-    q = z_quantiles(z, ages.astype(float), probs, spec.half_life)
+    if spec.calibration == "robust":
+        z, ages = calibration_errors(record, ordinal)
+        q = robust_z_quantiles(z, ages, probs, spec.calibration_half_life)
+    else:
+        ages = (ordinal - record.ordinal).astype(float)
+        z = (record.actual - record.combined) / (record.scale * np.sqrt(record.horizon))
+        q = z_quantiles(z, ages, probs, spec.half_life)
     return weights, point, point + scale * np.sqrt(horizon) * q
+
+
+def calibration_errors(record: Record, ordinal: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standardised errors of the combined forecast and their ages; while fewer than
+    ``MIN_COMBINED_ERRORS`` exist, every candidate's errors pooled (same quarters, same ages).
+    """
+    unit = record.scale * np.sqrt(record.horizon)
+    ages = (ordinal - record.ordinal).astype(float)
+    z = (record.actual - record.combined) / unit
+    if z.size >= MIN_COMBINED_ERRORS:
+        return z, ages
+    candidates = (record.actual[None, :] - record.pred) / unit[None, :]
+    pooled = np.concatenate((z, candidates.ravel()))
+    pooled_ages = np.concatenate((ages, np.tile(ages, record.pred.shape[0])))
+    return pooled, pooled_ages
 
 
 def combine(
@@ -113,9 +139,12 @@ def combine(
     """Skill weights of the candidates and the weighted point forecast."""
     record = record if pooled else calibration_pool(record, spec.min_train)
     available = np.isfinite(preds)
-    unit = record.scale * np.sqrt(record.horizon)
-    errors = (record.actual[None, :] - record.pred) / unit[None, :]
-    weights = skill_weights(errors, ordinal - record.ordinal, available, spec.half_life)
+    if spec.combination == "median":
+        weights = median_weights(preds)
+    else:
+        unit = record.scale * np.sqrt(record.horizon)
+        errors = (record.actual[None, :] - record.pred) / unit[None, :]
+        weights = skill_weights(errors, ordinal - record.ordinal, available, spec.half_life)
     point = float(np.sum(weights[available] * preds[available])) if available.any() else np.nan
     return weights, point
 
@@ -300,7 +329,7 @@ def _metric_forecast(
     probs = fitted.spec.quantile_probabilities
     values = dict(zip((round(p, 6) for p in probs), quantiles.tolist(), strict=True))
     lo80, hi80, lo95, hi95 = _interval_values(values, fitted.spec.levels)
-    used = sum(1 for w in weights if w > 0)
+    used = int(np.isfinite(fitted.ahead[:, ordinal - fitted.ahead_start]).sum())
     return MetricForecast(
         metric=fitted.metric,
         target=str(pd.Period(ordinal=ordinal, freq=FREQ)),
@@ -314,7 +343,7 @@ def _metric_forecast(
         drivers=drivers,
         n_obs=fitted.n_obs,
         method=(
-            f"skill-weighted ensemble of {used} candidates; Student-t/empirical calibration on "
+            f"{describe(fitted.spec)} of {used} candidates; calibrated on "
             f"{fitted.record.ordinal.size} out-of-sample errors"
         ),
     )
@@ -327,3 +356,13 @@ def _interval_values(
         (values[round((1 - level) / 2, 6)], values[round((1 + level) / 2, 6)]) for level in levels
     )
     return lo_a, hi_a, lo_b, hi_b
+
+
+def describe(spec: ForecastSpec) -> str:
+    """The method in words: how candidates are combined and how intervals are calibrated."""
+    combination = {"median": "median", "skill": "skill-weighted ensemble"}[spec.combination]
+    calibration = {
+        "robust": "robust Student-t",
+        "rms-empirical": "Student-t/empirical",
+    }[spec.calibration]
+    return f"{combination} ({calibration} intervals)"

@@ -14,9 +14,16 @@ MODEL_NAMES = (
     "seasonal_naive",
     "damped_trend",
     "local_linear_trend",
+    "local_level",
+    "growth",
     "drivers",
     "guidance",
 )
+# Seasonal naive stays available but out of the default median: quarterly profits here show
+# no stable seasonal pattern, and a year-old value is biased after any level shift.
+DEFAULT_MODELS = tuple(name for name in MODEL_NAMES if name != "seasonal_naive")
+COMBINATIONS = ("median", "skill")
+CALIBRATIONS = ("robust", "rms-empirical")
 QUANTILE_PROBABILITIES = (
     0.01,
     0.025,
@@ -51,22 +58,32 @@ class ForecastSpec:
 
     ``half_life`` (quarters) down-weights old errors in model weights, in the calibration and
     in the driver regression, so that structural breaks fade out of the fit.
+    ``combination``: "median" of the candidates (default) or "skill" (inverse shrunk MAE).
+    ``calibration``: "robust" (recency-weighted MAD scale, Student-t, ``calibration_half_life``)
+    or "rms-empirical" (RMS Student-t blended with empirical quantiles, ``half_life``).
     """
 
     levels: tuple[float, float] = (0.8, 0.95)
     min_train: int = 4
     backtest_start: str | None = None
-    models: tuple[str, ...] = MODEL_NAMES
+    models: tuple[str, ...] = DEFAULT_MODELS
     full_refit_every: int = 4
     drivers: tuple[str, ...] = DEFAULT_DRIVERS
     half_life: float = 8.0
     max_horizon: int = 8
     quantile_probabilities: tuple[float, ...] = QUANTILE_PROBABILITIES
+    combination: str = "median"
+    calibration: str = "robust"
+    calibration_half_life: float = 4.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.models) - set(MODEL_NAMES))
         if unknown:
             raise ValueError(f"unknown models {unknown}; choose from {MODEL_NAMES}")
+        if self.combination not in COMBINATIONS:
+            raise ValueError(f"combination must be one of {COMBINATIONS}, got {self.combination!r}")
+        if self.calibration not in CALIBRATIONS:
+            raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.min_train < 2:
             raise ValueError(f"min_train must be at least 2 observed points, got {self.min_train}")
         if self.full_refit_every < 1:
@@ -269,6 +286,23 @@ class MetricSummary:
 class BacktestReport:
     forecasts: tuple[BacktestRow, ...]
     summary: dict[str, MetricSummary]
+
+    def per_quarter(self, metric: str) -> list[dict[str, Any]]:
+        """Each backtested quarter's error: actual − forecast, percent of the actual, and
+        whether the actual fell inside the 80% and 95% intervals."""
+        return [
+            {
+                "period": r.period,
+                "actual": r.actual,
+                "forecast": r.forecast,
+                "error": r.actual - r.forecast,
+                "pct_error": 100 * (r.actual - r.forecast) / r.actual if r.actual else None,
+                "inside80": r.lo80 <= r.actual <= r.hi80,
+                "inside95": r.lo95 <= r.actual <= r.hi95,
+            }
+            for r in self.forecasts
+            if r.metric == metric
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {

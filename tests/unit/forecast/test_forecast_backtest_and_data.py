@@ -106,3 +106,14 @@ def test_core_imports_only_numpy_pandas_scipy_statsmodels_and_stdlib() -> None:
     assert len(modules) >= 5
     assert found - ALLOWED <= set(sys.stdlib_module_names), found - ALLOWED
     assert not found & {"pydantic", "redis", "faststream"}
+
+
+def test_per_quarter_errors_are_reported(history: pd.DataFrame) -> None:
+    report = run_backtest(history, metrics=("net_income",))
+    rows = report.per_quarter("net_income")
+    assert [r["period"] for r in rows] == [r.period for r in report.forecasts]
+    first = rows[0]
+    assert first["error"] == pytest.approx(first["actual"] - first["forecast"])
+    assert first["pct_error"] == pytest.approx(100 * first["error"] / first["actual"])
+    coverage = 100 * np.mean([r["inside80"] for r in rows])
+    assert coverage == pytest.approx(report.summary["net_income"].coverage80)

@@ -8,7 +8,13 @@ from numpy.testing import assert_allclose
 from scipy import stats
 
 from services.forecast.core import MetricForecast
-from services.forecast.core.calibrate import skill_weights, weighted_quantiles, z_quantiles
+from services.forecast.core.calibrate import (
+    median_weights,
+    robust_z_quantiles,
+    skill_weights,
+    weighted_quantiles,
+    z_quantiles,
+)
 from services.forecast.core.types import QUANTILE_PROBABILITIES
 
 pytestmark = pytest.mark.unit
@@ -90,3 +96,27 @@ def test_student_t_fallback_is_the_textbook_prediction_interval() -> None:
 def test_quantiles_bracket_zero_even_for_one_sided_errors() -> None:
     ours = z_quantiles(np.full(50, 0.3), np.zeros(50), np.array([0.1, 0.5, 0.9]), 8.0)
     assert ours[0] <= 0 <= ours[2]
+
+
+def test_median_weights_select_the_middle_forecast() -> None:
+    assert_allclose(median_weights(np.array([3.0, np.nan, 1.0, 2.0])), [0, 0, 0, 1])
+    assert_allclose(median_weights(np.array([4.0, 1.0, 2.0, 3.0])), [0, 0, 0.5, 0.5])
+
+
+def test_robust_quantiles_are_a_student_t_interval_on_the_mad_scale() -> None:
+    z = np.array([0.1, -0.2, 0.3, -0.4, 5.0])  # one break-sized error
+    probs = np.array([0.1, 0.9])
+    scale = 1.4826 * np.median(np.abs(z))
+    expected = scale * np.sqrt(1 + 1 / 5) * stats.t.ppf(probs, 4)
+    assert_allclose(robust_z_quantiles(z, np.zeros(5), probs, 4.0), expected, rtol=1e-9)
+
+
+def test_robust_quantiles_cover_about_nominal_on_normal_errors() -> None:
+    rng = np.random.default_rng(11)
+    probs = np.array([0.1, 0.9])
+    hits = []
+    for _ in range(2000):
+        z = rng.normal(size=13)
+        lo, hi = robust_z_quantiles(z[:12], np.arange(12.0)[::-1] + 1, probs, 4.0)
+        hits.append(lo <= z[12] <= hi)
+    assert 0.76 <= np.mean(hits) <= 0.88

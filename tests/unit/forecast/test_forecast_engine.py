@@ -27,8 +27,9 @@ def test_intervals_nest_around_the_point_and_quantiles_increase(synthetic: pd.Da
     assert np.all(np.diff(values) > 0)
 
 
-def test_weights_sum_to_one_and_follow_skill(synthetic: pd.DataFrame) -> None:
-    result = forecast(fit(synthetic, metric="net_income"))
+def test_skill_weights_sum_to_one_and_follow_skill(synthetic: pd.DataFrame) -> None:
+    spec = ForecastSpec(combination="skill")
+    result = forecast(fit(synthetic, metric="net_income", spec=spec))
     weights = {m.name: m.weight for m in result.models}
     assert sum(weights.values()) == pytest.approx(1.0)
     assert weights["naive"] < max(weights["damped_trend"], weights["local_linear_trend"])
@@ -108,8 +109,18 @@ def test_fitted_state_is_small_and_holds_no_model_objects(synthetic: pd.DataFram
     assert b"DataFrame" not in blob
 
 
-def test_update_takes_new_guidance_into_the_forecast(synthetic: pd.DataFrame) -> None:
+def test_median_weights_pick_the_middle_candidate(synthetic: pd.DataFrame) -> None:
     fitted = fit(synthetic, metric="net_income")
+    result = forecast(fitted)
+    column = fitted.ahead[:, 0]
+    available = column[np.isfinite(column)]
+    assert result.point == pytest.approx(float(np.median(available)))
+    assert sum(m.weight for m in result.models) == pytest.approx(1.0)
+    assert result.method.startswith("median")
+
+
+def test_update_takes_new_guidance_into_the_forecast(synthetic: pd.DataFrame) -> None:
+    fitted = fit(synthetic, metric="net_income", spec=ForecastSpec(combination="skill"))
     guidance = pd.DataFrame(
         {"issued_in_quarter": ["2023Q4"], "for_quarter": ["2024Q1"], "metric": ["net_income"],
          "low": [2_000.0], "high": [2_200.0]}
