@@ -1,0 +1,300 @@
+"""Prometheus metrics on a registry passed down (never prometheus-client's global one).
+
+Counters and histograms are recorded where the work happens: consumption, alert notices,
+forecast fits. Stream gauges (lag, pending, oldest pending age) are read from Redis when
+Prometheus scrapes; the exposition runs in a thread, so that collector uses a sync client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+from wsgiref.simple_server import WSGIServer
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError, ResponseError
+
+from schemas.streams import Streams
+from services.common.redis import credentials
+from services.common.settings import RedisSettings
+
+log = logging.getLogger(__name__)
+
+HANDLING_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+FIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+SCRAPE_TIMEOUT_S = 5.0
+
+
+class ConsumptionMetrics(Protocol):
+    """What a `Consumption` records about the entries it handles."""
+
+    def consumed(self, stream: str, group: str, count: int) -> None: ...
+    def failed(self, stream: str, group: str) -> None: ...
+    def dead_lettered(self, stream: str, group: str) -> None: ...
+    def handled(self, stream: str, group: str, seconds: float) -> None: ...
+
+
+class AlertMetrics(Protocol):
+    def alert_sent(self, *, kind: str, status: str) -> None: ...
+
+
+class NoMetrics:
+    """Records nothing: the default wherever no registry was passed in."""
+
+    def consumed(self, stream: str, group: str, count: int) -> None:
+        pass
+
+    def failed(self, stream: str, group: str) -> None:
+        pass
+
+    def dead_lettered(self, stream: str, group: str) -> None:
+        pass
+
+    def handled(self, stream: str, group: str, seconds: float) -> None:
+        pass
+
+    def alert_sent(self, *, kind: str, status: str) -> None:
+        pass
+
+    def observe_fit(self, seconds: float) -> None:
+        pass
+
+
+NO_METRICS = NoMetrics()
+
+
+class Metrics:
+    """The counters and histograms of one process, registered on its own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry = registry if registry is not None else CollectorRegistry()
+        by_group = ("stream", "group")
+        self._consumed = Counter(
+            "guidepost_events_consumed",
+            "Entries delivered to a consumer group.",
+            by_group,
+            registry=registry,
+        )
+        self._failed = Counter(
+            "guidepost_events_failed",
+            "Entries whose handling failed (retried later).",
+            by_group,
+            registry=registry,
+        )
+        self._dead_lettered = Counter(
+            "guidepost_events_dead_lettered",
+            "Entries moved to the dead-letter stream.",
+            by_group,
+            registry=registry,
+        )
+        self._handling = Histogram(
+            "guidepost_handling_seconds",
+            "Time to handle one batch (or one claimed entry), acknowledgement included.",
+            by_group,
+            buckets=HANDLING_BUCKETS,
+            registry=registry,
+        )
+        self._fit = Histogram(
+            "guidepost_forecast_fit_seconds",
+            "Time to refit one company's forecasts and trends.",
+            buckets=FIT_BUCKETS,
+            registry=registry,
+        )
+        self._alerts = Counter(
+            "guidepost_alerts",
+            "Alert notices published, by kind and status.",
+            ("kind", "status"),
+            registry=registry,
+        )
+
+    def consumed(self, stream: str, group: str, count: int) -> None:
+        self._consumed.labels(stream, group).inc(count)
+
+    def failed(self, stream: str, group: str) -> None:
+        self._failed.labels(stream, group).inc()
+
+    def dead_lettered(self, stream: str, group: str) -> None:
+        self._dead_lettered.labels(stream, group).inc()
+
+    def handled(self, stream: str, group: str, seconds: float) -> None:
+        self._handling.labels(stream, group).observe(seconds)
+
+    def alert_sent(self, *, kind: str, status: str) -> None:
+        self._alerts.labels(kind, status).inc()
+
+    def observe_fit(self, seconds: float) -> None:
+        self._fit.observe(seconds)
+
+
+def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
+    return Metrics(registry)
+
+
+def create_sync_redis(settings: RedisSettings) -> redis.Redis:
+    """A blocking client for scrapes (they run in the exporter's thread), with short timeouts."""
+    options: dict[str, Any] = {
+        **credentials(settings),
+        "decode_responses": True,
+        "socket_timeout": SCRAPE_TIMEOUT_S,
+        "socket_connect_timeout": SCRAPE_TIMEOUT_S,
+    }
+    if settings.redis_url.scheme == "rediss":
+        options.update(
+            ssl_ca_certs=_str(settings.redis_tls_ca_file),
+            ssl_certfile=_str(settings.redis_tls_cert_file),
+            ssl_keyfile=_str(settings.redis_tls_key_file),
+        )
+    return redis.Redis.from_url(str(settings.redis_url), **options)
+
+
+def all_streams(streams: Streams) -> tuple[str, ...]:
+    return (
+        *streams.inputs,
+        streams.history,
+        streams.forecasts,
+        streams.trends,
+        streams.signals,
+        streams.alerts,
+        streams.dead_letters,
+    )
+
+
+@dataclass(frozen=True)
+class GroupState:
+    stream: str
+    group: str
+    lag: int | None
+    pending: int
+    oldest_pending_age_s: float
+
+
+class StreamCollector(Collector):
+    """Length of every stream; lag, pending and oldest pending age of every group, at scrape."""
+
+    def __init__(self, client: redis.Redis, streams: Streams) -> None:
+        self._client = client
+        self._names = all_streams(streams)
+
+    def collect(self) -> Iterator[Metric]:
+        families = _stream_families()
+        try:
+            self._fill(families)
+            families["up"].add_metric([], 1.0)
+        except RedisError as error:
+            log.warning("metrics scrape could not read Redis: %s", type(error).__name__)
+            families["up"].add_metric([], 0.0)
+        yield from families.values()
+
+    def _fill(self, families: dict[str, GaugeMetricFamily]) -> None:
+        for stream in self._names:
+            families["length"].add_metric([stream], float(self._client.xlen(stream)))
+            for state in self.groups(stream):
+                labels = [state.stream, state.group]
+                if state.lag is not None:
+                    families["lag"].add_metric(labels, float(state.lag))
+                families["pending"].add_metric(labels, float(state.pending))
+                families["oldest"].add_metric(labels, state.oldest_pending_age_s)
+
+    def groups(self, stream: str) -> list[GroupState]:
+        try:
+            groups: Any = self._client.xinfo_groups(stream)
+        except ResponseError:
+            return []  # no such stream yet
+        return [self._group_state(stream, group) for group in groups]
+
+    def _group_state(self, stream: str, group: dict[str, Any]) -> GroupState:
+        pending = int(group.get("pending") or 0)
+        lag = group.get("lag")
+        return GroupState(
+            stream=stream,
+            group=str(group["name"]),
+            lag=None if lag is None else int(lag),
+            pending=pending,
+            oldest_pending_age_s=self._oldest_age(stream, str(group["name"])) if pending else 0.0,
+        )
+
+    def _oldest_age(self, stream: str, group: str) -> float:
+        summary: Any = self._client.xpending(stream, group)
+        oldest = summary.get("min") if summary else None
+        if not oldest:
+            return 0.0
+        return max(0.0, time.time() - entry_time_s(str(oldest)))
+
+
+def entry_time_s(entry_id: str) -> float:
+    """The time an auto-generated stream id was assigned: its millisecond part."""
+    return int(entry_id.split("-", 1)[0]) / 1000
+
+
+def _stream_families() -> dict[str, GaugeMetricFamily]:
+    by_group = ["stream", "group"]
+    return {
+        "length": GaugeMetricFamily(
+            "guidepost_stream_length", "Entries in the stream.", labels=["stream"]
+        ),
+        "lag": GaugeMetricFamily(
+            "guidepost_consumer_group_lag",
+            "Entries not yet delivered to the group.",
+            labels=by_group,
+        ),
+        "pending": GaugeMetricFamily(
+            "guidepost_consumer_group_pending",
+            "Entries delivered but not yet acknowledged.",
+            labels=by_group,
+        ),
+        "oldest": GaugeMetricFamily(
+            "guidepost_consumer_group_oldest_pending_age_seconds",
+            "Age of the oldest unacknowledged entry (0 when none is pending).",
+            labels=by_group,
+        ),
+        "up": GaugeMetricFamily("guidepost_redis_up", "1 if the last scrape read Redis, else 0."),
+    }
+
+
+@dataclass
+class MetricsServer:
+    """The worker's `/metrics` endpoint, served from a thread; `close()` stops it."""
+
+    metrics: Metrics
+    collector: StreamCollector
+    client: redis.Redis
+    server: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+        self.metrics.registry.unregister(self.collector)
+        self.client.close()
+
+
+def serve_metrics(
+    metrics: Metrics,
+    *,
+    port: int,
+    settings: RedisSettings,
+    streams: Streams,
+    host: str = "0.0.0.0",  # Prometheus scrapes workers from outside their pod
+) -> MetricsServer:
+    client = create_sync_redis(settings)
+    collector = StreamCollector(client, streams)
+    metrics.registry.register(collector)
+    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    log.info("metrics exported on port %d", port)
+    return MetricsServer(metrics, collector, client, server, thread)
+
+
+def _str(value: object | None) -> str | None:
+    return None if value is None else str(value)
