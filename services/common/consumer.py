@@ -11,6 +11,7 @@ acknowledged; a failed entry stays pending, is claimed again after an idle time,
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from pydantic import ValidationError
 from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
+from services.common.metrics import NO_METRICS, ConsumptionMetrics
 from services.common.streams import dead_letter, delivery_count
 from services.common.wire import UndecodableEntryError, entry_body, printable_fields
 
@@ -59,6 +61,7 @@ class Consumption:
     max_deliveries: int
     max_payload_bytes: int
     dead_letter_max_length: int = 1_000_000
+    metrics: ConsumptionMetrics = NO_METRICS
 
     @property
     def errors_key(self) -> str:
@@ -76,6 +79,8 @@ class Consumption:
         await self._consume([entry], deliveries=count)
 
     async def _consume(self, entries: Sequence[Entry], *, deliveries: int) -> None:
+        started = time.perf_counter()
+        self.metrics.consumed(self.stream, self.group, len(entries))
         valid: list[tuple[bytes, Event]] = []
         done: list[bytes] = []
         for entry_id, fields in entries:
@@ -92,6 +97,7 @@ class Consumption:
             else:
                 await self._remember_failure(entry_id, event, failure)
         await self._ack(done)
+        self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
 
     def decode(self, fields: dict[bytes, bytes]) -> Event | Rejection:
         try:
@@ -124,11 +130,13 @@ class Consumption:
         await dead_letter(
             self.redis, self.streams.dead_letters, letter, max_length=self.dead_letter_max_length
         )
+        self.metrics.dead_lettered(self.stream, self.group)
         log.warning("dead-lettered %s entry %s: %s", self.stream, letter.entry_id, rejection.error)
 
     async def _remember_failure(
         self, entry_id: bytes, event: Event, failure: BaseException
     ) -> None:
+        self.metrics.failed(self.stream, self.group)
         message = f"{type(failure).__name__}: {failure}"
         await self.redis.hset(self.errors_key, entry_id, message)  # type: ignore[misc]
         log.error(
