@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from schemas.money import Scale
 from services.ingest.announcement.model import (
@@ -80,6 +80,15 @@ class Comparison:
     tolerance: Decimal
     lines: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        # Printed with a few more places than the figure, rounded up so nothing tightens.
+        object.__setattr__(self, "tolerance", ceiling(self.tolerance, self.places))
+
+    @property
+    def places(self) -> int:
+        exponents = [v.as_tuple().exponent for v in (self.expected, self.found) if v is not None]
+        return max(0, -min((e for e in exponents if isinstance(e, int)), default=0)) + 3
+
     @property
     def holds(self) -> bool:
         if self.expected is None or self.found is None:
@@ -92,6 +101,10 @@ class Comparison:
             f"{self.figure} {self.period} ({self.column}): expected {self.expected}, "
             f"found {self.found} (tolerance {self.tolerance}); rule: {self.rule}; lines {lines}"
         )
+
+
+def ceiling(value: Decimal, places: int) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING)
 
 
 class Discrepancy(Comparison):
@@ -290,7 +303,7 @@ def convenience(sheets: dict[SheetKey, Sheet], extraction: Extraction) -> Iterat
     for (origin, period, currency), sheet in sheets.items():
         if origin is not Origin.TABLE or currency in (None, extraction.currency):
             continue
-        if rate is None or rate.currency != currency:
+        if rate is None or rate.currency != currency or rate.base != extraction.currency:
             yield missing_rate(period, currency, sheet)
             continue
         base = sheets.get((Origin.TABLE, period, extraction.currency))

@@ -116,4 +116,5 @@ def exchange_rate(match: re.Match[str], line: int) -> ExchangeRate:
     provenance = Provenance(
         line, match.start("rate"), match.end("rate"), match["rate"], "exchange rate", match[0]
     )
-    return ExchangeRate(currency_code(match["quote"]), rate.value / per, rate.decimals, provenance)
+    base, quote = currency_code(match["base"]), currency_code(match["quote"])
+    return ExchangeRate(base, quote, rate.value / per, rate.decimals, provenance)

@@ -108,8 +108,10 @@ class Unplaced:
 
 @dataclass(frozen=True)
 class ExchangeRate:
-    """The stated convenience rate: `rate` units of the statement currency per `currency` unit."""
+    """The stated convenience rate: `rate` units of `base` (the statement currency) per unit
+    of `currency`."""
 
+    base: str
     currency: str
     rate: Decimal
     decimals: int

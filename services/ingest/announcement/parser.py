@@ -132,20 +132,21 @@ def read_table_figures(tables: Sequence[Table]) -> Read:
 
 
 def read_row(table: Table, row: TableRow, placement: Placement | None) -> Read:
-    filled = [cell for cell in row.cells if cell.text]
-    if placement is None:
+    """The row's figures, one per filled cell; an unknown row with figures is reported."""
+    pairs = zip(table.columns, row.cells, strict=False)
+    filled = [(column, cell) for column, cell in pairs if cell.text]
+    extra = [cell for cell in row.cells[len(table.columns) :] if cell.text]
+    if placement is None and (filled or extra):
         reason = f"row label not in the template of {table.block.title!r}"
-        return [], [Unplaced(row.line, row.label.text, reason)] if filled else []
-    if len([c for c in row.cells[len(table.columns) :] if c.text]) > 0:
-        return [], [Unplaced(row.line, row.label.text, "more figures than column headers")]
-    figures: list[Figure] = []
-    unplaced: list[Unplaced] = []
-    for column, cell in zip(table.columns, row.cells, strict=False):
-        if cell.text:
-            outcome = cell_figure(table, column, cell, placement)
-            figures += [outcome] if isinstance(outcome, Figure) else []
-            unplaced += [outcome] if isinstance(outcome, Unplaced) else []
-    return figures, unplaced
+        return [], [Unplaced(row.line, row.label.text, reason)]
+    if placement is None or extra:
+        missed = [Unplaced(row.line, row.label.text, "more figures than column headers")]
+        return [], missed if extra else []
+    outcomes = [cell_figure(table, column, cell, placement) for column, cell in filled]
+    return (
+        [o for o in outcomes if isinstance(o, Figure)],
+        [o for o in outcomes if isinstance(o, Unplaced)],
+    )
 
 
 def cell_figure(

@@ -55,7 +55,7 @@ class Placer:
         _, _, index, text = min(found)
         spec = self.rows[index]
         self._enter(spec)
-        return Placement(spec.target, spec.unit, 1, text)
+        return Placement(spec.target, spec.unit, 1, text.strip())
 
     def _is_table_match(self, spec: RowSpec, text: str) -> bool:
         return (

@@ -38,6 +38,7 @@ TOKEN = re.compile(
     rf"|(?P<count>(?P<cnum>\d[\d,]*(?:\.\d+)?)\s(?P<cscale>{SCALE_WORD}))"
     r"|(?P<grouped>\b\d{1,3}(?:,\d{3})+(?![\d.,]\d))"
     r"|(?P<months>(?P<tnum>\d+(?:\.\d+)?)\smonths\b)"
+    r"|(?P<bare>(?<![\d.,])\b(?!(?:19|20)\d\d\b)\d+(?= (?:[a-z]+ ){0,2}[a-z]+s\b))"
 )
 SENTENCE_END = re.compile(r"(?<=[.!?])[”\"]?\s+(?=[A-Z“\"*(])")
 PERIOD_PHRASE = re.compile(
@@ -98,7 +99,7 @@ def token_of(match: re.Match[str]) -> Token:
         return Token(start, end, text, parse_number(match["pnum"]), Unit.PERCENT, None, None)
     if match["months"]:
         return Token(start, end, text, parse_number(match["tnum"]), Unit.MONTHS, None, None)
-    number = parse_number(match["cnum"] or match["grouped"])
+    number = parse_number(match["cnum"] or match["grouped"] or match["bare"])
     return Token(start, end, text, number, Unit.COUNT, None, scale_of(match["cscale"]))
 
 
@@ -162,41 +163,44 @@ class ProseReader:
         role = role_of(token, clause, before)
         period = outlook_period or period_after(after, self.period)
         period = period or last_period(clause, self.period) or self.period
-        return Found(token, subject, role, period, is_decrease(clause))
+        return Found(token, subject, role, period, role is Role.CHANGE and is_decrease(clause))
 
     def figure(self, found: Found, token: Token, line: int, section: Section) -> Figure | str:
         """The figure a token stands for, or why it cannot be placed."""
-        if found.subject is None:
-            return "no template label names this figure"
-        target = found.subject.target
-        if section is Section.OUTLOOK:
-            if found.role is Role.VALUE or target.name not in METRICS:
-                return f"outlook figure for {target.label} is not a guided range"
-            target = Target(Kind.GUIDANCE, target.name)
-        elif found.role not in (Role.VALUE, Role.CHANGE):
-            return f"a guided range for {target.label} outside the outlook"
+        target = target_of(found, section)
+        if isinstance(target, str):
+            return target
         if (problem := unit_problem(found, token)) is not None:
             return problem
-        column = f"prose ({section.value})"
-        provenance = Provenance(
-            line, token.start, token.end, token.text, column, found.subject.label
-        )
-        value = token.number.value
-        if found.role is Role.CHANGE and found.negative:
-            value = -value
+        assert found.subject is not None
         assert found.period is not None
+        label = found.subject.label
+        column = f"prose ({section.value})"
         return Figure(
             target=target,
             period=found.period,
-            value=value,
+            value=-token.number.value if found.negative else token.number.value,
             unit=token.unit,
             currency=token.currency,
             scale=token.scale,
             decimals=token.number.decimals,
             origin=Origin.PROSE,
-            provenance=provenance,
+            provenance=Provenance(line, token.start, token.end, token.text, column, label),
             role=found.role,
         )
+
+
+def target_of(found: Found, section: Section) -> Target | str:
+    """Outlook ranges become guidance; anything else keeps its subject. A string says why not."""
+    if found.subject is None:
+        return "no template label names this figure"
+    target = found.subject.target
+    guided = found.role not in (Role.VALUE, Role.CHANGE)
+    if section is not Section.OUTLOOK:
+        return f"a guided range for {target.label} outside the outlook" if guided else target
+    if not guided or target.name not in METRICS:
+        return f"outlook figure for {target.label} is not a guided range"
+    return Target(Kind.GUIDANCE, target.name)
 
 
 def replace_offsets(token: Token, offset: int) -> Token:

@@ -163,3 +163,23 @@ def test_figures_without_a_contract_name_are_listed_not_dropped(seed: Extraction
     assert {"241.4 million", "RMB60,506 million", "10.10 months", "RMB1.96 billion"} <= texts
     skipped = {u.text for u in seed.unplaced if u.reason.startswith("table not read")}
     assert len(skipped) == 3
+
+
+def test_every_business_highlight_figure_is_placed_or_listed(seed: Extraction) -> None:
+    read = [(f.provenance.line, f.provenance.text) for f in seed.figures]
+    read += [(u.line, u.text) for u in seed.unplaced]
+    highlights = Counter(text for line, text in read if 36 <= line <= 45)
+    assert highlights == Counter(
+        [
+            *("159", "241.4 million", "12.5%", "214.5 million"),
+            *("52.3 million", "13.8%", "46.0 million"),
+            *("31.2 million", "12.6%", "27.7 million"),
+            *("17,524,872", "RMB109,456 million", "RMB99,237 million", "9.3%"),
+            *("1.4%", "61.0%", "RMB60,506 million", "RMB61,342 million"),
+            *("0.8%", "RMB169,920 million", "RMB171,302 million"),
+            *("2.9%", "RMB104,523 million", "RMB107,597 million"),
+            *("10.10 months", "11.21 months"),
+            "3.35%",
+            "91.5%",
+        ]
+    )

@@ -144,3 +144,9 @@ def test_a_document_without_a_period_fails_loudly(seed_text: str) -> None:
     undated = seed_text.replace("quarter ended March 31, 2024", "quarter")
     with pytest.raises(AnnouncementError, match="no reporting period"):
         parse_announcement(undated)
+
+
+def test_convenience_columns_without_a_stated_rate_are_a_discrepancy(seed_text: str) -> None:
+    unstated = seed_text.replace("at a rate of RMB", "at the rate of the day, RMB")
+    discrepancies = cross_check(parse_announcement(unstated))
+    assert [d.rule for d in discrepancies] == ["convenience columns need a stated exchange rate"]
