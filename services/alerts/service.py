@@ -29,6 +29,7 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
+from services.common.metrics import NO_METRICS, AlertMetrics
 from services.common.streams import dead_letter
 from services.common.wire import entry_fields
 from services.ingest.store import company_key
@@ -52,7 +53,9 @@ class AlertService:
         repeat_interval: timedelta,
         max_length: int,
         rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+        metrics: AlertMetrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._redis = redis
         self._streams = streams
         self._repeat_interval = repeat_interval
@@ -87,11 +90,12 @@ class AlertService:
         )
         if decision.record is None or decision.record == record:
             return
+        notification = decision.notification
+        alert = alert_from_notification(notification, producer=PRODUCER) if notification else None
         async with self._redis.pipeline(transaction=True) as pipe:
             key = company_key(self._streams, observation.company, "alerts")
             pipe.hset(key, observation.fingerprint, encode_record(decision.record))
-            if decision.notification is not None:
-                alert = alert_from_notification(decision.notification, producer=PRODUCER)
+            if alert is not None:
                 pipe.xadd(
                     self._streams.alerts,
                     entry_fields(alert),  # type: ignore[arg-type]
@@ -99,6 +103,8 @@ class AlertService:
                     approximate=True,
                 )
             await pipe.execute()
+        if alert is not None:
+            self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)
 
     async def records(self, company: str) -> dict[str, AlertRecord]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "alerts"))  # type: ignore[misc]
