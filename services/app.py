@@ -76,10 +76,17 @@ class Workers:
         return dirty == 0 and await backlog(self.redis, streams) == 0
 
 
-def build_workers(settings: WorkerSettings, *, redis: aioredis.Redis | None = None) -> Workers:
+def build_workers(
+    settings: WorkerSettings,
+    *,
+    redis: aioredis.Redis | None = None,
+    broker: RedisBroker | None = None,
+    claim_abandoned: bool = True,
+) -> Workers:
+    """`claim_abandoned=False` only for the in-memory test broker, which has no pending list."""
     redis = redis or create_redis(settings)
     streams = Streams(settings.namespace)
-    workers = Workers(settings, redis, create_broker(settings), streams)
+    workers = Workers(settings, redis, broker or create_broker(settings), streams)
     history = RedisHistoryStore(redis, streams)
     guidance = RedisGuidanceStore(redis, streams)
     common = {"redis": redis, "streams": streams, "max_length": settings.stream_max_length}
@@ -120,7 +127,7 @@ def build_workers(settings: WorkerSettings, *, redis: aioredis.Redis | None = No
             delivery = WebhookDelivery(redis=redis, streams=streams, sink=sink)
             _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, delivery.deliver_all)
     for consumption in workers.consumptions:
-        subscribe(workers.broker, consumption, settings)
+        subscribe(workers.broker, consumption, settings, claim_abandoned=claim_abandoned)
     return workers
 
 

@@ -41,11 +41,16 @@ class Rejection:
 def describe_validation_error(error: ValidationError) -> Rejection:
     """The first problem, naming its field: 'statement.net_income: Input should be ...'."""
     first = error.errors()[0]
+    message = first["msg"].removeprefix("Value error, ")
     field = ".".join(str(part) for part in first["loc"]) or None
-    message = first["msg"]
+    if field is None and ": " in message:  # a whole-event rule names its field(s) first
+        field = message.split(": ", 1)[0]
+        text = message
+    else:
+        text = f"{field or 'event'}: {message}"
     count = error.error_count()
     more = f" (and {count - 1} more)" if count > 1 else ""
-    return Rejection(FailureReason.INVALID, f"{field or 'event'}: {message}{more}", field)
+    return Rejection(FailureReason.INVALID, text + more, field)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
 from faststream.redis.annotations import RedisBatchStreamMessage, RedisStreamMessage
@@ -10,9 +12,16 @@ from services.common.consumer import Consumption
 from services.common.settings import WorkerSettings
 
 CLAIMER_SUFFIX = "-claimer"
+IN_MEMORY_ID = b"0-1"
 
 
-def subscribe(broker: RedisBroker, consumption: Consumption, settings: WorkerSettings) -> None:
+def subscribe(
+    broker: RedisBroker,
+    consumption: Consumption,
+    settings: WorkerSettings,
+    *,
+    claim_abandoned: bool = True,
+) -> None:
     """Main path: XREADGROUP batches. Recovery path: XAUTOCLAIM of entries idle too long.
 
     The group is created at the stream's start before the broker starts (see `ensure_group`),
@@ -34,7 +43,10 @@ def subscribe(broker: RedisBroker, consumption: Consumption, settings: WorkerSet
     )
     async def read_batch(message: RedisBatchStreamMessage) -> None:
         raw = message.raw_message
-        await consumption.consume_batch(list(zip(raw["message_ids"], raw["data"], strict=True)))
+        await consumption.consume_batch(list(zip(_ids(raw), raw["data"], strict=True)))
+
+    if not claim_abandoned:
+        return
 
     @broker.subscriber(
         stream=StreamSub(
@@ -50,3 +62,8 @@ def subscribe(broker: RedisBroker, consumption: Consumption, settings: WorkerSet
     async def read_claimed(message: RedisStreamMessage) -> None:
         raw = message.raw_message
         await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))
+
+
+def _ids(raw: Any) -> list[bytes]:
+    """Entry ids; FastStream's in-memory test broker delivers entries without any."""
+    return list(raw["message_ids"]) or [IN_MEMORY_ID] * len(raw["data"])

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from faststream._internal.parser import DefaultCodec
+from faststream.redis.parser.binary import BinaryMessageFormatV1
 from faststream.redis.parser.message import MessageFormat
 
 from schemas.base import Event
@@ -50,6 +51,8 @@ def entry_body(fields: Mapping[bytes, bytes]) -> bytes:
     if body is None:
         present = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields)) or "none"
         raise UndecodableEntryError(f"{DATA_FIELD}: missing; the entry's fields are: {present}")
+    if body.startswith(BinaryMessageFormatV1.IDENTITY_HEADER):
+        body, _headers = BinaryMessageFormatV1.parse(body)  # a producer on FastStream's defaults
     return body
 
 

@@ -32,12 +32,14 @@ class Finding:
     expected: Decimal
     found: Decimal
     tolerance: Decimal
+    unit: str | None = None  # when not the statement's own (a margin in %, a converted figure)
 
     @property
     def difference(self) -> Decimal:
         return self.found - self.expected
 
-    def sentence(self, unit: str) -> str:
+    def sentence(self, statement_unit: str) -> str:
+        unit = self.unit or statement_unit
         return (
             f"{self.period}: {self.rule} does not hold: {self.subject} is {self.found:,} {unit} "
             f"but the other figures give {self.expected:,} {unit} "
@@ -165,7 +167,9 @@ def _ratio_checks(statement: IncomeStatement) -> list[Finding | None]:
         if abs(computed - ratio.percent) > step * HALF + Decimal("0.0001"):
             rule = f"stated {ratio.name.replace('_', ' ')} matches the figures"
             checks.append(
-                Finding(statement.period, rule, ratio.name, computed, ratio.percent, step * HALF)
+                Finding(
+                    statement.period, rule, ratio.name, computed, ratio.percent, step * HALF, "%"
+                )
             )
     return checks
 
@@ -195,6 +199,7 @@ def _convenience_checks(statement: IncomeStatement) -> list[Finding]:
                     expected.quantize(Decimal("0.01")),
                     converted,
                     tolerance.quantize(Decimal("0.01")),
+                    f"{translation.currency} {statement.scale.value}",
                 )
             )
     return findings

@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import redis.asyncio as aioredis
 
-from schemas.alerts import AlertKind, AlertSignal, Severity
+from schemas.alerts import AlertKind, AlertSignal, Condition, Severity
 from schemas.base import Event
 from schemas.guidance import GuidanceIssued
 from schemas.history import ChangeKind, FactChange, GuidanceChange, HistoryUpdated
@@ -129,11 +129,10 @@ class IngestService:
         ]
 
     def _integrity_signals(self, event: ResultsPublished) -> list[AlertSignal]:
-        signals = []
-        for statement in (event.statement, *event.comparatives):
-            for finding in check_statement(statement):
-                signals.append(_integrity_signal(event, statement, finding))
-        return signals
+        return [
+            _integrity_signal(event, statement, check_statement(statement))
+            for statement in (event.statement, *event.comparatives)
+        ]
 
     async def _apply_guidance(self, event: GuidanceIssued) -> None:
         version = version_from_event(event)
@@ -212,27 +211,43 @@ def _restatement_signal(event: Event, change: RecordedChange) -> AlertSignal:
     )
 
 
+STATEMENT_SUBJECT = "income_statement"
+
+
 def _integrity_signal(
-    event: ResultsPublished, statement: IncomeStatement, finding: Finding
+    event: ResultsPublished, statement: IncomeStatement, findings: list[Finding]
 ) -> AlertSignal:
+    """One signal per statement: firing with every broken identity, or clear when all hold."""
     unit = f"{statement.currency} {statement.scale.value}"
+    if findings:
+        rules = "; ".join(finding.sentence(unit) for finding in findings)
+        summary = f"{event.company} {statement.period} statement does not add up: {rules}."
+    else:
+        summary = f"{event.company} {statement.period} statement: every identity holds."
     return AlertSignal(
-        event_id=derived_id(event.event_id, "integrity", statement.period, finding.rule),
+        event_id=derived_id(event.event_id, "integrity", statement.period),
         company=event.company,
         producer=PRODUCER,
         kind=AlertKind.DATA_QUALITY,
         period=statement.period,
-        subject=finding.subject,
-        severity=Severity.WARNING,
-        summary=f"{event.company} {finding.sentence(unit)}.",
+        subject=STATEMENT_SUBJECT,
+        condition=Condition.FIRING if findings else Condition.CLEAR,
+        severity=Severity.WARNING if findings else Severity.INFO,
+        summary=summary[:1000],
         details={
-            "rule": finding.rule,
-            "expected": str(finding.expected),
-            "found": str(finding.found),
-            "difference": str(finding.difference),
-            "tolerance": str(finding.tolerance),
             "unit": unit,
             "cause": event.event_id,
+            "broken": [
+                {
+                    "rule": finding.rule,
+                    "subject": finding.subject,
+                    "expected": str(finding.expected),
+                    "found": str(finding.found),
+                    "difference": str(finding.difference),
+                    "tolerance": str(finding.tolerance),
+                }
+                for finding in findings
+            ],
         },
         cause_event_id=event.event_id,
     )

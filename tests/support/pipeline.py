@@ -41,7 +41,9 @@ async def pipeline(settings: WorkerSettings) -> AsyncIterator[Workers]:
     await workers.redis.aclose()
 
 
-async def publish_and_settle(workers: Workers, events: Sequence[Event], timeout_s: float = 60) -> None:
+async def publish_and_settle(
+    workers: Workers, events: Sequence[Event], timeout_s: float = 60
+) -> None:
     await publish_inputs(workers, list(events))
     await wait_until_idle(workers, timeout_s=timeout_s, settle_s=0.2)
 
