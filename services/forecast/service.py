@@ -4,6 +4,12 @@ Marking is the durable effect of a `HistoryUpdated` (so it is acknowledged at on
 refits each dirty company after a quiet window, publishes `ForecastUpdated` and `TrendUpdated`,
 and clears the mark only if no new change arrived meanwhile. A crash mid-refit leaves the mark,
 so another worker refits it: nothing is lost, and identical inputs give identical event ids.
+
+A refit is incremental when it can be: each company's compact fitted state (the core's
+`Fitted`, no history) stays in a bounded LRU, and a new observation runs the candidates with
+their fixed parameters (`update`). The state is fitted afresh when missing (a new company, an
+evicted one, another worker's), when older than `full_refit_s`, or when `update` itself decides
+enough new quarters arrived. The state is a cache: losing it costs time, never correctness.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -39,7 +47,8 @@ from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
 from services.common.streams import dead_letter, publish
 from services.forecast.assemble import QuarterlyHistory, assemble
-from services.forecast.core import ForecastSpec, MetricForecast, forecast_company
+from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
+from services.forecast.core.company import NET_INCOME, NON_GAAP, SBC, implied_sbc, reconcile
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.service import derived_id
@@ -55,6 +64,42 @@ end
 return 0
 """
 
+DEFAULT_MAX_STATES = 10_000  # companies whose fitted state a worker keeps (≈ 50 kB each)
+DEFAULT_FULL_REFIT_S = 6 * 3600.0
+
+
+@dataclass
+class CompanyState:
+    """What a worker remembers of one company between refits."""
+
+    fits: dict[str, Fitted] = field(default_factory=dict)
+    fitted_at: float = field(default_factory=time.monotonic)
+    trends: dict[str, tuple[str, TrendUpdated | None]] = field(default_factory=dict)
+
+
+class FittedStates:
+    """A bounded LRU of company states; the least recently refitted company is evicted."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._states: OrderedDict[str, CompanyState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+    def take(self, company: str, *, max_age_s: float) -> CompanyState | None:
+        """The company's state if fresh enough (a stale one is dropped)."""
+        state = self._states.pop(company, None)
+        if state is not None and time.monotonic() - state.fitted_at > max_age_s:
+            return None
+        return state
+
+    def put(self, company: str, state: CompanyState) -> None:
+        self._states[company] = state
+        self._states.move_to_end(company)
+        while len(self._states) > self._capacity:
+            self._states.popitem(last=False)
+
 
 class ForecastService:
     def __init__(
@@ -68,8 +113,14 @@ class ForecastService:
         max_length: int,
         spec: ForecastSpec = ForecastSpec(),
         max_failures: int = 5,
+        max_states: int = DEFAULT_MAX_STATES,
+        full_refit_s: float = DEFAULT_FULL_REFIT_S,
     ) -> None:
         self._max_failures = max_failures
+        self.states = FittedStates(max_states)
+        self._full_refit_s = full_refit_s
+        self.fits = {"full": 0, "incremental": 0}  # metric fits of each kind, for benchmarks
+        self._wake = asyncio.Event()
         self._redis = redis
         self._streams = streams
         self._history = history
@@ -94,6 +145,7 @@ class ForecastService:
                 pipe.zadd(self.dirty_key, {event.company: time.time()}, nx=True)
                 pipe.hincrby(self.generation_key, event.company, 1)
             await pipe.execute()
+        self._wake.set()
         return [None] * len(events)
 
     async def pending(self) -> int:
@@ -107,7 +159,20 @@ class ForecastService:
                 log.exception("refit loop failed; retrying")
                 refitted = 0
             if not refitted:
-                await _wait(stop, poll_s)
+                await self._sleep_until_due(stop, poll_s)
+
+    async def _sleep_until_due(self, stop: asyncio.Event, poll_s: float) -> None:
+        """Until the earliest mark is due, a new mark arrives, or `poll_s` (other workers'
+        marks, and `stop`, are noticed at least that often)."""
+        earliest = await self._redis.zrange(self.dirty_key, 0, 0, withscores=True)
+        delay = poll_s
+        if earliest:
+            due_at = float(earliest[0][1]) + self._coalesce_ms / 1000
+            delay = min(poll_s, max(due_at - time.time(), 0.0))
+        if stop.is_set() or delay <= 0:
+            return
+        self._wake.clear()
+        await _wait(self._wake, delay)
 
     async def refit_due(self) -> int:
         due_before = time.time() - self._coalesce_ms / 1000
@@ -178,9 +243,7 @@ class ForecastService:
         if target is None:
             return []
         guidance_frame = guidance_table(guidance)
-        results = forecast_company(
-            history.frame, target=target, guidance=guidance_frame, spec=self._spec
-        )
+        results = self.forecast_metrics(company, history.frame, target, guidance_frame)
         as_of = max(v.known_at for v in versions)
         digest = _digest(history.frame, guidance_frame)
         return [
@@ -189,11 +252,84 @@ class ForecastService:
             if metric_spec(result.metric).unit is Unit.MONEY
         ]
 
+    def forecast_metrics(
+        self, company: str, frame: pd.DataFrame, target: str, guidance: pd.DataFrame
+    ) -> dict[str, MetricForecast]:
+        """What `core.forecast_company` computes, from the company's kept state when fresh.
+
+        Net income and each guided metric from their own fits; non-GAAP net income as net
+        income + share-based compensation (comonotone), else from its own history.
+        """
+        state = self.states.take(company, max_age_s=self._full_refit_s) or CompanyState()
+        fits: dict[str, Fitted] = {}
+        results: dict[str, MetricForecast] = {}
+        for metric in _direct_metrics(frame, target, guidance):
+            if _enough(frame, metric, self._spec):
+                fitted = self._fitted(state, frame, metric, guidance)
+                fits[metric] = fitted
+                results[metric] = forecast(fitted, target=target)
+        non_gaap = self._non_gaap(state, fits, frame, target, guidance, results.get(NET_INCOME))
+        if non_gaap is not None:
+            results[NON_GAAP] = non_gaap
+        if not state.fits:
+            state.fitted_at = time.monotonic()
+        state.fits = fits
+        self.states.put(company, state)
+        return results
+
+    def _non_gaap(
+        self,
+        state: CompanyState,
+        fits: dict[str, Fitted],
+        frame: pd.DataFrame,
+        target: str,
+        guidance: pd.DataFrame,
+        net_income: MetricForecast | None,
+    ) -> MetricForecast | None:
+        with_sbc = implied_sbc(frame)
+        if net_income is not None and _enough(with_sbc, SBC, self._spec):
+            fits[SBC] = self._fitted(state, with_sbc, SBC, None)
+            return reconcile(net_income, forecast(fits[SBC], target=target), metric=NON_GAAP)
+        if _enough(frame, NON_GAAP, self._spec):
+            fits[NON_GAAP] = self._fitted(state, frame, NON_GAAP, guidance)
+            return forecast(fits[NON_GAAP], target=target)
+        return None
+
+    def _fitted(
+        self,
+        state: CompanyState,
+        frame: pd.DataFrame,
+        metric: str,
+        guidance: pd.DataFrame | None,
+    ) -> Fitted:
+        previous = state.fits.get(metric)
+        if previous is not None:
+            try:
+                updated = update(previous, frame, guidance=guidance)
+            except ValueError:
+                log.info("update of %s failed; fitting afresh", metric, exc_info=True)
+            else:
+                self.fits["incremental"] += 1
+                return updated
+        self.fits["full"] += 1
+        return fit(frame, metric=metric, spec=self._spec, guidance=guidance)
+
     def trend(self, company: str, history: QuarterlyHistory, metric: str) -> TrendUpdated | None:
         if metric not in history.frame.columns or history.frame[metric].notna().sum() < 2:
             return None
+        series = history.frame[metric]
+        key = series.to_json(double_precision=10)
+        state = self.states.take(company, max_age_s=float("inf")) or CompanyState(fitted_at=0.0)
+        cached = state.trends.get(metric)
+        if cached is None or cached[0] != key:
+            cached = (key, self._fit_trend(company, series, metric))
+            state.trends[metric] = cached
+        self.states.put(company, state)
+        return cached[1]
+
+    def _fit_trend(self, company: str, series: pd.Series, metric: str) -> TrendUpdated | None:
         spec = TrendSpec(higher_is_worse=metric_spec(metric).higher_is_worse)
-        result = fit_trend(history.frame[metric], metric=metric, spec=spec)
+        result = fit_trend(series, metric=metric, spec=spec)
         if result.verdict == TrendVerdict.INSUFFICIENT_DATA.value:
             return None  # too few points for a trend; nothing to publish yet
         return _trend_event(company, result)
@@ -216,6 +352,19 @@ class ForecastService:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _direct_metrics(frame: pd.DataFrame, target: str, guidance: pd.DataFrame) -> list[str]:
+    """Net income and every metric guided for the target quarter (non-GAAP comes after)."""
+    guided: set[str] = set()
+    if not guidance.empty:
+        guided = set(guidance.loc[guidance["for_quarter"] == target, "metric"])
+    ordered = [NET_INCOME, *sorted(guided - {NET_INCOME, NON_GAAP})]
+    return [m for m in ordered if m in frame.columns]
+
+
+def _enough(frame: pd.DataFrame, metric: str, spec: ForecastSpec) -> bool:
+    return metric in frame.columns and int(frame[metric].notna().sum()) >= spec.min_train
 
 
 def next_target(frame: pd.DataFrame) -> str | None:
@@ -395,6 +544,6 @@ def _trend_signal(trend: TrendUpdated) -> AlertSignal:
     )
 
 
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
+async def _wait(event: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        await asyncio.wait_for(event.wait(), timeout=seconds)
