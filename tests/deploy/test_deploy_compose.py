@@ -167,7 +167,9 @@ def test_each_worker_kind_has_one_compose_service_running_a_real_service(
         if worker_service(service)
     }
 
-    assert sorted(kinds.values()) == sorted(service.value for service in Service)
+    assert sorted(str(kind) for kind in kinds.values()) == sorted(
+        service.value for service in Service
+    )
     assert {name: kind for name, kind in kinds.items() if name != kind} == {}
 
 

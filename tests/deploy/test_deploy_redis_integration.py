@@ -87,9 +87,13 @@ def as_guidepost(server: EmbeddedRedis, password: str = PASSWORD) -> redis.Redis
     return connect(server, username="guidepost", password=password)
 
 
-def connect(server: EmbeddedRedis, **credentials: str) -> redis.Redis:
+def connect(
+    server: EmbeddedRedis, *, username: str | None = None, password: str | None = None
+) -> redis.Redis:
     """No retries: a refused login should fail at once, not after redis-py's backoff."""
-    return redis.Redis(port=server.port, retry=Retry(NoBackoff(), 0), **credentials)
+    return redis.Redis(
+        port=server.port, username=username, password=password, retry=Retry(NoBackoff(), 0)
+    )
 
 
 @pytest.fixture
@@ -110,7 +114,7 @@ def test_guidepost_user_runs_a_stream_round_trip_on_its_keys(
     client.xgroup_create(stream, "ingest", id="0", mkstream=True)
     client.xadd(stream, {"__data__": "{}"}, maxlen=1000, approximate=True)
 
-    delivered = client.xreadgroup("ingest", "c1", {stream: ">"}, count=10)
+    delivered: Any = client.xreadgroup("ingest", "c1", {stream: ">"}, count=10)
     (entry_id, _), *_ = delivered[0][1]
     acked = client.xack(stream, "ingest", entry_id)
 
@@ -124,7 +128,9 @@ def test_guidepost_user_writes_state_in_a_transaction_and_in_lua(
 ) -> None:
     key = f"guidepost:{company}:facts"
     with client.pipeline(transaction=True) as pipe:
-        pipe.hset(key, "revenue", "1").hincrby(key, "version", 1).expire(key, 60)
+        pipe.hset(key, "revenue", "1")
+        pipe.hincrby(key, "version", 1)
+        pipe.expire(key, 60)
         pipe.execute()
     script = client.register_script("return redis.call('HGET', KEYS[1], ARGV[1])")
 
@@ -155,7 +161,7 @@ def test_a_script_cannot_reach_outside_guidepost_either(client: redis.Redis) -> 
 )
 def test_dangerous_commands_are_refused(client: redis.Redis, command: tuple[str, ...]) -> None:
     with pytest.raises(redis.exceptions.NoPermissionError, match="has no permissions to run"):
-        client.execute_command(*command)
+        client.execute_command(*command)  # type: ignore[no-untyped-call]
 
 
 def test_a_wrong_password_fails_with_a_clear_error(acl_server: EmbeddedRedis) -> None:
