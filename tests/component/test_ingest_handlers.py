@@ -58,7 +58,7 @@ async def test_a_changed_prior_value_is_a_restatement_with_both_versions_kept() 
     assert [v.value for v in versions] == [Decimal("119000000000"), Decimal("118500000000")]
     (restated,) = signals
     assert restated.kind is AlertKind.RESTATEMENT
-    assert restated.details["old"] == "119000000000" and restated.details["new"] == "118500000000"
+    assert (restated.details["old"], restated.details["new"]) == ("119000000000", "118500000000")
 
 
 async def test_a_rounded_prose_figure_and_the_exact_table_figure_are_one_fact() -> None:

@@ -18,7 +18,13 @@ pytestmark = pytest.mark.integration
 async def test_malformed_entry_is_dead_lettered_with_payload_and_reason_and_the_worker_keeps_serving(
     redis_url: str, namespace: str
 ) -> None:
-    bad = {"company": "ACME", "metric": "dpd90_rate_pct", "period": "2024Q1", "value": "335", "unit": "percent"}
+    bad = {
+        "company": "ACME",
+        "metric": "dpd90_rate_pct",
+        "period": "2024Q1",
+        "value": "335",
+        "unit": "percent",
+    }
     async with pipeline(worker_settings(redis_url, namespace)) as workers:
         await workers.redis.xadd(workers.streams.metrics, {"__data__": json.dumps(bad)})
         await workers.redis.xadd(workers.streams.metrics, {"garbage": "no event field"})
@@ -28,7 +34,10 @@ async def test_malformed_entry_is_dead_lettered_with_payload_and_reason_and_the_
         stored = await workers.redis.hgetall(f"{namespace}:{{ACME}}:versions")
 
     letters = [DeadLetter.model_validate_json(fields[B_DATA_FIELD]) for _, fields in letters_raw]
-    assert [letter.reason for letter in letters] == [FailureReason.INVALID, FailureReason.UNDECODABLE]
+    assert [letter.reason for letter in letters] == [
+        FailureReason.INVALID,
+        FailureReason.UNDECODABLE,
+    ]
     assert json.loads(letters[0].payload["__data__"]) == bad
     assert "value: dpd90_rate_pct must be at most 100, got 335" in letters[0].error
     assert letters[1].payload == {"garbage": "no event field"}

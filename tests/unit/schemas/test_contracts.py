@@ -104,7 +104,7 @@ def test_fiscal_year_guidance_is_accepted_and_months_are_not() -> None:
 
 
 def test_results_need_net_income() -> None:
-    with pytest.raises(ValidationError, match="statement.net_income"):
+    with pytest.raises(ValidationError, match=r"statement\.net_income"):
         ResultsPublished.model_validate(
             {
                 "company": "ACME",
