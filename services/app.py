@@ -26,6 +26,7 @@ from schemas.streams import Groups, Streams
 from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
 from services.common.consumer import Apply, Consumption
+from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
 from services.common.streams import backlog, ensure_group
@@ -52,6 +53,8 @@ class Workers:
     alerts: AlertService | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Metrics = field(default_factory=Metrics)
+    exporter: MetricsServer | None = None
 
     async def ensure_groups(self) -> None:
         for consumption in self.consumptions:
@@ -68,6 +71,19 @@ class Workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.background.clear()
+
+    def start_exporter(self) -> None:
+        """Serve `/metrics` when a metrics port is configured."""
+        port = self.settings.metrics_port
+        if port is not None and self.exporter is None:
+            self.exporter = serve_metrics(
+                self.metrics, port=port, settings=self.settings, streams=self.streams
+            )
+
+    def stop_exporter(self) -> None:
+        if self.exporter is not None:
+            self.exporter.close()
+            self.exporter = None
 
     async def is_idle(self) -> bool:
         """No entry waiting or pending in any group, and no refit due."""
@@ -116,7 +132,11 @@ def build_workers(
         _consume(workers, streams.history, Groups.GUIDANCE, HistoryUpdated, checker.apply_history)
     if Service.ALERTS in settings.services:
         repeat = timedelta(seconds=settings.alert_repeat_interval_s)
-        workers.alerts = AlertService(repeat_interval=repeat, **common)  # type: ignore[arg-type]
+        workers.alerts = AlertService(
+            repeat_interval=repeat,
+            metrics=workers.metrics,
+            **common,  # type: ignore[arg-type]
+        )
         _consume(workers, streams.signals, Groups.ALERTS, AlertSignal, workers.alerts.apply_all)
         if settings.webhook_url is not None:
             sink = WebhookSink(
@@ -144,6 +164,7 @@ def _consume(
             apply=apply,
             max_deliveries=workers.settings.max_deliveries,
             max_payload_bytes=workers.settings.max_payload_bytes,
+            metrics=workers.metrics,
         )
     )
 
@@ -153,8 +174,10 @@ def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None)
     workers = build_workers(settings, redis=redis)
     app = FastStream(workers.broker)
     app.on_startup(workers.ensure_groups)
+    app.on_startup(workers.start_exporter)
     app.after_startup(workers.start_background)
     app.on_shutdown(workers.stop_background)
+    app.on_shutdown(workers.stop_exporter)
     app.context.set_global("workers", workers)
     return app
 
@@ -165,8 +188,10 @@ async def running(workers: Workers):  # type: ignore[no-untyped-def]
     await workers.ensure_groups()
     await workers.broker.start()
     workers.start_background()
+    workers.start_exporter()
     try:
         yield workers
     finally:
+        workers.stop_exporter()
         await workers.stop_background()
         await workers.broker.stop()
