@@ -131,15 +131,24 @@ def _seed_period(events: list[Event]) -> str:
 
 async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     redis, streams = workers.redis, workers.streams
-    for blob in (await redis.hgetall(company_key(streams, company, "forecasts"))).values():  # type: ignore[misc]
-        forecast = ForecastUpdated.model_validate_json(blob)
-        report.forecasts.append(_forecast_item(forecast))
+    stored = (await redis.hgetall(company_key(streams, company, "forecasts"))).values()  # type: ignore[misc]
+    report.forecasts = [_forecast_item(f) for f in latest_targets(stored)]
     for blob in (await redis.hgetall(company_key(streams, company, "bands"))).values():  # type: ignore[misc]
         report.bands.append({"company": company, **json.loads(blob)})
     for blob in (await redis.hgetall(company_key(streams, company, "trends"))).values():  # type: ignore[misc]
         report.trends.append(TrendUpdated.model_validate_json(blob).model_dump(mode="json"))
     report.alerts = [a.model_dump(mode="json") for a in await read_alerts(workers)]
     report.dead_letters = int(await redis.xlen(streams.dead_letters))
+
+
+def latest_targets(blobs: Any) -> list[ForecastUpdated]:
+    """Per metric, the forecast of the furthest period (earlier ones were for reported quarters)."""
+    latest: dict[str, ForecastUpdated] = {}
+    for forecast in (ForecastUpdated.model_validate_json(blob) for blob in blobs):
+        current = latest.get(forecast.metric)
+        if current is None or Quarter.parse(forecast.period) > Quarter.parse(current.period):
+            latest[forecast.metric] = forecast
+    return sorted(latest.values(), key=lambda f: f.metric)
 
 
 async def read_alerts(workers: Workers) -> list[Alert]:

@@ -85,5 +85,5 @@ def print_report(report: DemoReport) -> None:
         )
     console.print(f"\n{len(report.alerts)} alert(s) received by a subscriber:")
     for alert in report.alerts:
-        console.print(f"  [{alert['severity']}] {alert['kind']}: {alert['summary']}")
+        console.print(f"  {alert['severity']:8} {alert['kind']}: {alert['summary']}", markup=False)
     console.print(f"\ndead letters: {report.dead_letters}; timings: {report.timings_s}")

@@ -1,6 +1,6 @@
 """Parse the parts of `guidepost silence add` into a `Silence`. Pure: standard library only.
 
-    guidepost silence add --match company=QFIN --match kind=band_check --duration 2h \
+    guidepost silence add --match company=ACME --match kind=band_check --duration 2h \
         --comment "guidance call on Monday"
 
 A matcher is `label=value`, where the value is exact or a shell-style glob (`company=Q*`).
@@ -31,18 +31,18 @@ class SilenceError(ValueError):
 
 
 def parse_matcher(text: str) -> tuple[str, str]:
-    """`'company=QFIN'` → `('company', 'QFIN')`."""
+    """`'company=ACME'` → `('company', 'ACME')`."""
     label, sep, value = text.partition("=")
     label, value = label.strip(), value.strip()
     if not sep:
-        raise SilenceError(f"--match {text!r} has no '='; expected label=value, e.g. company=QFIN")
+        raise SilenceError(f"--match {text!r} has no '='; expected label=value, e.g. company=ACME")
     if label not in LABEL_NAMES:
         raise SilenceError(
             f"--match {text!r} names unknown label {label!r}; "
             f"expected one of {', '.join(LABEL_NAMES)}"
         )
     if not value:
-        raise SilenceError(f"--match {text!r} has an empty value; expected e.g. {label}=QFIN")
+        raise SilenceError(f"--match {text!r} has an empty value; expected e.g. {label}=ACME")
     return label, value
 
 
@@ -58,7 +58,7 @@ def parse_matchers(texts: Iterable[str]) -> dict[str, str]:
             )
         matchers[label] = value
     if not matchers:
-        raise SilenceError("a silence needs at least one --match, e.g. --match company=QFIN")
+        raise SilenceError("a silence needs at least one --match, e.g. --match company=ACME")
     return matchers
 
 

@@ -50,6 +50,7 @@ def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
         str(settings.redis_url),
         security=security,
         message_format=PlainJsonFormat,
+        logger=logging.getLogger("guidepost.broker"),  # our handlers and format, stderr not stdout
         log_level=logging.DEBUG,  # one line per message is noise at INFO; errors still log
         **{k: v for k, v in credentials(settings).items() if v is not None},
         **extra,
