@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -175,11 +176,20 @@ def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None)
     app = FastStream(workers.broker)
     app.on_startup(workers.ensure_groups)
     app.on_startup(workers.start_exporter)
-    app.after_startup(workers.start_background)
+    app.after_startup(_in_loop(workers.start_background))
     app.on_shutdown(workers.stop_background)
     app.on_shutdown(workers.stop_exporter)
     app.context.set_global("workers", workers)
     return app
+
+
+def _in_loop(hook: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """FastStream runs a sync hook in a worker thread; one that creates tasks needs the loop."""
+
+    async def run() -> None:
+        hook()
+
+    return run
 
 
 @contextlib.asynccontextmanager
