@@ -1,0 +1,77 @@
+"""Per-company counts for the API's `/metrics`, read from Redis at scrape time (sync client)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from redis.exceptions import RedisError
+
+from schemas.streams import Streams
+from services.ingest.store import company_key
+
+log = logging.getLogger(__name__)
+
+
+class CompanyCollector(Collector):
+    """Facts, forecasts and trends per company; band checks by state; alerts by status."""
+
+    def __init__(self, client: redis.Redis, streams: Streams) -> None:
+        self._client = client
+        self._streams = streams
+
+    def collect(self) -> Iterator[Metric]:
+        families = _company_families()
+        try:
+            for company in sorted(self._client.smembers(self._streams.key("companies"))):  # type: ignore[union-attr]
+                self._fill(families, str(company))
+        except RedisError as error:
+            log.warning("metrics scrape could not read Redis: %s", type(error).__name__)
+        yield from families.values()
+
+    def _fill(self, families: dict[str, GaugeMetricFamily], company: str) -> None:
+        for name in ("facts", "forecasts", "trends"):
+            count: Any = self._client.hlen(self._key(company, name))
+            families[name].add_metric([company], float(count))
+        for state, count in self._tally(company, "bands", "state").items():
+            families["bands"].add_metric([company, state], float(count))
+        for status, count in self._tally(company, "alerts", "status").items():
+            families["alerts"].add_metric([company, status], float(count))
+
+    def _tally(self, company: str, name: str, field: str) -> Counter[str]:
+        blobs: Any = self._client.hvals(self._key(company, name))
+        return Counter(str(json.loads(blob).get(field)) for blob in blobs)
+
+    def _key(self, company: str, name: str) -> str:
+        return company_key(self._streams, company, name)
+
+
+def _company_families() -> dict[str, GaugeMetricFamily]:
+    company = ["company"]
+    return {
+        "facts": GaugeMetricFamily(
+            "guidepost_company_facts", "Metric-period pairs on record.", labels=company
+        ),
+        "forecasts": GaugeMetricFamily(
+            "guidepost_company_forecasts", "Stored forecasts.", labels=company
+        ),
+        "trends": GaugeMetricFamily(
+            "guidepost_company_trends", "Stored delinquency trends.", labels=company
+        ),
+        "bands": GaugeMetricFamily(
+            "guidepost_company_band_checks",
+            "Latest band checks, by state.",
+            labels=["company", "state"],
+        ),
+        "alerts": GaugeMetricFamily(
+            "guidepost_company_alerts",
+            "Alert records (one per fingerprint), by status.",
+            labels=["company", "status"],
+        ),
+    }
