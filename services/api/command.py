@@ -1,0 +1,97 @@
+"""`guidepost serve` (the status page and read API) and `guidepost plot` (the charts as PNG)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from schemas.streams import Streams
+from services.common.settings import ApiSettings
+
+if TYPE_CHECKING:
+    from services.api.reader import CompanyState
+
+RedisUrlOption = Annotated[
+    str | None, typer.Option("--redis-url", help="Overrides GUIDEPOST_REDIS_URL.")
+]
+
+
+def api_settings(**overrides: Any) -> ApiSettings:
+    """Settings from the environment (GUIDEPOST_*), with the options given on the command line."""
+    return ApiSettings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def serve(
+    redis_url: RedisUrlOption = None,
+    host: Annotated[
+        str | None, typer.Option(help="Interface to listen on; overrides GUIDEPOST_HTTP_HOST.")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to listen on; overrides GUIDEPOST_HTTP_PORT.")
+    ] = None,
+) -> None:
+    """Serve the status page, the read-only JSON API, /health, /ready and /metrics.
+
+    Set GUIDEPOST_API_TOKEN to require 'Authorization: Bearer <token>' (probes stay open).
+    """
+    import uvicorn
+
+    from services.api.app import create_api
+    from services.common.logging import configure_logging
+
+    settings = api_settings(redis_url=redis_url, http_host=host, http_port=port)
+    configure_logging(settings.log_level)
+    uvicorn.run(
+        create_api(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def plot(
+    company: Annotated[str, typer.Option(help="The company to chart, e.g. QFIN.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="Directory for the PNG files (created if missing).", file_okay=False),
+    ],
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Write the company's fan charts (forecast vs guidance) and trend charts as PNG."""
+    state = asyncio.run(read_state(api_settings(redis_url=redis_url), company))
+    written = write_plots(state, out)
+    if not written:
+        typer.echo(f"nothing to plot: no forecasts or trends are stored for {company}", err=True)
+        raise typer.Exit(1)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+async def read_state(settings: ApiSettings, company: str) -> CompanyState:
+    from services.api.reader import StatusReader
+    from services.common.redis import create_redis
+
+    client = create_redis(settings)
+    try:
+        return await StatusReader(client, Streams(settings.namespace)).state(company, alerts=0)
+    finally:
+        await client.aclose()
+
+
+def write_plots(state: CompanyState, out: Path) -> list[Path]:
+    from services.api.charts import fan_charts, trend_charts
+    from services.api.png import write_fan_chart, write_trend_chart
+
+    out.mkdir(parents=True, exist_ok=True)
+    fans = fan_charts(state.forecasts, state.bands, state.versions)
+    trends = trend_charts(state.trends, state.versions)
+    return [write_fan_chart(c, out) for c in fans] + [write_trend_chart(c, out) for c in trends]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.command("plot")(plot)
