@@ -4,7 +4,9 @@ For every quarter t with an actual and at least ``spec.min_train`` earlier obser
 forecast uses only rows for quarters before t (``history_as_of(t)``, by default the rows of
 ``history`` before t) and guidance issued before t. A plain metric is backtested from one fit:
 its out-of-sample record is exactly the forecasts those truncated fits make (a unit test checks
-this); non-GAAP net income and custom vintages are refit at every origin.
+this). Non-GAAP net income comes from the records of three fits (net income, SBC, non-GAAP) and
+the skill rule of ``company``; a quarter whose forecast the records lack (say net income is
+missing in it) and custom vintages are refit at every origin.
 """
 
 from __future__ import annotations
@@ -14,9 +16,17 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from services.forecast.core.company import NET_INCOME, NON_GAAP, forecast_company
-from services.forecast.core.data import FREQ, guidance_band, quarter
-from services.forecast.core.engine import describe, fit, predictive
+from services.forecast.core.company import (
+    NET_INCOME,
+    NON_GAAP,
+    choose_way,
+    forecast_company,
+    non_gaap_fits,
+    non_gaap_past,
+    ways_available,
+)
+from services.forecast.core.data import guidance_band, quarter
+from services.forecast.core.engine import fit, record_forecasts
 from services.forecast.core.models import naive as naive_model
 from services.forecast.core.types import (
     BacktestReport,
@@ -60,18 +70,55 @@ def _metric_rows(
     history_as_of: HistoryAsOf | None,
     spec: ForecastSpec,
 ) -> list[BacktestRow]:
-    if history_as_of is None and metric != NON_GAAP:
+    if history_as_of is None and metric == NON_GAAP:
+        return _non_gaap_rows(history, guidance, first, spec)
+    if history_as_of is None:
         return _rows_from_one_fit(history, metric, guidance, first, spec)
-    as_of = history_as_of or (lambda period: history.loc[history.index < period])
+    periods = eligible_periods(history[metric], spec.min_train, first)
+    return [
+        row
+        for period in periods
+        if (row := _refit_row(history, metric, guidance, period, history_as_of, spec)) is not None
+    ]
+
+
+def _refit_row(
+    history: pd.DataFrame,
+    metric: str,
+    guidance: pd.DataFrame | None,
+    period: pd.Period,
+    history_as_of: HistoryAsOf | None,
+    spec: ForecastSpec,
+) -> BacktestRow | None:
+    """Refit on the data known before ``period`` and forecast it."""
+    as_of = history_as_of or (lambda when: history.loc[history.index < when])
+    known = guidance_before(guidance, period)
+    forecasts = forecast_company(as_of(period), target=str(period), guidance=known, spec=spec)
+    if metric not in forecasts:
+        return None
+    actual = float(history[metric].to_numpy()[history.index.get_loc(period)])
+    return _row(forecasts[metric], actual, guidance)
+
+
+def _non_gaap_rows(
+    history: pd.DataFrame,
+    guidance: pd.DataFrame | None,
+    first: pd.Period | None,
+    spec: ForecastSpec,
+) -> list[BacktestRow]:
+    """Each eligible quarter's non-GAAP forecast chosen from the three fits' records."""
+    past = non_gaap_past(non_gaap_fits(history, guidance, spec))
     rows = []
-    for period in eligible_periods(history[metric], spec.min_train, first):
-        past = as_of(period)
-        known = guidance_before(guidance, period)
-        forecasts = forecast_company(past, target=str(period), guidance=known, spec=spec)
-        if metric not in forecasts:
+    for period in eligible_periods(history[NON_GAAP], spec.min_train, first):
+        target = str(period)
+        options = {way: past[way][target][0] for way in past if target in past[way]}
+        if not options or set(options) != ways_available(history, period, spec):
+            row = _refit_row(history, NON_GAAP, guidance, period, None, spec)
+            rows.extend([] if row is None else [row])
             continue
-        actual = float(history[metric].to_numpy()[history.index.get_loc(period)])
-        rows.append(_row(forecasts[metric], actual, guidance))
+        chosen = options[choose_way(past, options, before=target)]
+        actual = float(history[NON_GAAP].to_numpy()[history.index.get_loc(period)])
+        rows.append(_row(chosen, actual, guidance))
     return rows
 
 
@@ -83,39 +130,11 @@ def _rows_from_one_fit(
     spec: ForecastSpec,
 ) -> list[BacktestRow]:
     fitted = fit(history, metric=metric, spec=spec, guidance=guidance)
-    record = fitted.record
-    rows = []
-    for k, ordinal in enumerate(record.ordinal.tolist()):
-        period = pd.Period(ordinal=ordinal, freq=FREQ)
-        if record.n_before[k] < spec.min_train or (first is not None and period < first):
-            continue
-        _, point, quantiles = predictive(
-            record.head(k),
-            record.pred[:, k],
-            ordinal=ordinal,
-            scale=float(record.scale[k]),
-            horizon=int(record.horizon[k]),
-            spec=spec,
-        )
-        grid = tuple(zip(spec.quantile_probabilities, quantiles.tolist(), strict=True))
-        result = _as_forecast(metric, str(period), point, grid, spec)
-        rows.append(_row(result, float(record.actual[k]), guidance))
-    return rows
-
-
-def _as_forecast(
-    metric: str,
-    target: str,
-    point: float,
-    grid: tuple[tuple[float, float], ...],
-    spec: ForecastSpec,
-) -> MetricForecast:
-    values = {round(p, 6): v for p, v in grid}
-    (lo80, hi80), (lo95, hi95) = (
-        (values[round((1 - lv) / 2, 6)], values[round((1 + lv) / 2, 6)]) for lv in spec.levels
-    )
-    method = describe(spec)
-    return MetricForecast(metric, target, point, lo80, hi80, lo95, hi95, grid, (), (), 0, method)
+    return [
+        _row(result, actual, guidance)
+        for result, actual in record_forecasts(fitted)
+        if first is None or quarter(result.target) >= first
+    ]
 
 
 def _row(result: MetricForecast, actual: float, guidance: pd.DataFrame | None) -> BacktestRow:

@@ -118,6 +118,38 @@ def predictive(
     return weights, point, point + scale * np.sqrt(horizon) * q
 
 
+def record_forecasts(fitted: Fitted) -> list[tuple[MetricForecast, float]]:
+    """The out-of-sample forecast and actual of every record entry made from at least
+    ``min_train`` observations: what a fit on the history before that quarter forecast then
+    (the record is causal, so this equals refitting at every origin).
+    """
+    record, spec = fitted.record, fitted.spec
+    found = []
+    for k, ordinal in enumerate(record.ordinal.tolist()):
+        if record.n_before[k] < spec.min_train:
+            continue
+        _, point, quantiles = predictive(
+            record.head(k), record.pred[:, k], ordinal=ordinal,
+            scale=float(record.scale[k]), horizon=int(record.horizon[k]), spec=spec,
+        )  # fmt: skip
+        target = str(pd.Period(ordinal=ordinal, freq=FREQ))
+        result = grid_forecast(fitted.metric, target, point, quantiles, spec)
+        found.append((result, float(record.actual[k])))
+    return found
+
+
+def grid_forecast(
+    metric: str, target: str, point: float, quantiles: np.ndarray, spec: ForecastSpec
+) -> MetricForecast:
+    """A bare forecast (no model skills or drivers) from a point and its quantile values."""
+    grid = tuple(zip(spec.quantile_probabilities, quantiles.tolist(), strict=True))
+    values = {round(p, 6): v for p, v in grid}
+    lo80, hi80, lo95, hi95 = _interval_values(values, spec.levels)
+    return MetricForecast(
+        metric, target, point, lo80, hi80, lo95, hi95, grid, (), (), 0, describe(spec)
+    )
+
+
 def calibration_errors(record: Record, ordinal: int) -> tuple[np.ndarray, np.ndarray]:
     """Standardised errors of the combined forecast and their ages; while fewer than
     ``MIN_COMBINED_ERRORS`` exist, every candidate's errors pooled (same quarters, same ages).
