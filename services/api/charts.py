@@ -81,10 +81,12 @@ class TrendChart:
 def fan_charts(
     forecasts: list[ForecastUpdated], bands: list[BandCheck], versions: list[FactVersion]
 ) -> list[FanChart]:
-    """One chart per forecast, guided figures first; the band shaded where guidance exists."""
+    """One chart per open forecast (its actual not yet reported), guided figures first."""
     checks = {(b.metric, b.period): b for b in bands}
     current = latest_as_of(versions, None)
-    charts = [_fan(f, checks.get((f.metric, f.period)), current) for f in forecasts]
+    reported = {(v.metric, v.period) for v in current}
+    open_forecasts = [f for f in forecasts if (f.metric, f.period) not in reported]
+    charts = [_fan(f, checks.get((f.metric, f.period)), current) for f in open_forecasts]
     return sorted(charts, key=lambda c: (c.band is None, c.metric, c.period))
 
 

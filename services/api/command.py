@@ -86,9 +86,10 @@ def write_plots(state: CompanyState, out: Path) -> list[Path]:
     from services.api.charts import fan_charts, trend_charts
     from services.api.png import write_fan_chart, write_trend_chart
 
-    out.mkdir(parents=True, exist_ok=True)
     fans = fan_charts(state.forecasts, state.bands, state.versions)
     trends = trend_charts(state.trends, state.versions)
+    if fans or trends:
+        out.mkdir(parents=True, exist_ok=True)
     return [write_fan_chart(c, out) for c in fans] + [write_trend_chart(c, out) for c in trends]
 
 
