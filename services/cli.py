@@ -71,9 +71,15 @@ def run(
 ) -> None:
     """Run workers (all by default) until interrupted."""
     from services.app import create_app
+    from services.common.redis import RedisConnectionProblem, check_connection
 
     settings = _settings(WorkerSettings, redis_url, services=services)
     configure_logging(settings.log_level, as_json=settings.log_json)
+    try:
+        _run(check_connection(settings))
+    except RedisConnectionProblem as problem:
+        errors.print(f"guidepost run: {problem}")
+        raise typer.Exit(2) from None
     _run(create_app(settings).run())
 
 

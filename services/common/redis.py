@@ -7,6 +7,7 @@ import ssl
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions as redis_errors
 from faststream.redis import RedisBroker
 from faststream.security import BaseSecurity
 
@@ -59,3 +60,27 @@ def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
 
 def _str(value: object | None) -> str | None:
     return None if value is None else str(value)
+
+
+class RedisConnectionProblem(RuntimeError):
+    """Redis is unreachable or refused us; the message says which setting to check."""
+
+
+async def check_connection(settings: RedisSettings) -> None:
+    """Fail fast at start-up with a clear message (never the password) instead of retrying."""
+    client = create_redis(settings)
+    user = settings.redis_username or "default"
+    try:
+        await client.ping()
+    except redis_errors.AuthenticationError:
+        raise RedisConnectionProblem(
+            f"Redis refused the credentials of user {user!r}: check GUIDEPOST_REDIS_USERNAME "
+            "and GUIDEPOST_REDIS_PASSWORD"
+        ) from None
+    except redis_errors.ConnectionError as error:
+        where = f"{settings.redis_url.host}:{settings.redis_url.port}"
+        raise RedisConnectionProblem(
+            f"cannot reach Redis at {where}: {error}; check GUIDEPOST_REDIS_URL"
+        ) from None
+    finally:
+        await client.aclose()

@@ -38,6 +38,9 @@ ALLOWED = {
     "ping",
     "sadd",
     "script|load",
+    "script|exists",
+    "discard",
+    "xread",
     "set",
     "smembers",
     "unwatch",
@@ -58,6 +61,7 @@ ALLOWED = {
     "zadd",
     "zcard",
     "zrangebyscore",
+    "zrange",
     "zrem",
 }
 DANGEROUS = {"flushall", "flushdb", "config", "keys", "debug", "shutdown", "acl", "module", "scan"}
