@@ -113,7 +113,7 @@ def _reader(request: Request) -> StatusReader:
 
 
 Reader = Annotated[StatusReader, Depends(_reader)]
-CompanyPath = Annotated[str, Path(pattern=COMPANY_PATTERN, examples=["QFIN"])]
+CompanyPath = Annotated[str, Path(pattern=COMPANY_PATTERN, examples=["ACME"])]
 
 
 async def known_company(company: CompanyPath, reader: Reader) -> str:

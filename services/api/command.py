@@ -54,7 +54,7 @@ def serve(
 
 
 def plot(
-    company: Annotated[str, typer.Option(help="The company to chart, e.g. QFIN.")],
+    company: Annotated[str, typer.Option(help="The company to chart, e.g. ACME.")],
     out: Annotated[
         Path,
         typer.Option(help="Directory for the PNG files (created if missing).", file_okay=False),
