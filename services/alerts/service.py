@@ -117,7 +117,14 @@ class RedisSilenceStore:
         self._key = streams.key("silences")
 
     async def add(self, silence: Silence) -> None:
-        document = {**asdict(silence), "matchers": dict(silence.matchers)}
+        document = {
+            "id": silence.id,
+            "matchers": dict(silence.matchers),
+            "starts_at": silence.starts_at.isoformat(),
+            "ends_at": silence.ends_at.isoformat(),
+            "created_by": silence.created_by,
+            "comment": silence.comment,
+        }
         await self._redis.hset(self._key, silence.id, json.dumps(document, default=str))  # type: ignore[misc]
 
     async def all(self) -> list[Silence]:
@@ -142,20 +149,40 @@ class RedisSilenceStore:
 
 
 class WebhookDelivery:
-    """Reads the alerts stream with its own group and posts each notice to the sink."""
+    """Reads the alerts stream with its own group and posts each notice to the sink.
+
+    A webhook is an effect outside Redis, so redelivery needs care: a lease keeps a second
+    consumer from posting a notice another is still retrying, and a delivered mark makes a
+    redelivered entry a no-op. Receivers can also dedupe on the delivery id header.
+    """
+
+    LEASE_MS = 300_000
+    DELIVERED_TTL_S = 30 * 24 * 3600
 
     def __init__(self, *, redis: aioredis.Redis, streams: Streams, sink: AlertSink) -> None:
         self._redis = redis
         self._streams = streams
         self._sink = sink
 
+    def _key(self, kind: str, event_id: str) -> str:
+        return self._streams.key("webhook", kind, event_id)
+
     async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        for event in events:
-            try:
-                await self._sink.send([event])  # type: ignore[list-item]
-            except DeliveryFailed as failure:
-                await self._dead_letter(event, failure)
-        return [None] * len(events)
+        return [await self._deliver(event) for event in events]
+
+    async def _deliver(self, event: Event) -> BaseException | None:
+        if await self._redis.exists(self._key("delivered", event.event_id)):
+            return None
+        lease = self._key("lease", event.event_id)
+        if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
+            return LeaseHeldError(f"another consumer is delivering {event.event_id}")
+        try:
+            await self._sink.send([event])  # type: ignore[list-item]
+        except DeliveryFailed as failure:
+            await self._dead_letter(event, failure)
+        await self._redis.set(self._key("delivered", event.event_id), "1", ex=self.DELIVERED_TTL_S)
+        await self._redis.delete(lease)
+        return None
 
     async def _dead_letter(self, event: Event, failure: DeliveryFailed) -> None:
         letter = DeadLetter(
@@ -170,6 +197,10 @@ class WebhookDelivery:
             event_id=event.event_id,
         )
         await dead_letter(self._redis, self._streams.dead_letters, letter, max_length=1_000_000)
+
+
+class LeaseHeldError(RuntimeError):
+    """Left pending: the consumer holding the lease finishes it, or its lease expires."""
 
 
 def _observation(signal: AlertSignal) -> Observation:

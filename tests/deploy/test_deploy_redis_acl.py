@@ -27,6 +27,7 @@ ALLOWED = {
     "exists",
     "expire",
     "get",
+    "del",
     "hdel",
     "hello",
     "hget",
