@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 DEFAULT_NAMESPACE = "guidepost"
@@ -13,6 +14,32 @@ class Streams:
     """Every stream of one deployment, under one namespace (tests use a unique one each)."""
 
     namespace: str = DEFAULT_NAMESPACE
+    partitions: int = 1
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+
+    def partition_of(self, company: str) -> int:
+        """A stable hash (CRC-32), so a company always lands on one partition: order kept."""
+        return zlib.crc32(company.encode("utf-8")) % self.partitions
+
+    def for_company(self, stream: str, company: str) -> str:
+        """The partition of a company-keyed stream that carries this company's events."""
+        if self.partitions == 1 or stream not in self.partitioned:
+            return stream
+        return f"{stream}:p{self.partition_of(company)}"
+
+    def all_of(self, stream: str) -> tuple[str, ...]:
+        """Every physical stream behind a logical one (one per partition)."""
+        if self.partitions == 1 or stream not in self.partitioned:
+            return (stream,)
+        return tuple(f"{stream}:p{n}" for n in range(self.partitions))
+
+    @property
+    def partitioned(self) -> tuple[str, ...]:
+        """Company-keyed streams; alerts and dead letters stay single for their readers."""
+        return (*self.inputs, self.history, self.forecasts, self.trends, self.signals)
 
     def _name(self, suffix: str) -> str:
         return f"{self.namespace}:{suffix}"

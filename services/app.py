@@ -102,7 +102,7 @@ def build_workers(
 ) -> Workers:
     """`claim_abandoned=False` only for the in-memory test broker, which has no pending list."""
     redis = redis or create_redis(settings)
-    streams = Streams(settings.namespace)
+    streams = settings.streams()
     workers = Workers(settings, redis, broker or create_broker(settings), streams)
     history = RedisHistoryStore(redis, streams)
     guidance = RedisGuidanceStore(redis, streams)
@@ -136,6 +136,7 @@ def build_workers(
         workers.alerts = AlertService(
             repeat_interval=repeat,
             metrics=workers.metrics,
+            atomic=not settings.redis_cluster,
             **common,  # type: ignore[arg-type]
         )
         _consume(workers, streams.signals, Groups.ALERTS, AlertSignal, workers.alerts.apply_all)
@@ -155,19 +156,21 @@ def build_workers(
 def _consume(
     workers: Workers, stream: str, group: str, event_type: type[Event], apply: Apply
 ) -> None:
-    workers.consumptions.append(
-        Consumption(
-            redis=workers.redis,
-            streams=workers.streams,
-            stream=stream,
-            group=group,
-            event_type=event_type,
-            apply=apply,
-            max_deliveries=workers.settings.max_deliveries,
-            max_payload_bytes=workers.settings.max_payload_bytes,
-            metrics=workers.metrics,
+    """One consumption per physical stream: every partition of a partitioned stream."""
+    for physical in workers.streams.all_of(stream):
+        workers.consumptions.append(
+            Consumption(
+                redis=workers.redis,
+                streams=workers.streams,
+                stream=physical,
+                group=group,
+                event_type=event_type,
+                apply=apply,
+                max_deliveries=workers.settings.max_deliveries,
+                max_payload_bytes=workers.settings.max_payload_bytes,
+                metrics=workers.metrics,
+            )
         )
-    )
 
 
 def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None) -> FastStream:

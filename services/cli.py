@@ -71,13 +71,13 @@ def run(
 ) -> None:
     """Run workers (all by default) until interrupted."""
     from services.app import create_app
-    from services.common.redis import RedisConnectionProblem, check_connection
+    from services.common.redis import RedisUnavailableError, check_connection
 
     settings = _settings(WorkerSettings, redis_url, services=services)
     configure_logging(settings.log_level, as_json=settings.log_json)
     try:
         _run(check_connection(settings))
-    except RedisConnectionProblem as problem:
+    except RedisUnavailableError as problem:
         errors.print(f"guidepost run: {problem}")
         raise typer.Exit(2) from None
     _run(create_app(settings).run())
@@ -243,7 +243,7 @@ def _with_redis(redis_url: str | None, action: Callable[[Any, Streams], Awaitabl
     async def go() -> T:
         redis = create_redis(settings)
         try:
-            return await action(redis, Streams(settings.namespace))
+            return await action(redis, settings.streams())
         finally:
             await redis.aclose()
 

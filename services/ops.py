@@ -38,7 +38,8 @@ async def replay(redis: aioredis.Redis, streams: Streams, letters: list[StoredLe
     for stored in letters:
         if stored.letter.reason is FailureReason.DELIVERY_FAILED:
             continue  # a webhook payload, not a stream entry: redelivered by the alerts worker
-        async with redis.pipeline(transaction=True) as pipe:
+        # put back first, then delete: a crash in between replays twice, which dedupe absorbs
+        async with redis.pipeline(transaction=False) as pipe:
             pipe.xadd(stored.letter.source_stream, dict(stored.letter.payload))  # type: ignore[arg-type]
             pipe.xdel(streams.dead_letters, stored.entry_id)
             await pipe.execute()
@@ -80,9 +81,7 @@ async def tail_alerts(
         block_ms = (
             500 if deadline is None else max(1, int(min(0.5, deadline - time.monotonic()) * 1000))
         )
-        response: Any = await redis.xread(
-            {streams.alerts: last_id}, count=100, block=block_ms
-        )
+        response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
         for _stream, entries in response:
             for entry_id, fields in entries:
                 last_id = _text(entry_id)

@@ -54,8 +54,10 @@ class AlertService:
         max_length: int,
         rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
         metrics: AlertMetrics = NO_METRICS,
+        atomic: bool = True,
     ) -> None:
         self._metrics = metrics
+        self._atomic = atomic
         self._redis = redis
         self._streams = streams
         self._repeat_interval = repeat_interval
@@ -92,9 +94,9 @@ class AlertService:
             return
         notification = decision.notification
         alert = alert_from_notification(notification, producer=PRODUCER) if notification else None
-        async with self._redis.pipeline(transaction=True) as pipe:
-            key = company_key(self._streams, observation.company, "alerts")
-            pipe.hset(key, observation.fingerprint, encode_record(decision.record))
+        # MULTI on one Redis; on a cluster the stream and the record live on different slots,
+        # so the notice goes first and its deterministic id lets subscribers drop a repeat
+        async with self._redis.pipeline(transaction=self._atomic) as pipe:
             if alert is not None:
                 pipe.xadd(
                     self._streams.alerts,
@@ -102,6 +104,8 @@ class AlertService:
                     maxlen=self._max_length,
                     approximate=True,
                 )
+            key = company_key(self._streams, observation.company, "alerts")
+            pipe.hset(key, observation.fingerprint, encode_record(decision.record))
             await pipe.execute()
         if alert is not None:
             self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)

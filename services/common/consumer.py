@@ -160,7 +160,9 @@ class Consumption:
     async def _ack(self, entry_ids: Sequence[bytes]) -> None:
         if not entry_ids:
             return
-        async with self.redis.pipeline(transaction=True) as pipe:
+        # not MULTI: the stream and the errors hash may sit on different cluster slots,
+        # and both commands are idempotent
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream, self.group, *entry_ids)
             pipe.hdel(self.errors_key, *entry_ids)
             await pipe.execute()

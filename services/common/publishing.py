@@ -32,12 +32,12 @@ def stream_for(streams: Streams, event: Event) -> str:
     kind = INPUT_STREAM_OF.get(type(event))
     if kind is None:
         raise TypeError(f"{type(event).__name__} is not an input event")
-    return str(getattr(streams, kind))
+    return streams.for_company(str(getattr(streams, kind)), event.company)
 
 
 async def publish_events(settings: RedisSettings, events: Sequence[Event]) -> int:
     """Append each event to its input stream; returns how many were published."""
-    streams = Streams(settings.namespace)
+    streams = settings.streams()
     redis = create_redis(settings)
     try:
         for event in events:

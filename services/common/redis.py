@@ -62,7 +62,7 @@ def _str(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
-class RedisConnectionProblem(RuntimeError):
+class RedisUnavailableError(RuntimeError):
     """Redis is unreachable or refused us; the message says which setting to check."""
 
 
@@ -73,13 +73,13 @@ async def check_connection(settings: RedisSettings) -> None:
     try:
         await client.ping()
     except redis_errors.AuthenticationError:
-        raise RedisConnectionProblem(
+        raise RedisUnavailableError(
             f"Redis refused the credentials of user {user!r}: check GUIDEPOST_REDIS_USERNAME "
             "and GUIDEPOST_REDIS_PASSWORD"
         ) from None
     except redis_errors.ConnectionError as error:
         where = f"{settings.redis_url.host}:{settings.redis_url.port}"
-        raise RedisConnectionProblem(
+        raise RedisUnavailableError(
             f"cannot reach Redis at {where}: {error}; check GUIDEPOST_REDIS_URL"
         ) from None
     finally:

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from schemas.streams import DEFAULT_NAMESPACE
+from schemas.streams import DEFAULT_NAMESPACE, Streams
 
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 
@@ -46,6 +46,15 @@ class RedisSettings(BaseSettings):
     redis_tls_key_file: Path | None = None
     redis_cluster: bool = Field(default=False, description="Connect to a Redis Cluster.")
     namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    partitions: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Partition streams per company-keyed stream; publishers and workers agree.",
+    )
+
+    def streams(self) -> Streams:
+        return Streams(self.namespace, self.partitions)
 
 
 class WorkerSettings(RedisSettings):

@@ -9,6 +9,7 @@ from redis.exceptions import ResponseError
 
 from schemas.base import Event
 from schemas.deadletter import DeadLetter
+from schemas.streams import Streams
 from services.common.wire import entry_fields
 
 GROUP_START = "0"  # a new group reads every entry already in the stream, not only new ones
@@ -32,14 +33,23 @@ async def delivery_count(redis: aioredis.Redis, stream: str, group: str, entry_i
 
 
 async def publish(
-    redis: aioredis.Redis, stream: str, events: Sequence[Event], *, max_length: int
+    redis: aioredis.Redis,
+    stream: str,
+    events: Sequence[Event],
+    *,
+    max_length: int,
+    streams: Streams | None = None,
 ) -> None:
-    """Append events in one round trip; trimming is approximate and never exact-cuts."""
+    """Append events in one round trip; trimming is approximate and never exact-cuts.
+
+    With `streams`, each event goes to its company's partition of `stream`.
+    """
     if not events:
         return
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
-            pipe.xadd(stream, entry_fields(event), maxlen=max_length, approximate=True)  # type: ignore[arg-type]
+            target = streams.for_company(stream, event.company) if streams else stream
+            pipe.xadd(target, entry_fields(event), maxlen=max_length, approximate=True)  # type: ignore[arg-type]
         await pipe.execute()
 
 

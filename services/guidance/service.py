@@ -229,7 +229,13 @@ class GuidanceService:
         return [BandCheck(**item) for item in json.loads(raw)] if raw else []
 
     async def _signal(self, signals: list[AlertSignal]) -> None:
-        await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+        await publish(
+            self._redis,
+            self._streams.signals,
+            signals,
+            max_length=self._max_length,
+            streams=self._streams,
+        )
 
 
 def band_check(

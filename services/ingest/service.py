@@ -112,8 +112,20 @@ class IngestService:
     ) -> None:
         updates = [u for batch, _ in announcements for u in batch]
         signals = [s for _, batch in announcements for s in batch]
-        await publish(self._redis, self._streams.history, updates, max_length=self._max_length)
-        await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+        await publish(
+            self._redis,
+            self._streams.history,
+            updates,
+            max_length=self._max_length,
+            streams=self._streams,
+        )
+        await publish(
+            self._redis,
+            self._streams.signals,
+            signals,
+            max_length=self._max_length,
+            streams=self._streams,
+        )
 
     async def apply(self, event: Event) -> None:
         """One event (the batch path with a batch of one)."""
@@ -153,7 +165,13 @@ class IngestService:
             cause_event_id=event.event_id,
             guidance=(GuidanceChange(metric=event.metric, period=event.period, revision=revision),),
         )
-        await publish(self._redis, self._streams.history, [update], max_length=self._max_length)
+        await publish(
+            self._redis,
+            self._streams.history,
+            [update],
+            max_length=self._max_length,
+            streams=self._streams,
+        )
 
 
 def _facts_of(event: Event) -> list[Fact]:
