@@ -29,7 +29,7 @@ class CompanyCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = _company_families()
         try:
-            for company in sorted(self._client.smembers(self._streams.key("companies"))):  # type: ignore[union-attr]
+            for company in sorted(self._client.smembers(self._streams.key("companies"))):
                 self._fill(families, str(company))
         except RedisError as error:
             log.warning("metrics scrape could not read Redis: %s", type(error).__name__)

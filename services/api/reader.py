@@ -44,14 +44,14 @@ class StatusReader:
         self._history = RedisHistoryStore(redis, streams)
 
     async def ping(self) -> bool:
-        return bool(await self._redis.ping())  # type: ignore[misc]
+        return bool(await self._redis.ping())
 
     async def companies(self) -> list[str]:
         return await self._history.companies()
 
     async def knows(self, company: str) -> bool:
         key = self._streams.key("companies")
-        return bool(await self._redis.sismember(key, company))  # type: ignore[misc]
+        return bool(await self._redis.sismember(key, company))
 
     async def forecasts(self, company: str) -> list[ForecastUpdated]:
         blobs = await self._values(company, "forecasts")
@@ -103,7 +103,7 @@ class StatusReader:
         )
 
     async def _values(self, company: str, name: str) -> list[bytes | str]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, name))  # type: ignore[misc]
+        raw = await self._redis.hgetall(company_key(self._streams, company, name))
         return list(raw.values())
 
 
