@@ -129,3 +129,24 @@ def test_update_takes_new_guidance_into_the_forecast(synthetic: pd.DataFrame) ->
     weights = {m.name: m.weight for m in forecast(updated).models}
     assert weights["guidance"] > 0
     assert forecast(updated).point > forecast(fitted).point
+
+
+def random_walk_history(seed: int, quarters: int = 24) -> pd.DataFrame:
+    """Random walk plus noise around 1000 (both σ = 30), no drivers."""
+    rng = np.random.default_rng(seed)
+    level = 1000 + np.cumsum(rng.normal(0, 30, quarters))
+    index = pd.period_range("2015Q1", periods=quarters, freq="Q-DEC", name="period")
+    return pd.DataFrame({"net_income": level + rng.normal(0, 30, quarters)}, index=index)
+
+
+def test_backtest_intervals_cover_about_nominal_on_random_walks() -> None:
+    rows = [
+        row
+        for seed in range(6)
+        for row in run_backtest(random_walk_history(seed), metrics=("net_income",)).forecasts
+    ]
+    inside80 = np.mean([r.lo80 <= r.actual <= r.hi80 for r in rows])
+    inside95 = np.mean([r.lo95 <= r.actual <= r.hi95 for r in rows])
+    assert len(rows) > 100
+    assert 0.70 <= inside80 <= 0.92
+    assert 0.88 <= inside95 <= 1.0
