@@ -154,12 +154,11 @@ class ForecastService:
     async def run(self, stop: asyncio.Event, *, poll_s: float = 0.05) -> None:
         while not stop.is_set():
             try:
-                refitted = await self.refit_due()
-            except Exception:
+                if not await self.refit_due():
+                    await self._sleep_until_due(stop, poll_s)
+            except Exception:  # Redis away or a bug: the loop must outlive it
                 log.exception("refit loop failed; retrying")
-                refitted = 0
-            if not refitted:
-                await self._sleep_until_due(stop, poll_s)
+                await _wait(stop, poll_s)
 
     async def _sleep_until_due(self, stop: asyncio.Event, poll_s: float) -> None:
         """Until the earliest mark is due, a new mark arrives, or `poll_s` (other workers'
