@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.security import BaseSecurity
+from redis.asyncio.cluster import RedisCluster
 
 from services.common.settings import RedisSettings
 from services.common.wire import PlainJsonFormat
@@ -35,19 +36,24 @@ def credentials(settings: RedisSettings) -> dict[str, Any]:
 
 
 def create_redis(settings: RedisSettings) -> aioredis.Redis:
-    """A client for state and stream writes (bytes in, bytes out)."""
-    options: dict[str, Any] = {**credentials(settings), "health_check_interval": 10}
+    """A client for state and stream writes (bytes in, bytes out); a cluster client when
+    `redis_cluster` is set (it speaks the same commands; keys of one company share a slot)."""
+    options: dict[str, Any] = {**credentials(settings)}
     if settings.redis_url.scheme == "rediss":
         options.update(ssl_ca_certs=_str(settings.redis_tls_ca_file))
         options.update(ssl_certfile=_str(settings.redis_tls_cert_file))
         options.update(ssl_keyfile=_str(settings.redis_tls_key_file))
-    return aioredis.Redis.from_url(str(settings.redis_url), **options)
+    if settings.redis_cluster:
+        cluster = RedisCluster.from_url(str(settings.redis_url), **options)
+        return cast(aioredis.Redis, cluster)
+    return aioredis.Redis.from_url(str(settings.redis_url), health_check_interval=10, **options)
 
 
 def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
     """FastStream's broker on the same Redis; events travel as plain JSON."""
     security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
-    return RedisBroker(
+    broker_type = RedisClusterBroker if settings.redis_cluster else RedisBroker
+    return broker_type(
         str(settings.redis_url),
         security=security,
         message_format=PlainJsonFormat,

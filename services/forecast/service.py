@@ -132,11 +132,11 @@ class ForecastService:
 
     @property
     def dirty_key(self) -> str:
-        return self._streams.key("forecast", "dirty")
+        return self._streams.key("{forecast}", "dirty")  # one slot with generation
 
     @property
     def generation_key(self) -> str:
-        return self._streams.key("forecast", "generation")
+        return self._streams.key("{forecast}", "generation")
 
     async def mark_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         """Durably note that each event's company needs a refit (first mark sets the clock)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from importlib import resources
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 
 from schemas.streams import Streams
 from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
@@ -74,15 +76,28 @@ class RedisHistoryStore:
         self, batch: list[tuple[str, str, list[Fact]]]
     ) -> list[RecordOutcome | BaseException]:
         """One round trip for a batch; each event's facts stay atomic with its dedupe mark."""
+        companies = sorted({company for company, _, _ in batch})
+        if isinstance(self._redis, RedisCluster):  # no scripts in cluster pipelines
+            return await self._record_concurrently(batch, companies)
         async with self._redis.pipeline(transaction=False) as pipe:
             for company, event_id, facts in batch:
-                keys = self.keys(company, event_id)
-                args: list[str | int] = [DEDUPE_TTL_S, _encode(facts)]
-                await self._record(keys=keys, args=args, client=pipe)
-            companies = sorted({company for company, _, _ in batch})
+                await self._record(
+                    keys=self.keys(company, event_id), args=_args(facts), client=pipe
+                )
             pipe.sadd(self._streams.key("companies"), *companies)
             results = await pipe.execute(raise_on_error=False)
         return [_outcome(result) for result in results[: len(batch)]]
+
+    async def _record_concurrently(
+        self, batch: list[tuple[str, str, list[Fact]]], companies: list[str]
+    ) -> list[RecordOutcome | BaseException]:
+        calls = [
+            self._record(keys=self.keys(company, event_id), args=_args(facts))
+            for company, event_id, facts in batch
+        ]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
+        return [_outcome(result) for result in results]
 
     async def versions(self, company: str) -> list[FactVersion]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
@@ -91,6 +106,10 @@ class RedisHistoryStore:
     async def companies(self) -> list[str]:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+def _args(facts: list[Fact]) -> list[str | int]:
+    return [DEDUPE_TTL_S, _encode(facts)]
 
 
 def _outcome(result: object) -> RecordOutcome | BaseException:
