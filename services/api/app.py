@@ -25,7 +25,6 @@ from starlette.concurrency import run_in_threadpool
 from schemas.alerts import Alert
 from schemas.base import COMPANY_PATTERN
 from schemas.forecasts import ForecastUpdated, TrendUpdated
-from schemas.streams import Streams
 from services.api.collectors import CompanyCollector
 from services.api.pages import CONTENT_SECURITY_POLICY, company_page, overview_page
 from services.api.reader import StatusReader
@@ -50,7 +49,7 @@ class Resources:
 
     @classmethod
     def open(cls, settings: ApiSettings) -> Resources:
-        streams = Streams(settings.namespace)
+        streams = settings.streams()
         client, sync_client = create_redis(settings), create_sync_redis(settings)
         registry = CollectorRegistry()
         registry.register(StreamCollector(sync_client, streams))

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schemas.streams import Streams
 from services.common.settings import ApiSettings
 
 if TYPE_CHECKING:
@@ -77,7 +76,7 @@ async def read_state(settings: ApiSettings, company: str) -> CompanyState:
 
     client = create_redis(settings)
     try:
-        return await StatusReader(client, Streams(settings.namespace)).state(company, alerts=0)
+        return await StatusReader(client, settings.streams()).state(company, alerts=0)
     finally:
         await client.aclose()
 

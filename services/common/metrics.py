@@ -155,15 +155,9 @@ def create_sync_redis(settings: RedisSettings) -> redis.Redis:
 
 
 def all_streams(streams: Streams) -> tuple[str, ...]:
-    return (
-        *streams.inputs,
-        streams.history,
-        streams.forecasts,
-        streams.trends,
-        streams.signals,
-        streams.alerts,
-        streams.dead_letters,
-    )
+    """Every physical stream: each partition of a partitioned one."""
+    logical = (*streams.partitioned, streams.alerts, streams.dead_letters)
+    return tuple(name for stream in logical for name in streams.all_of(stream))
 
 
 @dataclass(frozen=True)
