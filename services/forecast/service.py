@@ -226,9 +226,14 @@ class ForecastService:
         trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
         await self._save(company, forecasts, trends)
         signals = [_trend_signal(trend) for trend in trends]
-        await publish(self._redis, self._streams.forecasts, forecasts, max_length=self._max_length)
-        await publish(self._redis, self._streams.trends, trends, max_length=self._max_length)
-        await publish(self._redis, self._streams.signals, signals, max_length=self._max_length)
+        for stream, events in (
+            (self._streams.forecasts, forecasts),
+            (self._streams.trends, trends),
+            (self._streams.signals, signals),
+        ):
+            await publish(
+                self._redis, stream, events, max_length=self._max_length, streams=self._streams
+            )
 
     def forecasts(
         self,
