@@ -45,6 +45,12 @@ class AlertMetrics(Protocol):
     def alert_sent(self, *, kind: str, status: str) -> None: ...
 
 
+class FitMetrics(Protocol):
+    """For the forecast worker: seconds one company's refit took (fit and forecast)."""
+
+    def observe_fit(self, seconds: float) -> None: ...
+
+
 class NoMetrics:
     """Records nothing: the default wherever no registry was passed in."""
 
