@@ -30,7 +30,7 @@ from services.common.consumer import Apply, Consumption
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
-from services.common.streams import backlog, ensure_group
+from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import subscribe
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
@@ -65,6 +65,23 @@ class Workers:
         self.stop.clear()
         if self.forecast is not None:
             self.background.append(asyncio.create_task(self.forecast.run(self.stop)))
+        self.background.append(asyncio.create_task(self.trim_streams()))
+
+    async def trim_streams(self, every_s: float = 5.0) -> None:
+        """Keep consumed streams bounded without ever cutting an entry a group still needs."""
+        streams = sorted({c.stream for c in self.consumptions if c.stream in self._trimmable})
+        while not self.stop.is_set():
+            for stream in streams:
+                with contextlib.suppress(Exception):  # Redis may be restarting; try next round
+                    await trim_acknowledged(
+                        self.redis, stream, keep=self.settings.stream_max_length
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=every_s)
+
+    @property
+    def _trimmable(self) -> set[str]:
+        return {s for base in self.streams.partitioned for s in self.streams.all_of(base)}
 
     async def stop_background(self) -> None:
         self.stop.set()

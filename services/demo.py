@@ -15,7 +15,7 @@ from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.periods import Quarter
 from schemas.streams import Groups, Streams
 from services.app import Workers, build_workers, running
-from services.common.publishing import stream_for
+from services.common.publishing import logical_stream_for
 from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
 from services.common.wire import B_DATA_FIELD
@@ -80,9 +80,10 @@ def backfill_until(inputs: DemoInputs, until: str) -> list[Event]:
 async def publish_inputs(workers: Workers, events: list[Event]) -> None:
     by_stream: dict[str, list[Event]] = {}
     for event in events:
-        by_stream.setdefault(stream_for(workers.streams, event), []).append(event)
+        by_stream.setdefault(logical_stream_for(workers.streams, event), []).append(event)
     for stream, batch in by_stream.items():
-        await publish(workers.redis, stream, batch, max_length=workers.settings.stream_max_length)
+        max_length = workers.settings.stream_max_length
+        await publish(workers.redis, stream, batch, max_length=max_length, streams=workers.streams)
 
 
 async def wait_until_idle(workers: Workers, *, timeout_s: float, settle_s: float = 0.3) -> None:

@@ -28,11 +28,15 @@ INPUT_STREAM_OF: dict[type[Event], str] = {
 DEFAULT_MAX_LENGTH = 1_000_000
 
 
-def stream_for(streams: Streams, event: Event) -> str:
+def logical_stream_for(streams: Streams, event: Event) -> str:
     kind = INPUT_STREAM_OF.get(type(event))
     if kind is None:
         raise TypeError(f"{type(event).__name__} is not an input event")
-    return streams.for_company(str(getattr(streams, kind)), event.company)
+    return str(getattr(streams, kind))
+
+
+def stream_for(streams: Streams, event: Event) -> str:
+    return streams.for_company(logical_stream_for(streams, event), event.company)
 
 
 async def publish_events(settings: RedisSettings, events: Sequence[Event]) -> int:
@@ -41,7 +45,8 @@ async def publish_events(settings: RedisSettings, events: Sequence[Event]) -> in
     redis = create_redis(settings)
     try:
         for event in events:
-            await publish(redis, stream_for(streams, event), [event], max_length=DEFAULT_MAX_LENGTH)
+            stream = logical_stream_for(streams, event)
+            await publish(redis, stream, [event], max_length=DEFAULT_MAX_LENGTH, streams=streams)
     finally:
         await redis.aclose()
     return len(events)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -40,16 +41,20 @@ async def publish(
     max_length: int,
     streams: Streams | None = None,
 ) -> None:
-    """Append events in one round trip; trimming is approximate and never exact-cuts.
+    """Append events in one round trip.
 
-    With `streams`, each event goes to its company's partition of `stream`.
+    With `streams`, each event goes to its company's partition of `stream`, and company-keyed
+    streams are not capped here: `trim_acknowledged` trims them only behind every group.
+    Other streams (alerts, dead letters: read by outside subscribers) keep an approximate cap.
     """
     if not events:
         return
+    acked_trim = streams is not None and stream in streams.partitioned
+    cap = None if acked_trim else max_length
     async with redis.pipeline(transaction=False) as pipe:
         for event in events:
             target = streams.for_company(stream, event.company) if streams else stream
-            pipe.xadd(target, entry_fields(event), maxlen=max_length, approximate=True)  # type: ignore[arg-type]
+            pipe.xadd(target, entry_fields(event), maxlen=cap, approximate=True)  # type: ignore[arg-type]
         await pipe.execute()
 
 
@@ -74,3 +79,44 @@ async def backlog(redis: aioredis.Redis, streams: Iterable[str]) -> int:
     for stream in streams:
         total += await group_backlog(redis, stream)
     return total
+
+
+async def safe_trim_id(redis: aioredis.Redis, stream: str) -> str | None:
+    """The oldest id some group still needs (undelivered or unacknowledged); None if unknown."""
+    try:
+        groups: Any = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return None
+    if not groups:
+        return None
+    needed = []
+    for group in groups:
+        name = group["name"]
+        summary: Any = await redis.xpending(stream, name)
+        oldest = summary.get("min") if summary.get("pending") else None
+        needed.append(_text(oldest) if oldest else _next_id(_text(group["last-delivered-id"])))
+    return min(needed, key=_id_key)
+
+
+async def trim_acknowledged(redis: aioredis.Redis, stream: str, *, keep: int) -> int:
+    """Trim entries every group has acknowledged, once the stream holds more than `keep`."""
+    if await redis.xlen(stream) <= keep:
+        return 0
+    boundary = await safe_trim_id(redis, stream)
+    if boundary is None:
+        return 0
+    return int(await redis.xtrim(stream, minid=boundary, approximate=False))
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    millis, _, sequence = entry_id.partition("-")
+    return int(millis), int(sequence or 0)
+
+
+def _next_id(entry_id: str) -> str:
+    millis, sequence = _id_key(entry_id)
+    return f"{millis}-{sequence + 1}"
