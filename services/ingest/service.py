@@ -76,18 +76,27 @@ class IngestService:
         try:
             batch = [(e.company, e.event_id, _facts_of(e)) for _, e in indexed]
             recorded = await self._history.record_many(batch)
-            announcements = [
-                self._announcements(event, outcome)
+            done = [
+                (event, outcome)
                 for (_, event), outcome in zip(indexed, recorded, strict=True)
                 if not isinstance(outcome, BaseException)
             ]
-            await self._publish_announcements(announcements)
+            await self._announce_once(done)
         except Exception as error:
             return {index: error for index, _ in indexed}
         return {
             index: outcome if isinstance(outcome, BaseException) else None
             for (index, _), outcome in zip(indexed, recorded, strict=True)
         }
+
+    async def _announce_once(self, done: list[tuple[Event, RecordOutcome]]) -> None:
+        """Publish what each event changed, unless a previous delivery already did (the mark is
+        set only after publishing, so a crash in between republishes the same ids)."""
+        duplicates = [(e.company, e.event_id) for e, outcome in done if outcome.duplicate]
+        announced = await self._history.announced(duplicates)
+        pending = [(e, outcome) for e, outcome in done if e.event_id not in announced]
+        await self._publish_announcements([self._announcements(e, o) for e, o in pending])
+        await self._history.mark_announced([(e.company, e.event_id) for e, _ in pending])
 
     def _announcements(
         self, event: Event, outcome: RecordOutcome

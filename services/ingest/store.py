@@ -99,6 +99,22 @@ class RedisHistoryStore:
         await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
         return [_outcome(result) for result in results]
 
+    def _announced_key(self, company: str, event_id: str) -> str:
+        return company_key(self._streams, company, "announced:" + event_id)
+
+    async def announced(self, items: list[tuple[str, str]]) -> set[str]:
+        """Which of these (company, event id) had their announcements published already."""
+        if not items:
+            return set()
+        flags = await self._redis.mget([self._announced_key(c, e) for c, e in items])
+        return {event_id for (_, event_id), flag in zip(items, flags, strict=True) if flag}
+
+    async def mark_announced(self, items: list[tuple[str, str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company, event_id in items:
+                pipe.set(self._announced_key(company, event_id), "1", ex=DEDUPE_TTL_S)
+            await pipe.execute()
+
     async def versions(self, company: str) -> list[FactVersion]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
         return [version for blob in raw.values() for version in _decode_versions(blob)]

@@ -27,6 +27,7 @@ ALLOWED = {
     "exists",
     "expire",
     "get",
+    "mget",
     "del",
     "hdel",
     "hello",
