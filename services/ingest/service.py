@@ -231,10 +231,21 @@ def _restatement_signal(event: Event, change: RecordedChange) -> AlertSignal:
         severity=Severity.WARNING,
         summary=(
             f"{event.company} {change.metric} for {change.period} was restated from "
-            f"{old:,} to {new:,} {unit} ({new - old:+,})."
-        ).replace("  ", " "),
+            f"{_readable(old, unit)} to {_readable(new, unit)} "
+            f"({_readable(new - old, unit, signed=True)})."
+        ),
         details={"old": str(old), "new": str(new), "currency": unit, "cause": event.event_id},
         cause_event_id=event.event_id,
+    )
+
+
+def _readable(value: Decimal, currency: str, *, signed: bool = False) -> str:
+    """Money in millions of its currency (facts are stored in whole units); other units as is."""
+    if not currency:
+        return f"{value:+,}" if signed else f"{value:,}"
+    millions = value / Decimal(1_000_000)
+    return (
+        f"{currency} {millions:+,.1f} million" if signed else f"{currency} {millions:,.1f} million"
     )
 
 
