@@ -2,8 +2,12 @@
 
 Daily or monthly values become quarters by the metric's kind: flows are summed, stocks and
 point-in-time rates take the last value, in-period rates are averaged (weighted by the
-registry's weight metric where there is one). A quarter whose sub-periods are incomplete is
-reported as partial. A quarterly figure reported as such always wins over an aggregate.
+registry's weight metric where there is one). A quarterly figure reported as such always wins
+over an aggregate.
+
+A quarter whose sub-periods are incomplete is marked partial and nowcast: a flow's sum is
+scaled to the whole quarter by the share of its days covered (two months of volume stand for
+two thirds of the quarter), while stocks and rates keep their latest value.
 """
 
 from __future__ import annotations
@@ -42,9 +46,12 @@ def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
     for (metric, quarter), points in finer.items():
         if (metric, quarter) in direct:
             continue
-        values[(metric, quarter)] = _aggregate(metric, quarter, sorted(points), finer)
-        if not _complete(quarter, [period for period, _ in points]):
+        value = _aggregate(metric, quarter, sorted(points), finer)
+        periods = [period for period, _ in points]
+        if not _complete(quarter, periods):
             partial.add((metric, str(quarter)))
+            value = _nowcast(metric, quarter, periods, value)
+        values[(metric, quarter)] = value
     return QuarterlyHistory(_frame(values), frozenset(partial))
 
 
@@ -66,6 +73,25 @@ def _aggregate(
         total = sum(w for _, w in paired if w)
         return sum(value * (w or 0.0) for value, w in paired) / total
     return sum(numbers) / len(numbers)
+
+
+def _nowcast(metric: str, quarter: Quarter, periods: list[str], value: float) -> float:
+    """A partial flow at the run rate of the days it covers; other kinds as observed."""
+    if metric_spec(metric).aggregation is not Aggregation.SUM:
+        return value
+    covered = _days_covered(quarter, periods)
+    total = (quarter.end - quarter.start).days + 1
+    return value * total / covered if covered else value
+
+
+def _days_covered(quarter: Quarter, periods: list[str]) -> int:
+    days = 0
+    for period in set(periods):
+        if frequency_of(period) is Frequency.MONTH:
+            days += period_end(period).day
+        else:
+            days += 1
+    return min(days, (quarter.end - quarter.start).days + 1)
 
 
 def _complete(quarter: Quarter, periods: list[str]) -> bool:
