@@ -45,7 +45,7 @@ async def test_the_full_path_runs_on_a_three_master_cluster_with_companies_on_di
             "claim_idle_ms": 500,
             "coalesce_ms": 20,
             "block_ms": 50,
-        }  # fmt: skip
+        }
     )
     events = [
         *synthetic_company(first, first="2021Q1", values=NET_INCOME, guided=(570, 590)),

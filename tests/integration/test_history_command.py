@@ -61,4 +61,7 @@ async def test_a_restated_quarter_keeps_both_versions_and_raises_one_restatement
     ]
     assert [(v["value"], v["current"]) for v in earlier] == [("1107700000.0", True)]
     (restated,) = [a for a in alerts if a.kind is AlertKind.RESTATEMENT]
-    assert "restated from CNY 1,107.7 million to CNY 1,099.2 million (CNY -8.5 million)" in restated.summary
+    assert (
+        "restated from CNY 1,107.7 million to CNY 1,099.2 million (CNY -8.5 million)"
+        in restated.summary
+    )
