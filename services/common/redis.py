@@ -49,14 +49,20 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
     return aioredis.Redis.from_url(str(settings.redis_url), health_check_interval=10, **options)
 
 
-def create_broker(settings: RedisSettings, **extra: Any) -> RedisBroker:
+def create_broker(
+    settings: RedisSettings, *, tracer_provider: Any = None, **extra: Any
+) -> RedisBroker:
     """FastStream's broker on the same Redis; events travel as plain JSON."""
+    if settings.tracing:
+        from faststream.redis.opentelemetry import RedisTelemetryMiddleware
+
+        extra["middlewares"] = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),)
     security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
+    extra.setdefault("message_format", PlainJsonFormat)
     broker_type = RedisClusterBroker if settings.redis_cluster else RedisBroker
     return broker_type(
         str(settings.redis_url),
         security=security,
-        message_format=PlainJsonFormat,
         logger=logging.getLogger("guidepost.broker"),  # our handlers and format, stderr not stdout
         log_level=logging.DEBUG,  # one line per message is noise at INFO; errors still log
         **{k: v for k, v in credentials(settings).items() if v is not None},

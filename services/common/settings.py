@@ -53,6 +53,12 @@ class RedisSettings(BaseSettings):
         description="Partition streams per company-keyed stream; publishers and workers agree.",
     )
 
+    tracing: bool = Field(
+        default=False,
+        description="OpenTelemetry spans per message through FastStream's middleware "
+        "(exported by whatever tracer provider the process configures).",
+    )
+
     def streams(self) -> Streams:
         return Streams(self.namespace, self.partitions)
 
