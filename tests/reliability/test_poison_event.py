@@ -1,0 +1,115 @@
+"""A valid event whose handling always fails is retried up to GUIDEPOST_MAX_DELIVERIES times,
+then dead-lettered with its delivery count, while other events keep flowing; once the cause is
+fixed, `dlq replay` processes it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import pytest
+import redis
+
+from schemas.base import Event
+from schemas.deadletter import FailureReason
+from schemas.streams import Groups
+from services.app import build_workers, running
+from services.common.embedded import EmbeddedRedis
+from services.ingest.store import RedisHistoryStore
+from services.ops import dead_letters, replay
+from tests.reliability.support import daily_metric, report
+from tests.support.pipeline import worker_settings
+
+pytestmark = pytest.mark.reliability
+MAX_DELIVERIES = 3
+
+
+class BrokenFor:
+    """Wraps a Consumption's apply: the effect of one event fails until `fixed`."""
+
+    def __init__(self, apply: Callable[..., object], event_id: str) -> None:
+        self._apply = apply
+        self._event_id = event_id
+        self.fixed = False
+        self.failures = 0
+
+    async def __call__(self, events: Sequence[Event]) -> list[BaseException | None]:
+        healthy = [e for e in events if self.fixed or e.event_id != self._event_id]
+        done = iter(await self._apply(healthy))  # type: ignore[operator]
+        outcomes: list[BaseException | None] = []
+        for event in events:
+            if event in healthy:
+                outcomes.append(next(done))
+            else:
+                self.failures += 1
+                outcomes.append(RuntimeError(f"effect of {event.event_id} failed (injected)"))
+        return outcomes
+
+
+@pytest.mark.timeout(90)
+async def test_a_poison_event_is_dead_lettered_after_max_deliveries_and_replays_once_fixed(
+    private_redis: EmbeddedRedis, record_property: Callable[[str, object], None]
+) -> None:
+    settings = worker_settings(
+        private_redis.url, "gp-poison", services="ingest", max_deliveries=MAX_DELIVERIES,
+        claim_idle_ms=200,
+    )  # fmt: skip
+    workers = build_workers(settings)
+    events = [daily_metric("POISON", day, 100 + day) for day in range(200)]
+    poison = events[50]
+    consumption = next(c for c in workers.consumptions if c.stream == workers.streams.metrics)
+    broken = BrokenFor(consumption.apply, poison.event_id)
+    consumption.apply = broken
+    client = redis.Redis.from_url(private_redis.url)
+    store = RedisHistoryStore(workers.redis, workers.streams)
+
+    async with running(workers):
+        started = time.monotonic()
+        for event in events:
+            await workers.redis.xadd(workers.streams.metrics, {"__data__": event.model_dump_json()})
+        letters = await _until(lambda: dead_letters(workers.redis, workers.streams), timeout_s=30)
+        dead_lettered_s = time.monotonic() - started
+        recorded = {v.event_id for v in await store.versions("POISON")}
+        assert recorded == {e.event_id for e in events} - {poison.event_id}, "others flowed"
+
+        broken.fixed = True
+        assert await replay(workers.redis, workers.streams, letters) == 1
+        await _until(lambda: _recorded(store, poison.event_id), timeout_s=30)
+
+    (letter,) = [s.letter for s in letters]
+    versions = await store.versions("POISON")
+    pending = client.xpending(workers.streams.metrics, Groups.INGEST)
+    await workers.redis.aclose()
+    client.close()
+    report(
+        record_property,
+        "poison_event",
+        events=len(events),
+        lost=0,
+        duplicated=len(versions) - len(events),
+        dead_lettered=1,
+        delivery_count=letter.delivery_count,
+        attempts=broken.failures,
+        time_to_dead_letter_s=round(dead_lettered_s, 2),
+    )
+    assert letter.reason is FailureReason.HANDLER_FAILED
+    assert letter.delivery_count == MAX_DELIVERIES
+    assert broken.failures == MAX_DELIVERIES
+    assert "injected" in letter.error
+    assert sorted(v.event_id for v in versions) == sorted(e.event_id for e in events)
+    assert pending["pending"] == 0
+
+
+async def _recorded(store: RedisHistoryStore, event_id: str) -> bool:
+    return event_id in {v.event_id for v in await store.versions("POISON")}
+
+
+async def _until(probe: Callable[[], object], *, timeout_s: float) -> object:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = await probe()  # type: ignore[misc]
+        if found:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {timeout_s:.0f}s")
