@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -39,6 +40,7 @@ from services.ingest.service import IngestService
 from services.ingest.store import RedisHistoryStore
 
 WEBHOOK_GROUP = "webhook"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +68,24 @@ class Workers:
         if self.forecast is not None:
             self.background.append(asyncio.create_task(self.forecast.run(self.stop)))
         self.background.append(asyncio.create_task(self.trim_streams()))
+        self.background.append(asyncio.create_task(self.watch_groups()))
+
+    async def watch_groups(self, every_s: float = 1.0) -> None:
+        """A stream or group that vanished (a Redis restarted without its data) stops FastStream's
+        subscriber; recreate the groups at the stream's start and restart the subscriber.
+        Under `guidepost run` FastStream also exits the app, and start-up recreates them."""
+        while not self.stop.is_set():
+            stopped = [sub for sub in self.broker.subscribers if not sub.running]
+            if stopped:
+                with contextlib.suppress(Exception):  # Redis may still be down; next round
+                    await self.ensure_groups()
+                    for subscriber in stopped:
+                        await subscriber.start()
+                    log.warning(
+                        "recreated consumer groups and restarted %d subscriber(s)", len(stopped)
+                    )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), timeout=every_s)
 
     async def trim_streams(self, every_s: float = 5.0) -> None:
         """Keep consumed streams bounded without ever cutting an entry a group still needs."""
@@ -104,7 +124,9 @@ class Workers:
             self.exporter = None
 
     async def is_idle(self) -> bool:
-        """No entry waiting or pending in any group, and no refit due."""
+        """No entry waiting or pending in any group, no refit due, every subscriber running."""
+        if not all(sub.running for sub in self.broker.subscribers):
+            return False
         streams = {c.stream for c in self.consumptions}
         dirty = await self.forecast.pending() if self.forecast else 0
         return dirty == 0 and await backlog(self.redis, streams) == 0

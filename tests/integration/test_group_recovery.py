@@ -1,0 +1,29 @@
+"""A stream and its groups that vanish (Redis restarted without its data) are recreated, and
+the workers go on consuming."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.ingest.store import RedisHistoryStore
+from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.timeout(120)
+async def test_a_deleted_input_stream_gets_its_group_back_and_is_consumed_again(
+    redis_url: str, namespace: str
+) -> None:
+    async with pipeline(worker_settings(redis_url, namespace, services="ingest")) as workers:
+        await publish_and_settle(
+            workers, synthetic_company("ACME", first="2023Q1", values=[1, 2], guided=(2, 3))
+        )
+        await workers.redis.delete(workers.streams.metrics)
+        await publish_and_settle(
+            workers, synthetic_company("BETA", first="2023Q1", values=[5, 6, 7], guided=(7, 8))
+        )
+        groups = await workers.redis.xinfo_groups(workers.streams.metrics)
+        versions = await RedisHistoryStore(workers.redis, workers.streams).versions("BETA")
+    assert {g["name"] for g in groups} == {b"ingest"}
+    assert len(versions) == 3
