@@ -19,13 +19,14 @@ from schemas.base import Event, utc_now
 from schemas.forecasts import ForecastUpdated
 from schemas.history import HistoryUpdated
 from schemas.money import Scale
-from schemas.periods import FISCAL_YEAR_PATTERN, Quarter
+from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
 from services.common.streams import publish
 from services.guidance.core import (
     BandState,
     check_yoy_arithmetic,
     classify_outcome,
+    combine_fiscal_year,
     distance_to_nearer_bound,
     next_band_state,
     probabilities_from_quantiles,
@@ -67,6 +68,71 @@ class BandCheck:
     checked_at: str
 
 
+@dataclass(frozen=True)
+class Distribution:
+    """A predictive distribution of one guided figure: a quarter's forecast, or a fiscal year's
+    reported quarters plus its remaining quarters' forecasts."""
+
+    metric: str
+    period: str
+    point: float
+    lo80: float
+    hi80: float
+    lo95: float
+    hi95: float
+    quantiles: tuple[tuple[float, float], ...]
+    scale: Scale
+    currency: str
+    source_id: str
+
+    @classmethod
+    def of_forecast(cls, forecast: ForecastUpdated) -> Distribution:
+        return cls(
+            metric=forecast.metric,
+            period=forecast.period,
+            point=float(forecast.point),
+            lo80=float(forecast.lo80),
+            hi80=float(forecast.hi80),
+            lo95=float(forecast.lo95),
+            hi95=float(forecast.hi95),
+            quantiles=forecast.quantile_pairs(),
+            scale=forecast.scale,
+            currency=forecast.currency,
+            source_id=forecast.event_id,
+        )
+
+
+def fiscal_year_distribution(
+    *, period: str, reported: list[Decimal], remaining: list[ForecastUpdated]
+) -> Distribution:
+    """Sum of reported quarters (whole units) and the remaining quarters' distributions, taken
+    as independent (see `combine_fiscal_year`); money in the forecasts' scale."""
+    first = remaining[0]
+    factor = first.scale.factor
+    actual = [float(value / factor) for value in reported]
+    grid = combine_fiscal_year(
+        reported=actual, remaining_quantiles=[f.quantile_pairs() for f in remaining]
+    )
+
+    def at(probability: float) -> float:
+        return min(grid, key=lambda pair: abs(pair[0] - probability))[1]
+
+    sources = "/".join([str(v) for v in reported] + [f.event_id for f in remaining])
+    return Distribution(
+        metric=first.metric,
+        period=period,
+        point=sum(actual) + sum(float(f.point) for f in remaining),
+        lo80=at(0.1),
+        hi80=at(0.9),
+        lo95=at(0.025),
+        hi95=at(0.975),
+        quantiles=grid,
+        scale=first.scale,
+        currency=first.currency,
+        source_id=derived_id(period, sources),
+    )
+
+
 class GuidanceService:
     def __init__(
         self,
@@ -98,12 +164,17 @@ class GuidanceService:
 
     async def _on_forecast(self, forecast: ForecastUpdated) -> None:
         await self.check_band(forecast.company, forecast.metric, forecast.period, forecast)
+        await self.check_band(forecast.company, forecast.metric, fiscal_year_of(forecast.period))
 
     async def _on_history(self, update: HistoryUpdated) -> None:
         for change in update.guidance:
             await self._on_guidance(update, change.metric, change.period, change.revision)
         for fact in update.facts:
             await self._on_actual(update.company, fact.metric, fact.period)
+            if QUARTER_PATTERN.match(fact.period):
+                year = fiscal_year_of(fact.period)
+                await self._on_actual(update.company, fact.metric, year)
+                await self.check_band(update.company, fact.metric, year)
 
     async def current_guidance(
         self, company: str, metric: str, period: str
@@ -115,15 +186,40 @@ class GuidanceService:
         self, company: str, metric: str, period: str, forecast: ForecastUpdated | None = None
     ) -> None:
         guidance = await self.current_guidance(company, metric, period)
-        forecast = forecast or await self._stored_forecast(company, metric, period)
-        if guidance is None or is_withdrawn(guidance) or forecast is None:
+        if guidance is None or is_withdrawn(guidance):
             return
         if await self._actual(company, metric, period) is not None:
             return  # the outcome is known; no band check for a settled period
+        distribution = await self._distribution(company, metric, period, forecast)
+        if distribution is None:
+            return
         previous = await self._load_check(company, metric, period)
-        check = band_check(forecast, guidance, previous_state=previous.state if previous else None)
+        check = band_check(
+            distribution, guidance, previous_state=previous.state if previous else None
+        )
         await self._save_check(company, check)
         await self._signal([_band_signal(company, check)])
+
+    async def _distribution(
+        self, company: str, metric: str, period: str, forecast: ForecastUpdated | None
+    ) -> Distribution | None:
+        if not FISCAL_YEAR_PATTERN.match(period):
+            forecast = forecast or await self._stored_forecast(company, metric, period)
+            return Distribution.of_forecast(forecast) if forecast else None
+        reported: list[Decimal] = []
+        remaining: list[ForecastUpdated] = []
+        for quarter in (str(q) for q in _fiscal_quarters(period)):
+            actual = await self._actual(company, metric, quarter)
+            if actual is not None:
+                reported.append(actual)
+                continue
+            stored = await self._stored_forecast(company, metric, quarter)
+            if stored is None:
+                return None  # a remaining quarter has no forecast yet
+            remaining.append(stored)
+        if not remaining:
+            return None
+        return fiscal_year_distribution(period=period, reported=reported, remaining=remaining)
 
     async def _on_guidance(
         self, update: HistoryUpdated, metric: str, period: str, revision: str
@@ -239,40 +335,45 @@ class GuidanceService:
 
 
 def band_check(
-    forecast: ForecastUpdated, guidance: GuidanceVersion, *, previous_state: str | None
+    distribution: Distribution, guidance: GuidanceVersion, *, previous_state: str | None
 ) -> BandCheck:
     """Probabilities of landing below, inside, above the band, and the hysteretic state."""
     bounds = guidance.band()
     assert bounds is not None
-    factor = forecast.scale.factor
+    factor = distribution.scale.factor
     low, high = float(bounds[0] / factor), float(bounds[1] / factor)
     p_below, p_inside, p_above = probabilities_from_quantiles(
-        forecast.quantile_pairs(), low=low, high=high
+        distribution.quantiles, low=low, high=high
     )
     state = next_band_state(
         BandState(previous_state) if previous_state else None, p_below=p_below, p_above=p_above
     )
+    point = distribution.point
     return BandCheck(
-        metric=forecast.metric,
-        period=forecast.period,
+        metric=distribution.metric,
+        period=distribution.period,
         low=low,
         high=high,
-        point=float(forecast.point),
-        lo80=float(forecast.lo80),
-        hi80=float(forecast.hi80),
-        lo95=float(forecast.lo95),
-        hi95=float(forecast.hi95),
+        point=point,
+        lo80=distribution.lo80,
+        hi80=distribution.hi80,
+        lo95=distribution.lo95,
+        hi95=distribution.hi95,
         p_below=p_below,
         p_inside=p_inside,
         p_above=p_above,
-        distance_to_band=distance_to_nearer_bound(point=float(forecast.point), low=low, high=high),
+        distance_to_band=distance_to_nearer_bound(point=point, low=low, high=high),
         state=state.value,
-        scale=forecast.scale.value,
-        currency=forecast.currency,
-        forecast_event_id=forecast.event_id,
+        scale=distribution.scale.value,
+        currency=distribution.currency,
+        forecast_event_id=distribution.source_id,
         guidance_event_id=guidance.event_id,
         checked_at=utc_now().isoformat(),
     )
+
+
+def fiscal_year_of(quarter: str) -> str:
+    return f"FY{Quarter.parse(quarter).year}"
 
 
 def prior_year(period: str) -> str:
