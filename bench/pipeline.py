@@ -1,0 +1,244 @@
+"""Ingest throughput and event→alert latency, each against raw redis-py on the same Redis.
+
+Throughput: operational-metric events through the real ingest path (Consumption: decode,
+validate, dead-letter; IngestService: dedupe and the atomic Lua write; announcements; ack),
+read with XREADGROUP in batches of 100, against raw XREADGROUP(100) + pydantic + XACK.
+
+Latency: the workers run as a `guidepost run` process (all services, coalesce_ms=0); events
+are published at a fixed rate across 100 companies, each one restating a distinct fact, so
+each one yields exactly one alert (ingest → signal → alerts → alert stream). The baseline is
+the raw publish → XREADGROUP latency at the same rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from bench.common import arguments, emit, log, metric_body, operational_bodies, percentile_ms
+from schemas.alerts import Alert
+from schemas.metrics import MetricReported
+from schemas.streams import DATA_FIELD, Groups, Streams
+from services.app import build_workers
+from services.common.embedded import EmbeddedRedis
+from services.common.settings import WorkerSettings
+from services.common.streams import ensure_group
+
+B_DATA = DATA_FIELD.encode()
+LATENCY_COMPANIES = 100
+
+
+async def load(client: aioredis.Redis, stream: str, bodies: list[str]) -> None:
+    for start in range(0, len(bodies), 2000):
+        async with client.pipeline(transaction=False) as pipe:
+            for body in bodies[start : start + 2000]:
+                pipe.xadd(stream, {DATA_FIELD: body})
+            await pipe.execute()
+
+
+async def guidepost_ingest(url: str, bodies: list[str]) -> float:
+    settings = WorkerSettings.model_validate(
+        {"redis_url": url, "namespace": "bench-ingest", "services": "ingest"}
+    )
+    workers = build_workers(settings)
+    consumption = next(c for c in workers.consumptions if c.stream == workers.streams.metrics)
+    await workers.ensure_groups()
+    await load(workers.redis, consumption.stream, bodies)
+    started = time.perf_counter()
+    done = 0
+    while done < len(bodies):
+        response: Any = await workers.redis.xreadgroup(
+            Groups.INGEST, "bench", {consumption.stream: ">"}, count=100, block=1000
+        )
+        for _stream, entries in response:
+            await consumption.consume_batch(entries)
+            done += len(entries)
+    elapsed = time.perf_counter() - started
+    await workers.redis.aclose()
+    return len(bodies) / elapsed
+
+
+async def raw_ingest(url: str, bodies: list[str]) -> float:
+    client = aioredis.Redis.from_url(url)
+    stream = "bench-raw:in:metrics"
+    await ensure_group(client, stream, "raw")
+    await load(client, stream, bodies)
+    started = time.perf_counter()
+    done = 0
+    while done < len(bodies):
+        response: Any = await client.xreadgroup(
+            "raw", "bench", {stream: ">"}, count=100, block=1000
+        )
+        for _stream, entries in response:
+            for _entry_id, fields in entries:
+                MetricReported.model_validate_json(fields[B_DATA])
+            await client.xack(stream, "raw", *[entry_id for entry_id, _ in entries])
+            done += len(entries)
+    elapsed = time.perf_counter() - started
+    await client.aclose()
+    return len(bodies) / elapsed
+
+
+async def paced(
+    client: aioredis.Redis,
+    stream: str,
+    bodies: list[tuple[str, str]],
+    rate: int,
+    sent: dict[str, float],
+) -> None:
+    """XADD each body at `rate` per second, noting when each key was sent."""
+    started = time.perf_counter()
+    for index, (key, body) in enumerate(bodies):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        sent[key] = time.perf_counter()
+        await client.xadd(stream, {DATA_FIELD: body})
+
+
+async def read_alerts(
+    client: aioredis.Redis, stream: str, expected: int, seen: dict[str, float], timeout_s: float
+) -> None:
+    last = "$"
+    deadline = time.perf_counter() + timeout_s
+    while len(seen) < expected and time.perf_counter() < deadline:
+        response: Any = await client.xread({stream: last}, count=500, block=200)
+        now = time.perf_counter()
+        for _stream, entries in response:
+            for entry_id, fields in entries:
+                last = entry_id
+                alert = Alert.model_validate_json(fields[B_DATA])
+                seen.setdefault(f"{alert.company}|{alert.period}", now)
+
+
+def start_worker(url: str, namespace: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "GUIDEPOST_REDIS_URL": url,
+        "GUIDEPOST_NAMESPACE": namespace,
+        "GUIDEPOST_COALESCE_MS": "0",
+        "GUIDEPOST_BLOCK_MS": "5",
+        "GUIDEPOST_LOG_LEVEL": "ERROR",
+    }
+    command = [sys.executable, "-m", "services.cli", "run"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def until_drained(client: aioredis.Redis, streams: Streams, timeout_s: float) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        groups: Any = await client.xinfo_groups(streams.metrics)
+        if groups and all(int(g["pending"]) == 0 and not g.get("lag") for g in groups):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the warm-up load did not drain")
+
+
+async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
+    streams = Streams("bench-latency")
+    client = aioredis.Redis.from_url(url)
+    count = rate * seconds
+    days = count // LATENCY_COMPANIES
+    originals = [
+        metric_body(f"LT{c:03d}", day, 100 + day)
+        for day in range(days)
+        for c in range(LATENCY_COMPANIES)
+    ]
+    await load(client, streams.metrics, originals)
+    worker = start_worker(url, streams.namespace)
+    try:
+        await until_drained(client, streams, timeout_s=120)
+        restatements = []
+        for day in range(days):
+            for c in range(LATENCY_COMPANIES):
+                body = metric_body(f"LT{c:03d}", day, 900 + day, restated=True)
+                period = MetricReported.model_validate_json(body).period
+                restatements.append((f"LT{c:03d}|{period}", body))
+        sent: dict[str, float] = {}
+        seen: dict[str, float] = {}
+        reader = asyncio.create_task(
+            read_alerts(client, streams.alerts, len(restatements), seen, seconds + 30)
+        )
+        await asyncio.sleep(0.2)
+        await paced(client, streams.metrics, restatements, rate, sent)
+        await reader
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        await client.aclose()
+    missing = len(sent) - len(seen)
+    if missing:
+        log(f"{missing} alerts did not arrive in time; their latency is counted as the timeout")
+    return [seen.get(key, time.perf_counter()) - at for key, at in sent.items()]
+
+
+async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
+    client = aioredis.Redis.from_url(url)
+    reader_client = aioredis.Redis.from_url(url)
+    stream = "bench-raw:latency"
+    await ensure_group(client, stream, "raw")
+    bodies = [(str(i), b) for i, b in enumerate(operational_bodies(rate * seconds, companies=100))]
+    sent: dict[str, float] = {}
+    received: dict[str, float] = {}
+
+    async def consume() -> None:
+        deadline = time.perf_counter() + seconds + 10
+        while len(received) < len(bodies) and time.perf_counter() < deadline:
+            response: Any = await reader_client.xreadgroup(
+                "raw", "bench", {stream: ">"}, count=100, block=100
+            )
+            for _stream, entries in response:
+                now = time.perf_counter()
+                for _entry_id, fields in entries:
+                    event = MetricReported.model_validate_json(fields[B_DATA])
+                    received[event.event_id] = now
+                await reader_client.xack(stream, "raw", *[e for e, _ in entries])
+
+    ids = {key: MetricReported.model_validate_json(body).event_id for key, body in bodies}
+    reader = asyncio.create_task(consume())
+    await asyncio.sleep(0.1)
+    await paced(client, stream, bodies, rate, sent)
+    await reader
+    await client.aclose()
+    await reader_client.aclose()
+    return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
+
+
+async def main() -> None:
+    args = arguments(__doc__ or "", events=50_000, rate=1_000, seconds=10)
+    bodies = list(operational_bodies(args.events, companies=1_000))
+    with EmbeddedRedis() as server:
+        log("ingest throughput: guidepost")
+        guidepost_eps = await guidepost_ingest(server.url, bodies)
+        log("ingest throughput: raw")
+        raw_eps = await raw_ingest(server.url, bodies)
+        log("latency: guidepost")
+        latencies = await guidepost_latency(server.url, args.rate, args.seconds)
+        log("latency: raw")
+        raw = await raw_latency(server.url, args.rate, args.seconds)
+    emit(
+        {
+            "events": args.events,
+            "guidepost_eps": round(guidepost_eps),
+            "raw_eps": round(raw_eps),
+            "ratio": round(guidepost_eps / raw_eps, 3),
+            "rate_eps": args.rate,
+            "latency_events": len(latencies),
+            "latency_companies": LATENCY_COMPANIES,
+            "p50_ms": percentile_ms(latencies, 50),
+            "p99_ms": percentile_ms(latencies, 99),
+            "raw_p50_ms": percentile_ms(raw, 50),
+            "raw_p99_ms": percentile_ms(raw, 99),
+        },
+        as_json=args.json,
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
