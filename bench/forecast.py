@@ -74,7 +74,7 @@ def statsforecast_cv(companies: int, windows: int, workers: int) -> float:
             pd.DataFrame(
                 {
                     "unique_id": f"C{seed}",
-                    "ds": history.index.to_timestamp(how="end").normalize(),
+                    "ds": pd.PeriodIndex(history.index).to_timestamp(how="end").normalize(),
                     "y": history["net_income"].to_numpy(),
                 }
             )

@@ -228,12 +228,13 @@ def _lag(client: redis.Redis, stream: str, group: dict[str, Any]) -> int:
     if group.get("lag") is not None:
         return int(group["lag"])
     last = group["last-delivered-id"].decode()
-    return len(client.xrange(stream, min=f"({last}", count=1))
+    after: Any = client.xrange(stream, min=f"({last}", count=1)
+    return len(after)
 
 
 def pipeline_idle(client: redis.Redis, streams: Streams, *, ingest_only: bool = False) -> bool:
     """Nothing waiting on any worker stream and no refit due."""
-    watched = streams.inputs
+    watched: tuple[str, ...] = streams.inputs
     if not ingest_only:
         watched += (streams.history, streams.forecasts, streams.signals)
     backlog = sum(group_backlog(client, stream) for stream in watched)

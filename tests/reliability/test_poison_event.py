@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pytest
 import redis
@@ -15,6 +16,7 @@ from schemas.base import Event
 from schemas.deadletter import FailureReason
 from schemas.streams import Groups
 from services.app import build_workers, running
+from services.common.consumer import Apply
 from services.common.embedded import EmbeddedRedis
 from services.ingest.store import RedisHistoryStore
 from services.ops import dead_letters, replay
@@ -28,7 +30,7 @@ MAX_DELIVERIES = 3
 class BrokenFor:
     """Wraps a Consumption's apply: the effect of one event fails until `fixed`."""
 
-    def __init__(self, apply: Callable[..., object], event_id: str) -> None:
+    def __init__(self, apply: Apply, event_id: str) -> None:
         self._apply = apply
         self._event_id = event_id
         self.fixed = False
@@ -36,7 +38,7 @@ class BrokenFor:
 
     async def __call__(self, events: Sequence[Event]) -> list[BaseException | None]:
         healthy = [e for e in events if self.fixed or e.event_id != self._event_id]
-        done = iter(await self._apply(healthy))  # type: ignore[operator]
+        done = iter(await self._apply(healthy))
         outcomes: list[BaseException | None] = []
         for event in events:
             if event in healthy:
@@ -68,7 +70,9 @@ async def test_a_poison_event_is_dead_lettered_after_max_deliveries_and_replays_
         started = time.monotonic()
         for event in events:
             await workers.redis.xadd(workers.streams.metrics, {"__data__": event.model_dump_json()})
-        letters = await _until(lambda: dead_letters(workers.redis, workers.streams), timeout_s=30)
+        letters: Any = await _until(
+            lambda: dead_letters(workers.redis, workers.streams), timeout_s=30
+        )
         dead_lettered_s = time.monotonic() - started
         recorded = {v.event_id for v in await store.versions("POISON")}
         assert recorded == {e.event_id for e in events} - {poison.event_id}, "others flowed"
