@@ -215,3 +215,20 @@ def _all_lines(statement: IncomeStatement) -> dict[str, Decimal]:
 def _exponent(value: Decimal) -> int:
     exponent = value.as_tuple().exponent
     return exponent if isinstance(exponent, int) else 0
+
+
+SLIP_FACTORS = (Decimal(1_000), Decimal(1_000_000), Decimal(1_000_000_000))
+
+
+def unit_slip(value: Decimal, previous: Decimal) -> Decimal | None:
+    """The factor (1,000, a million, a billion) a value seems off by against the previous
+    period's, when their ratio is within 30% of one: the mark of a figure sent in the wrong
+    scale (thousands as units, millions as thousands). None when it looks like a real move."""
+    if value == 0 or previous == 0:
+        return None
+    ratio = abs(value / previous)
+    for factor in SLIP_FACTORS:
+        for candidate in (factor, 1 / factor):
+            if abs(ratio / candidate - 1) <= Decimal("0.3"):
+                return factor if candidate == factor else -factor
+    return None

@@ -8,6 +8,7 @@ downstream dedupes them. Order per event: record (durable) → publish → ackno
 from __future__ import annotations
 
 import logging
+import statistics
 from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from uuid import NAMESPACE_URL, uuid5
@@ -19,6 +20,8 @@ from schemas.base import Event
 from schemas.guidance import GuidanceIssued
 from schemas.history import ChangeKind, FactChange, GuidanceChange, HistoryUpdated
 from schemas.metrics import MetricReported
+from schemas.periods import QUARTER_PATTERN, Quarter
+from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
 from services.common.streams import publish
@@ -30,7 +33,7 @@ from services.ingest.guidance_store import (
     is_withdrawn,
     version_from_event,
 )
-from services.ingest.integrity import Finding, check_statement
+from services.ingest.integrity import Finding, check_statement, unit_slip
 from services.ingest.store import RecordedChange, RecordOutcome, RedisHistoryStore
 
 log = logging.getLogger(__name__)
@@ -95,8 +98,37 @@ class IngestService:
         duplicates = [(e.company, e.event_id) for e, outcome in done if outcome.duplicate]
         announced = await self._history.announced(duplicates)
         pending = [(e, outcome) for e, outcome in done if e.event_id not in announced]
-        await self._publish_announcements([self._announcements(e, o) for e, o in pending])
+        announcements = [self._announcements(e, o) for e, o in pending]
+        announcements.append(([], await self._unit_slip_signals(pending)))
+        await self._publish_announcements(announcements)
         await self._history.mark_announced([(e.company, e.event_id) for e, _ in pending])
+
+    async def _unit_slip_signals(
+        self, pending: list[tuple[Event, RecordOutcome]]
+    ) -> list[AlertSignal]:
+        """New quarterly money or count figures against the median of the four quarters before
+        (a median, so one slipped quarter does not make its honest successor look slipped)."""
+        candidates = [
+            (event, change)
+            for event, outcome in pending
+            for change in outcome.changes
+            if QUARTER_PATTERN.match(change.period)
+            and metric_spec(change.metric).unit in SCALED_UNITS
+        ]
+        keys = [
+            (e.company, c.metric, str(Quarter.parse(c.period).shift(-back)))
+            for e, c in candidates
+            for back in range(1, 5)
+        ]
+        values = await self._history.latest_values(keys)
+        signals = []
+        for n, (event, change) in enumerate(candidates):
+            known = [v for v in values[4 * n : 4 * n + 4] if v is not None]
+            reference = statistics.median(known) if known else None
+            factor = unit_slip(change.value, reference) if reference is not None else None
+            if reference is not None and factor is not None:
+                signals.append(_unit_slip_signal(event, change, reference, factor))
+        return signals
 
     def _announcements(
         self, event: Event, outcome: RecordOutcome
@@ -246,6 +278,39 @@ def _readable(value: Decimal, currency: str, *, signed: bool = False) -> str:
     millions = value / Decimal(1_000_000)
     return (
         f"{currency} {millions:+,.1f} million" if signed else f"{currency} {millions:,.1f} million"
+    )
+
+
+SCALED_UNITS = (Unit.MONEY, Unit.COUNT)
+
+
+def _unit_slip_signal(
+    event: Event, change: RecordedChange, previous: Decimal, factor: Decimal
+) -> AlertSignal:
+    direction = "larger" if factor > 0 else "smaller"
+    unit = change.currency or ""
+    return AlertSignal(
+        event_id=derived_id(event.event_id, "unit-slip", change.metric, change.period),
+        company=event.company,
+        producer=PRODUCER,
+        kind=AlertKind.DATA_QUALITY,
+        period=change.period,
+        subject=change.metric,
+        severity=Severity.WARNING,
+        summary=(
+            f"{event.company} {change.metric} for {change.period} is "
+            f"{_readable(change.value, unit)}, "
+            f"about {abs(factor):,} times {direction} than the recent quarters' "
+            f"{_readable(previous, unit)}: probably sent in the wrong scale."
+        ),
+        details={
+            "value": str(change.value),
+            "recent_median": str(previous),
+            "factor": str(abs(factor)),
+            "rule": "a figure 1,000-fold off its previous quarter",
+            "cause": event.event_id,
+        },
+        cause_event_id=event.event_id,
     )
 
 

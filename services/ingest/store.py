@@ -115,6 +115,19 @@ class RedisHistoryStore:
                 pipe.set(self._announced_key(company, event_id), "1", ex=DEDUPE_TTL_S)
             await pipe.execute()
 
+    async def latest_values(self, keys: list[tuple[str, str, str]]) -> list[Decimal | None]:
+        """The latest value of each (company, metric, period), None where nothing is known."""
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company, metric, period in keys:
+                pipe.hget(
+                    company_key(self._streams, company, "facts"),
+                    f"{metric}{FIELD_SEPARATOR}{period}",
+                )
+            raw = await pipe.execute()
+        return [Decimal(json.loads(blob)["v"]) if blob else None for blob in raw]
+
     async def versions(self, company: str) -> list[FactVersion]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
         return [version for blob in raw.values() for version in _decode_versions(blob)]

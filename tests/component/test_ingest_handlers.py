@@ -137,3 +137,24 @@ async def test_net_income_altered_by_one_million_raises_one_data_quality_signal_
     assert "income before tax - income tax = net income does not hold" in firing[0].summary
     rules = [b["rule"] for b in firing[0].details["broken"]]  # type: ignore[union-attr,index]
     assert "income before tax - income tax = net income" in rules
+
+
+async def test_a_figure_a_thousand_fold_off_its_recent_quarters_is_flagged_as_a_unit_slip() -> None:
+    async with in_memory_workers("ingest") as (workers, broker):
+        await send(workers, broker, volume("99237", period="2024Q1"))
+        await send(workers, broker, volume("101.5", period="2024Q2"))  # billions sent as millions
+        await send(workers, broker, volume("104000", period="2024Q3"))  # an honest move
+        signals = [
+            AlertSignal.model_validate_json(b)
+            for b in await entries(workers, workers.streams.signals)
+        ]
+    (slip,) = signals
+    assert (slip.kind, slip.period, slip.subject) == (
+        AlertKind.DATA_QUALITY,
+        "2024Q2",
+        "loan_volume",
+    )
+    assert slip.details["factor"] == "1000"
+    assert (
+        "about 1,000 times smaller than the recent quarters' CNY 99,237.0 million" in slip.summary
+    )
