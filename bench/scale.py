@@ -16,7 +16,7 @@ from typing import Any
 import redis
 
 from bench.common import arguments, emit, log, operational_bodies
-from schemas.streams import DATA_FIELD, Groups, Streams
+from schemas.streams import DATA_FIELD, Streams
 from services.common.embedded import EmbeddedRedis
 
 
@@ -46,9 +46,9 @@ def drained(client: redis.Redis, stream: str) -> bool:
     return bool(groups) and all(int(g["pending"]) == 0 and not g.get("lag") for g in groups)
 
 
-def consumers(client: redis.Redis, stream: str) -> int:
+def groups(client: redis.Redis, stream: str) -> int:
     try:
-        return len(client.xinfo_consumers(stream, Groups.INGEST))
+        return len(client.xinfo_groups(stream))
     except redis.ResponseError:
         return 0
 
@@ -58,8 +58,8 @@ def run(url: str, processes: int, bodies: list[str]) -> float:
     client = redis.Redis.from_url(url)
     workers = [start(url, streams.namespace) for _ in range(processes)]
     try:
-        # each process registers a reader and a claimer consumer once it polls
-        wait(lambda: consumers(client, streams.metrics) >= 2 * processes, 60, "workers up")
+        wait(lambda: groups(client, streams.metrics) > 0, 60, "workers up")
+        time.sleep(3.0)  # the group exists once the first worker is up; let the others start
         started = time.perf_counter()
         pipe = client.pipeline(transaction=False)
         for index, body in enumerate(bodies, start=1):
