@@ -159,6 +159,7 @@ def build_workers(
             history=history,
             guidance=guidance,
             coalesce_ms=settings.coalesce_ms,
+            metrics=workers.metrics,
             **common,  # type: ignore[arg-type]
         )
         _consume(

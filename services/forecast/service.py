@@ -45,10 +45,18 @@ from schemas.money import Scale
 from schemas.periods import Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
+from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
 from services.forecast.assemble import QuarterlyHistory, assemble
 from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
-from services.forecast.core.company import NET_INCOME, NON_GAAP, SBC, implied_sbc, reconcile
+from services.forecast.core.company import (
+    NET_INCOME,
+    NON_GAAP,
+    SBC,
+    NonGaapFits,
+    implied_sbc,
+    non_gaap_forecast,
+)
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.service import derived_id
@@ -115,7 +123,9 @@ class ForecastService:
         max_failures: int = 5,
         max_states: int = DEFAULT_MAX_STATES,
         full_refit_s: float = DEFAULT_FULL_REFIT_S,
+        metrics: FitMetrics = NO_METRICS,
     ) -> None:
+        self._metrics = metrics
         self._max_failures = max_failures
         self.states = FittedStates(max_states)
         self._full_refit_s = full_refit_s
@@ -256,29 +266,35 @@ class ForecastService:
             if metric_spec(result.metric).unit is Unit.MONEY
         ]
 
+    @staticmethod
+    def settled_fields(forecasts: list[ForecastUpdated], stored: list[str]) -> list[str]:
+        """Stored forecasts of quarters before the open target: their actuals are in."""
+        targets = [Quarter.parse(f.period) for f in forecasts]
+        if not targets:
+            return []
+        first_open = min(targets)
+        return [name for name in stored if Quarter.parse(name.split("|")[1]) < first_open]
+
     def forecast_metrics(
         self, company: str, frame: pd.DataFrame, target: str, guidance: pd.DataFrame
-    ) -> dict[str, MetricForecast]:
-        """What `core.forecast_company` computes, from the company's kept state when fresh.
-
-        Net income and each guided metric from their own fits; non-GAAP net income as net
-        income + share-based compensation (comonotone), else from its own history.
-        """
+    ) -> dict[tuple[str, str], MetricForecast]:
+        """What `core.forecast_company` computes, from the company's kept state when fresh, for
+        the target quarter and for the rest of any fiscal year with open guidance."""
+        started = time.perf_counter()
         state = self.states.take(company, max_age_s=self._full_refit_s) or CompanyState()
         fits: dict[str, Fitted] = {}
-        results: dict[str, MetricForecast] = {}
         for metric in _direct_metrics(frame, target, guidance):
             if _enough(frame, metric, self._spec):
-                fitted = self._fitted(state, frame, metric, guidance)
-                fits[metric] = fitted
-                results[metric] = forecast(fitted, target=target)
-        non_gaap = self._non_gaap(state, fits, frame, target, guidance, results.get(NET_INCOME))
-        if non_gaap is not None:
-            results[NON_GAAP] = non_gaap
+                fits[metric] = self._fitted(state, frame, metric, guidance)
+        non_gaap = self._non_gaap(state, fits, frame, guidance)
+        results: dict[tuple[str, str], MetricForecast] = {}
+        for quarter in _open_quarters(target, guidance):
+            results.update(_forecasts_for(quarter, fits, non_gaap))
         if not state.fits:
             state.fitted_at = time.monotonic()
         state.fits = fits
         self.states.put(company, state)
+        self._metrics.observe_fit(time.perf_counter() - started)
         return results
 
     def _non_gaap(
@@ -286,18 +302,15 @@ class ForecastService:
         state: CompanyState,
         fits: dict[str, Fitted],
         frame: pd.DataFrame,
-        target: str,
         guidance: pd.DataFrame,
-        net_income: MetricForecast | None,
-    ) -> MetricForecast | None:
+    ) -> NonGaapFits:
+        """The fits the core's non-GAAP choice needs (reconciled vs direct, by past skill)."""
         with_sbc = implied_sbc(frame)
-        if net_income is not None and _enough(with_sbc, SBC, self._spec):
+        if _enough(with_sbc, SBC, self._spec):
             fits[SBC] = self._fitted(state, with_sbc, SBC, None)
-            return reconcile(net_income, forecast(fits[SBC], target=target), metric=NON_GAAP)
         if _enough(frame, NON_GAAP, self._spec):
             fits[NON_GAAP] = self._fitted(state, frame, NON_GAAP, guidance)
-            return forecast(fits[NON_GAAP], target=target)
-        return None
+        return NonGaapFits(fits.get(NET_INCOME), fits.get(SBC), fits.get(NON_GAAP))
 
     def _fitted(
         self,
@@ -341,9 +354,13 @@ class ForecastService:
     async def _save(
         self, company: str, forecasts: list[ForecastUpdated], trends: list[TrendUpdated]
     ) -> None:
+        key = company_key(self._streams, company, "forecasts")
+        stored = [_text(name) for name in await self._redis.hkeys(key)]  # type: ignore[misc]
+        settled = self.settled_fields(forecasts, stored)
         async with self._redis.pipeline(transaction=True) as pipe:
+            if settled:
+                pipe.hdel(key, *settled)  # the actuals are in; the stream keeps what was said
             for forecast in forecasts:
-                key = company_key(self._streams, company, "forecasts")
                 pipe.hset(key, f"{forecast.metric}|{forecast.period}", forecast.model_dump_json())
             for trend in trends:
                 pipe.hset(
@@ -359,12 +376,39 @@ def _text(value: object) -> str:
 
 
 def _direct_metrics(frame: pd.DataFrame, target: str, guidance: pd.DataFrame) -> list[str]:
-    """Net income and every metric guided for the target quarter (non-GAAP comes after)."""
+    """Net income and every metric guided for the target quarter or its fiscal year
+    (non-GAAP comes after)."""
     guided: set[str] = set()
     if not guidance.empty:
-        guided = set(guidance.loc[guidance["for_quarter"] == target, "metric"])
+        periods = {target, f"FY{Quarter.parse(target).year}"}
+        guided = set(guidance.loc[guidance["for_quarter"].isin(periods), "metric"])
     ordered = [NET_INCOME, *sorted(guided - {NET_INCOME, NON_GAAP})]
     return [m for m in ordered if m in frame.columns]
+
+
+def _open_quarters(target: str, guidance: pd.DataFrame) -> list[str]:
+    """The target quarter, and the later quarters of fiscal years with open guidance."""
+    quarters = {target}
+    first = Quarter.parse(target)
+    if not guidance.empty:
+        for period in set(guidance["for_quarter"]):
+            if str(period).startswith("FY") and int(str(period)[2:]) == first.year:
+                quarters |= {str(Quarter(first.year, q)) for q in range(first.quarter, 5)}
+    return sorted(quarters)
+
+
+def _forecasts_for(
+    quarter: str, fits: dict[str, Fitted], non_gaap: NonGaapFits
+) -> dict[tuple[str, str], MetricForecast]:
+    results = {
+        (metric, quarter): forecast(fitted, target=quarter)
+        for metric, fitted in fits.items()
+        if metric not in (SBC, NON_GAAP)
+    }
+    combined = non_gaap_forecast(non_gaap, quarter, results.get((NET_INCOME, quarter)))
+    if combined is not None:
+        results[(NON_GAAP, quarter)] = combined
+    return results
 
 
 def _enough(frame: pd.DataFrame, metric: str, spec: ForecastSpec) -> bool:

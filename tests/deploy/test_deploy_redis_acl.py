@@ -33,6 +33,7 @@ ALLOWED = {
     "hello",
     "hget",
     "hgetall",
+    "hkeys",
     "hincrby",
     "hset",
     "info",

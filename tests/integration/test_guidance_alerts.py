@@ -14,9 +14,10 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from schemas.alerts import AlertKind, AlertStatus
+from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
 from schemas.money import Scale
-from schemas.registry import Unit
+from schemas.registry import Basis, Unit
 from services.alerts.lifecycle import Silence
 from services.alerts.service import RedisSilenceStore
 from services.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
@@ -140,3 +141,26 @@ async def test_a_webhook_that_fails_twice_still_gets_each_alert_once_signed(
         assert verify_signature(SecretStr(secret), headers[TIMESTAMP_HEADER.lower()], request.body,
                                 headers[SIGNATURE_HEADER.lower()])  # fmt: skip
     assert len(receiver.seen) == len(receiver.accepted) + 2
+
+
+@pytest.mark.timeout(120)
+async def test_fiscal_year_guidance_is_checked_on_reported_quarters_plus_forecasts_of_the_rest(
+    redis_url: str, namespace: str
+) -> None:
+    quarters = [f"{year}Q{q}" for year in (2021, 2022, 2023) for q in (1, 2, 3, 4)] + ["2024Q1"]
+    volumes = [
+        loan_volume("ACME", period, str(50000 + 1500 * n)) for n, period in enumerate(quarters)
+    ]
+    history = synthetic_company("ACME", first="2021Q1", values=[*ACME, 575], guided=(570, 590))
+    fiscal = GuidanceIssued(company="ACME", metric="loan_volume", period="FY2024", basis=Basis.OPERATIONAL,
+                            low=Decimal("280000"), high=Decimal("300000"), currency="CNY", scale=Scale.MILLIONS,
+                            issued_in_period="2024Q1")  # fmt: skip
+    async with pipeline(worker_settings(redis_url, namespace)) as workers:
+        await publish_and_settle(workers, [*history, *volumes, fiscal])
+        alerts = await all_alerts(workers)
+
+    (check,) = [a for a in alerts if a.kind is AlertKind.BAND_CHECK and a.period == "FY2024"]
+    assert check.subject == "loan_volume"
+    total = [check.details[k] for k in ("p_below", "p_inside", "p_above")]
+    assert sum(total) == pytest.approx(1.0)  # type: ignore[arg-type]
+    assert 260000 < check.details["point"] < 320000  # type: ignore[operator]
