@@ -236,6 +236,7 @@ class ForecastService:
         trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
         await self._save(company, forecasts, trends)
         signals = [_trend_signal(trend) for trend in trends]
+        signals += [signal for trend in trends for signal in _change_point_signals(trend)]
         for stream, events in (
             (self._streams.forecasts, forecasts),
             (self._streams.trends, trends),
@@ -590,6 +591,30 @@ def _trend_signal(trend: TrendUpdated) -> AlertSignal:
         },
         cause_event_id=trend.event_id,
     )
+
+
+def _change_point_signals(trend: TrendUpdated) -> list[AlertSignal]:
+    """One alert per detected shift in the level of a rate (its identity is the shift's period)."""
+    worse_up = metric_spec(trend.metric).higher_is_worse
+    return [
+        AlertSignal(
+            event_id=derived_id(trend.company, "change-point", trend.metric, point.period),
+            company=trend.company,
+            producer=PRODUCER,
+            kind=AlertKind.CHANGE_POINT,
+            period=point.period,
+            subject=trend.metric,
+            severity=Severity.WARNING if (point.direction == "up") == worse_up else Severity.INFO,
+            state=point.direction,
+            summary=(
+                f"{trend.company} {trend.metric} shifted {point.direction} by "
+                f"{abs(point.shift_pct_points):.2f} pp at {point.period} (CUSUM change point)."
+            ),
+            details={"shift_pct_points": point.shift_pct_points, "direction": point.direction},
+            cause_event_id=trend.event_id,
+        )
+        for point in trend.change_points
+    ]
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:
