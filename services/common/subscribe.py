@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from faststream.middlewares import AckPolicy
@@ -39,6 +40,7 @@ def subscribe(
             polling_interval=settings.block_ms,
         ),
         ack_policy=AckPolicy.MANUAL,
+        parser=entries_untouched,
         title=f"{group}:{stream}",
     )
     async def read_batch(message: RedisBatchStreamMessage) -> None:
@@ -57,11 +59,24 @@ def subscribe(
             polling_interval=max(settings.claim_idle_ms // 4, 50),
         ),
         ack_policy=AckPolicy.MANUAL,
+        parser=entries_untouched,
         title=f"{group}:{stream}:claimer",
     )
     async def read_claimed(message: RedisStreamMessage) -> None:
         raw = message.raw_message
         await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))
+
+
+async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream parses a copy without the entries; the handler reads the entries as received.
+
+    The Consumption decodes and validates each entry itself, so FastStream's own decoding would
+    be wasted work, and it fails outright on entries that are not UTF-8 (which must reach the
+    dead-letter stream, not loop)."""
+    empty: list[Any] | dict[Any, Any] = [] if isinstance(message["data"], list) else {}
+    parsed = await original({**message, "data": empty})
+    parsed.raw_message = message
+    return parsed
 
 
 def _ids(raw: Any) -> list[bytes]:

@@ -199,12 +199,6 @@ def test_fuzz_figures(
     assert totals["bad"] == totals["dead_lettered"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: FastStream's parser raises UnicodeDecodeError on an entry without the "
-    "event field whose other fields are not UTF-8, before the Consumption sees it; the entry "
-    "stays pending and is claimed again forever instead of being dead-lettered",
-)
 @pytest.mark.timeout(60)
 def test_an_entry_of_invalid_utf8_without_the_event_field_is_dead_lettered(
     fuzz_redis: EmbeddedRedis, ingest_worker: WorkerProcess
