@@ -71,7 +71,20 @@ async def group_backlog(redis: aioredis.Redis, stream: str) -> int:
         groups = await redis.xinfo_groups(stream)
     except ResponseError:
         return 0
-    return sum(int(g.get("pending", 0)) + int(g.get("lag") or 0) for g in groups)
+    total = 0
+    for group in groups:
+        total += int(group.get("pending", 0)) + await _lag(redis, stream, group)
+    return total
+
+
+async def _lag(redis: aioredis.Redis, stream: str, group: dict[str, Any]) -> int:
+    """Entries the group has not been given yet. Redis reports the lag as unknown after some
+    trims and after loading an AOF; then look past the last delivered id instead."""
+    if group.get("lag") is not None:
+        return int(group["lag"])
+    last = _text(group["last-delivered-id"])
+    after: Any = await redis.xrange(stream, min=f"({last}", count=1)
+    return len(after)
 
 
 async def backlog(redis: aioredis.Redis, streams: Iterable[str]) -> int:
