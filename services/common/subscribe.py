@@ -68,13 +68,17 @@ def subscribe(
 
 
 async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream parses a copy without the entries; the handler reads the entries as received.
+    """FastStream parses a copy holding at most one entry (for its headers); the handler reads
+    the entries as received.
 
-    The Consumption decodes and validates each entry itself, so FastStream's own decoding would
-    be wasted work, and it fails outright on entries that are not UTF-8 (which must reach the
-    dead-letter stream, not loop)."""
-    empty: list[Any] | dict[Any, Any] = [] if isinstance(message["data"], list) else {}
-    parsed = await original({**message, "data": empty})
+    The Consumption decodes and validates each entry itself, so FastStream's decoding of the
+    whole batch would be wasted work, and it fails outright on entries that are not UTF-8
+    (which must reach the dead-letter stream, not loop)."""
+    data = message["data"]
+    try:
+        parsed = await original({**message, "data": data[:1] if isinstance(data, list) else data})
+    except (UnicodeDecodeError, ValueError, TypeError):
+        parsed = await original({**message, "data": [] if isinstance(data, list) else {}})
     parsed.raw_message = message
     return parsed
 

@@ -1,13 +1,16 @@
--- Record facts of one company atomically with the event's dedupe mark.
--- KEYS[1] latest-value hash, KEYS[2] versions hash, KEYS[3] the event's dedupe mark
--- ARGV[1] dedupe-mark TTL in seconds, ARGV[2] JSON array of facts
---   {"f": "metric|period", "v": "value", "p": "precision", "t": "known_at", "e": "event id", "c": "currency"}
--- Returns {"duplicate"|"applied", JSON array of changes {"f","k","v","prev"}}
+-- Record the facts of a batch of events, each atomically with its dedupe mark and, on one
+-- Redis, with the HistoryUpdated announcing what it changed (so an effect is never recorded
+-- without its announcement, nor announced twice).
+-- KEYS: for event i (1-based), KEYS[4i-3] latest-value hash, KEYS[4i-2] versions hash,
+--       KEYS[4i-1] the event's dedupe mark, KEYS[4i] the stream to announce on (unused when
+--       the item has no "announce" part: a cluster announces from the client instead)
+-- ARGV[1] dedupe-mark TTL in seconds
+-- ARGV[2] JSON array, one item per event:
+--   {"facts": [{"f": "metric|period", "v": value, "p": precision, "t": known_at, "e": event id,
+--               "c": currency}], "announce": {envelope fields of the HistoryUpdated} | absent}
+-- Returns, per event: "duplicate" | "applied", then its changes as JSON {"f","k","v","prev","c"}.
 -- Values equal within half the coarser precision are one fact (the same figure published
 -- twice, or once rounded in prose and once exact in a table): no new version unless more precise.
-if redis.call("EXISTS", KEYS[3]) == 1 then
-  return {"duplicate", redis.call("GET", KEYS[3])}
-end
 
 local function same_value(a, b)
   local tolerance = math.max(tonumber(a.p), tonumber(b.p)) / 2 + 1e-9 * math.abs(tonumber(a.v))
@@ -30,39 +33,75 @@ local function insert_in_time_order(versions, fact)
   table.insert(versions, position, fact)
 end
 
-local changes = {}
-for _, fact in ipairs(cjson.decode(ARGV[2])) do
-  local raw = redis.call("HGET", KEYS[2], fact.f)
-  local versions = raw and cjson.decode(raw) or {}
+local function change_kind(versions, fact)
   local latest = latest_of(versions)
-  local kind = nil
-  if latest == nil then
-    kind = "recorded"
-  elseif fact.t >= latest.t then
-    if not same_value(fact, latest) then
-      kind = "restated"
-    elseif tonumber(fact.p) < tonumber(latest.p) then
-      kind = "refined"
-    end
-  else
-    local known = false
-    for _, version in ipairs(versions) do
-      if same_value(fact, version) then known = true end
-    end
-    if not known then kind = "late" end
+  if latest == nil then return "recorded", nil end
+  if fact.t >= latest.t then
+    if not same_value(fact, latest) then return "restated", latest end
+    if tonumber(fact.p) < tonumber(latest.p) then return "refined", latest end
+    return nil, latest
   end
-  if kind ~= nil then
-    insert_in_time_order(versions, fact)
-    redis.call("HSET", KEYS[2], fact.f, cjson.encode(versions))
-    if kind ~= "late" then
-      redis.call("HSET", KEYS[1], fact.f, cjson.encode(fact))
-      local previous = latest and latest.v or false
-      table.insert(changes, {f = fact.f, k = kind, v = fact.v, prev = previous, c = fact.c})
-    end
+  for _, version in ipairs(versions) do
+    if same_value(fact, version) then return nil, latest end
   end
+  return "late", latest
 end
 
-local encoded = cjson.encode(changes)
-if #changes == 0 then encoded = "[]" end
-redis.call("SET", KEYS[3], encoded, "EX", tonumber(ARGV[1]))
-return {"applied", encoded}
+local function record(latest_key, versions_key, facts)
+  local changes = {}
+  for _, fact in ipairs(facts) do
+    local raw = redis.call("HGET", versions_key, fact.f)
+    local versions = raw and cjson.decode(raw) or {}
+    local kind, latest = change_kind(versions, fact)
+    if kind ~= nil then
+      insert_in_time_order(versions, fact)
+      redis.call("HSET", versions_key, fact.f, cjson.encode(versions))
+      if kind ~= "late" then
+        redis.call("HSET", latest_key, fact.f, cjson.encode(fact))
+        local previous = latest and latest.v or false
+        table.insert(changes, {f = fact.f, k = kind, v = fact.v, prev = previous, c = fact.c})
+      end
+    end
+  end
+  return changes
+end
+
+local function split_field(field)
+  local bar = string.find(field, "|", 1, true)
+  return string.sub(field, 1, bar - 1), string.sub(field, bar + 1)
+end
+
+local function announce(stream, envelope, changes)
+  local facts = {}
+  for _, change in ipairs(changes) do
+    local metric, period = split_field(change.f)
+    table.insert(facts, {
+      metric = metric, period = period, value = change.v,
+      kind = (change.k == "restated") and "restated" or "recorded",
+      previous = change.prev or cjson.null,
+      currency = (change.c ~= "" and change.c) or cjson.null,
+    })
+  end
+  envelope.facts = facts
+  redis.call("XADD", stream, "*", "__data__", cjson.encode(envelope))
+end
+
+local results = {}
+for i, item in ipairs(cjson.decode(ARGV[2])) do
+  local base = 4 * (i - 1)
+  local seen_key = KEYS[base + 3]
+  if redis.call("EXISTS", seen_key) == 1 then
+    table.insert(results, "duplicate")
+    table.insert(results, redis.call("GET", seen_key))
+  else
+    local changes = record(KEYS[base + 1], KEYS[base + 2], item.facts)
+    local encoded = (#changes == 0) and "[]" or cjson.encode(changes)
+    if item.announce and #changes > 0 then
+      announce(KEYS[base + 4], item.announce, changes)
+    end
+    redis.call("SET", seen_key, encoded, "EX", tonumber(ARGV[1]))
+    table.insert(results, "applied")
+    table.insert(results, encoded)
+  end
+end
+return results

@@ -16,7 +16,7 @@ from uuid import NAMESPACE_URL, uuid5
 import redis.asyncio as aioredis
 
 from schemas.alerts import AlertKind, AlertSignal, Condition, Severity
-from schemas.base import Event
+from schemas.base import Event, utc_now
 from schemas.guidance import GuidanceIssued
 from schemas.history import ChangeKind, FactChange, GuidanceChange, HistoryUpdated
 from schemas.metrics import MetricReported
@@ -34,7 +34,7 @@ from services.ingest.guidance_store import (
     version_from_event,
 )
 from services.ingest.integrity import Finding, check_statement, unit_slip
-from services.ingest.store import RecordedChange, RecordOutcome, RedisHistoryStore
+from services.ingest.store import RecordedChange, Recording, RecordOutcome, RedisHistoryStore
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-ingest"
@@ -77,14 +77,15 @@ class IngestService:
         if not indexed:
             return {}
         try:
-            batch = [(e.company, e.event_id, _facts_of(e)) for _, e in indexed]
+            batch = [self._recording(event) for _, event in indexed]
             recorded = await self._history.record_many(batch)
             done = [
                 (event, outcome)
                 for (_, event), outcome in zip(indexed, recorded, strict=True)
                 if not isinstance(outcome, BaseException)
             ]
-            await self._announce_once(done)
+            await self._announce_once([(e, o) for e, o in done if not o.announced])
+            await self._publish_signals([(e, o) for e, o in done if o.announced])
         except Exception as error:
             return {index: error for index, _ in indexed}
         return {
@@ -92,9 +93,37 @@ class IngestService:
             for (index, _), outcome in zip(indexed, recorded, strict=True)
         }
 
+    def _recording(self, event: Event) -> Recording:
+        """The facts, and on one Redis the announcement the store writes with them."""
+        facts = _facts_of(event)
+        if not self._history.announces_atomically:
+            return Recording(event.company, event.event_id, facts)
+        envelope = {
+            "event_id": derived_id(event.event_id, "history"),
+            "schema_version": HistoryUpdated.SCHEMA_VERSION,
+            "occurred_at": utc_now().isoformat(),
+            "producer": PRODUCER,
+            "company": event.company,
+            "cause_event_id": event.event_id,
+        }
+        stream = self._streams.for_company(self._streams.history, event.company)
+        return Recording(event.company, event.event_id, facts, stream, envelope)
+
+    async def _publish_signals(self, done: list[tuple[Event, RecordOutcome]]) -> None:
+        """Alert signals of facts whose announcements the store wrote; a redelivery repeats
+        them with the same ids, which the alert lifecycle absorbs."""
+        if not done:
+            return
+        signals = [s for event, outcome in done for s in self._signals(event, outcome)]
+        signals += await self._unit_slip_signals(done)
+        await self._publish_announcements([([], signals)])
+
     async def _announce_once(self, done: list[tuple[Event, RecordOutcome]]) -> None:
-        """Publish what each event changed, unless a previous delivery already did (the mark is
-        set only after publishing, so a crash in between republishes the same ids)."""
+        """(On a cluster.) Publish what each event changed, unless a previous delivery already
+        did (the mark is set only after publishing, so a crash in between republishes the
+        same ids)."""
+        if not done:
+            return
         duplicates = [(e.company, e.event_id) for e, outcome in done if outcome.duplicate]
         announced = await self._history.announced(duplicates)
         pending = [(e, outcome) for e, outcome in done if e.event_id not in announced]
@@ -115,27 +144,26 @@ class IngestService:
             if QUARTER_PATTERN.match(change.period)
             and metric_spec(change.metric).unit in SCALED_UNITS
         ]
-        keys = [
-            (e.company, c.metric, str(Quarter.parse(c.period).shift(-back)))
-            for e, c in candidates
-            for back in range(1, 5)
-        ]
-        values = await self._history.latest_values(keys)
+        keys = [(e.company, c.metric, _four_before(c.period)) for e, c in candidates]
+        values = await self._history.recent_values(keys)
         signals = []
-        for n, (event, change) in enumerate(candidates):
-            known = [v for v in values[4 * n : 4 * n + 4] if v is not None]
+        for (event, change), known in zip(candidates, values, strict=True):
             reference = statistics.median(known) if known else None
             factor = unit_slip(change.value, reference) if reference is not None else None
             if reference is not None and factor is not None:
                 signals.append(_unit_slip_signal(event, change, reference, factor))
         return signals
 
-    def _announcements(
-        self, event: Event, outcome: RecordOutcome
-    ) -> tuple[list[HistoryUpdated], list[AlertSignal]]:
+    def _signals(self, event: Event, outcome: RecordOutcome) -> list[AlertSignal]:
         signals = self._restatement_signals(event, outcome)
         if isinstance(event, ResultsPublished):
             signals += self._integrity_signals(event)
+        return signals
+
+    def _announcements(
+        self, event: Event, outcome: RecordOutcome
+    ) -> tuple[list[HistoryUpdated], list[AlertSignal]]:
+        signals = self._signals(event, outcome)
         changes = tuple(_fact_change(change) for change in outcome.changes)
         if not changes:
             return [], signals
@@ -213,6 +241,11 @@ class IngestService:
             max_length=self._max_length,
             streams=self._streams,
         )
+
+
+def _four_before(period: str) -> tuple[str, ...]:
+    quarter = Quarter.parse(period)
+    return tuple(str(quarter.shift(-back)) for back in range(1, 5))
 
 
 def _facts_of(event: Event) -> list[Fact]:

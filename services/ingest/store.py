@@ -38,6 +38,25 @@ class RecordedChange:
 class RecordOutcome:
     duplicate: bool
     changes: tuple[RecordedChange, ...]
+    announced: bool = False  # the store already put the announcement on its stream
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One event's facts, and (on one Redis) the envelope of the HistoryUpdated announcing
+    them on `announce_on`; the script adds the changes it actually made."""
+
+    company: str
+    event_id: str
+    facts: list[Fact]
+    announce_on: str | None = None
+    announcement: dict[str, Any] | None = None
+
+    def script_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"facts": _fact_items(self.facts)}
+        if self.announce_on is not None and self.announcement is not None:
+            item["announce"] = self.announcement
+        return item
 
 
 @dataclass(frozen=True)
@@ -65,39 +84,52 @@ class RedisHistoryStore:
             company_key(self._streams, company, "seen:" + event_id),
         ]
 
+    @property
+    def announces_atomically(self) -> bool:
+        """One Redis: the script writes the announcement too. A cluster cannot (the stream and
+        the company's keys live on different slots), so the client announces after."""
+        return not isinstance(self._redis, RedisCluster)
+
     async def record(self, company: str, event_id: str, facts: list[Fact]) -> RecordOutcome:
         """Apply the facts and the event's dedupe mark in one atomic step."""
-        outcome = (await self.record_many([(company, event_id, facts)]))[0]
+        outcome = (await self.record_many([Recording(company, event_id, facts)]))[0]
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    async def record_many(
-        self, batch: list[tuple[str, str, list[Fact]]]
-    ) -> list[RecordOutcome | BaseException]:
-        """One round trip for a batch; each event's facts stay atomic with its dedupe mark."""
-        companies = sorted({company for company, _, _ in batch})
-        if isinstance(self._redis, RedisCluster):  # no scripts in cluster pipelines
+    async def record_many(self, batch: list[Recording]) -> list[RecordOutcome | BaseException]:
+        """Each event's facts atomic with its dedupe mark (and its announcement, on one Redis)."""
+        companies = sorted({item.company for item in batch})
+        if not self.announces_atomically:
             return await self._record_concurrently(batch, companies)
+        keys = [key for item in batch for key in self._keys_with_stream(item)]
+        items = [item.script_item() for item in batch]
         async with self._redis.pipeline(transaction=False) as pipe:
-            for company, event_id, facts in batch:
-                await self._record(
-                    keys=self.keys(company, event_id), args=_args(facts), client=pipe
-                )
+            await self._record(keys=keys, args=[DEDUPE_TTL_S, json.dumps(items)], client=pipe)
             pipe.sadd(self._streams.key("companies"), *companies)
-            results = await pipe.execute(raise_on_error=False)
-        return [_outcome(result) for result in results[: len(batch)]]
+            result, _ = await pipe.execute(raise_on_error=False)
+        if isinstance(result, BaseException):
+            return [result] * len(batch)
+        pairs = zip(result[::2], result[1::2], strict=True)
+        return [_outcome(pair, announced=True) for pair in pairs]
+
+    def _keys_with_stream(self, item: Recording) -> list[str]:
+        keys = self.keys(item.company, item.event_id)
+        return [*keys, item.announce_on or keys[2]]
 
     async def _record_concurrently(
-        self, batch: list[tuple[str, str, list[Fact]]], companies: list[str]
+        self, batch: list[Recording], companies: list[str]
     ) -> list[RecordOutcome | BaseException]:
         calls = [
-            self._record(keys=self.keys(company, event_id), args=_args(facts))
-            for company, event_id, facts in batch
+            self._record(
+                keys=self._keys_with_stream(item),
+                args=[DEDUPE_TTL_S, json.dumps([item.script_item()])],
+            )
+            for item in batch
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)
         await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
-        return [_outcome(result) for result in results]
+        return [r if isinstance(r, BaseException) else _outcome(r) for r in results]
 
     def _announced_key(self, company: str, event_id: str) -> str:
         return company_key(self._streams, company, "announced:" + event_id)
@@ -115,18 +147,18 @@ class RedisHistoryStore:
                 pipe.set(self._announced_key(company, event_id), "1", ex=DEDUPE_TTL_S)
             await pipe.execute()
 
-    async def latest_values(self, keys: list[tuple[str, str, str]]) -> list[Decimal | None]:
-        """The latest value of each (company, metric, period), None where nothing is known."""
+    async def recent_values(
+        self, keys: list[tuple[str, str, tuple[str, ...]]]
+    ) -> list[list[Decimal]]:
+        """For each (company, metric, periods), the latest values known for those periods."""
         if not keys:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for company, metric, period in keys:
-                pipe.hget(
-                    company_key(self._streams, company, "facts"),
-                    f"{metric}{FIELD_SEPARATOR}{period}",
-                )
-            raw = await pipe.execute()
-        return [Decimal(json.loads(blob)["v"]) if blob else None for blob in raw]
+            for company, metric, periods in keys:
+                fields = [f"{metric}{FIELD_SEPARATOR}{period}" for period in periods]
+                pipe.hmget(company_key(self._streams, company, "facts"), fields)
+            rows = await pipe.execute()
+        return [[Decimal(json.loads(blob)["v"]) for blob in row if blob] for row in rows]
 
     async def versions(self, company: str) -> list[FactVersion]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
@@ -137,15 +169,9 @@ class RedisHistoryStore:
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
 
-def _args(facts: list[Fact]) -> list[str | int]:
-    return [DEDUPE_TTL_S, _encode(facts)]
-
-
-def _outcome(result: object) -> RecordOutcome | BaseException:
-    if isinstance(result, BaseException):
-        return result
+def _outcome(result: object, *, announced: bool = False) -> RecordOutcome:
     status, raw = cast(tuple[bytes, bytes], result)
-    return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)))
+    return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)), announced)
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
@@ -161,20 +187,18 @@ def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[Fa
     return list(latest.values())
 
 
-def _encode(facts: list[Fact]) -> str:
-    return json.dumps(
-        [
-            {
-                "f": fact.field,
-                "v": str(fact.value),
-                "p": str(fact.precision),
-                "t": known_at_text(fact.known_at),
-                "e": fact.event_id,
-                "c": fact.currency or "",
-            }
-            for fact in facts
-        ]
-    )
+def _fact_items(facts: list[Fact]) -> list[dict[str, str]]:
+    return [
+        {
+            "f": fact.field,
+            "v": str(fact.value),
+            "p": str(fact.precision),
+            "t": known_at_text(fact.known_at),
+            "e": fact.event_id,
+            "c": fact.currency or "",
+        }
+        for fact in facts
+    ]
 
 
 def _split(field: str) -> tuple[str, str]:

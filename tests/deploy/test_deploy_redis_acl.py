@@ -32,6 +32,7 @@ ALLOWED = {
     "hdel",
     "hello",
     "hget",
+    "hmget",
     "hgetall",
     "hkeys",
     "hincrby",
