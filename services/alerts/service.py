@@ -26,6 +26,7 @@ from services.alerts.lifecycle import (
     decide,
     fingerprint,
     inhibited_by,
+    matches_all,
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
@@ -77,10 +78,8 @@ class AlertService:
 
     async def observe(self, observation: Observation) -> None:
         now = utc_now()
-        records = await self.records(observation.company)
-        record = records.get(observation.fingerprint)
-        silenced = silenced_by(observation.labels, await self.silences.all(), at=now)
-        firing = [r for r in records.values() if r.status == "firing"]
+        record, firing = await self._record_and_sources(observation)
+        silenced = silenced_by(observation.labels, await self.silences.active(now), at=now)
         inhibited = inhibited_by(observation.labels, firing, self._rules)
         decision = decide(
             observation,
@@ -110,6 +109,19 @@ class AlertService:
         if alert is not None:
             self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)
 
+    async def _record_and_sources(
+        self, observation: Observation
+    ) -> tuple[AlertRecord | None, list[AlertRecord]]:
+        """This alert's record and, only if some rule could inhibit it, the company's firing
+        alerts (the candidates to inhibit it): most alerts need one field, not the hash."""
+        if not any(matches_all(rule.target, observation.labels) for rule in self._rules):
+            key = company_key(self._streams, observation.company, "alerts")
+            raw = await self._redis.hget(key, observation.fingerprint)  # type: ignore[misc]
+            return (decode_record(raw) if raw else None), []
+        records = await self.records(observation.company)
+        firing = [r for r in records.values() if r.status == "firing"]
+        return records.get(observation.fingerprint), firing
+
     async def records(self, company: str) -> dict[str, AlertRecord]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "alerts"))  # type: ignore[misc]
         return {_text(k): decode_record(v) for k, v in raw.items()}
@@ -119,6 +131,8 @@ class RedisSilenceStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._key = streams.key("silences")
+        self._version_key = streams.key("silences", "version")
+        self._cached: tuple[object, list[Silence]] | None = None
 
     async def add(self, silence: Silence) -> None:
         document = {
@@ -129,7 +143,17 @@ class RedisSilenceStore:
             "created_by": silence.created_by,
             "comment": silence.comment,
         }
-        await self._redis.hset(self._key, silence.id, json.dumps(document, default=str))  # type: ignore[misc]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self._key, silence.id, json.dumps(document, default=str))
+            pipe.incr(self._version_key)
+            await pipe.execute()
+
+    async def active(self, now: datetime) -> list[Silence]:
+        """Silences in force; re-read only when a silence was added or expired since."""
+        version = await self._redis.get(self._version_key)
+        if self._cached is None or self._cached[0] != version:
+            self._cached = (version, await self.all())
+        return [silence for silence in self._cached[1] if silence.is_active(at=now)]
 
     async def all(self) -> list[Silence]:
         raw = await self._redis.hgetall(self._key)  # type: ignore[misc]

@@ -33,7 +33,7 @@ from services.guidance.core import (
 )
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore, is_withdrawn
 from services.ingest.service import derived_id
-from services.ingest.store import RedisHistoryStore, company_key, latest_as_of
+from services.ingest.store import RedisHistoryStore, company_key
 
 PRODUCER = "guidepost-guidance"
 BAND_SEVERITY = {
@@ -169,10 +169,14 @@ class GuidanceService:
     async def _on_history(self, update: HistoryUpdated) -> None:
         for change in update.guidance:
             await self._on_guidance(update, change.metric, change.period, change.revision)
+        if not update.facts:
+            return
+        guided = {(v.metric, v.period) for v in await self._guidance.all(update.company)}
         for fact in update.facts:
-            await self._on_actual(update.company, fact.metric, fact.period)
-            if QUARTER_PATTERN.match(fact.period):
-                year = fiscal_year_of(fact.period)
+            if (fact.metric, fact.period) in guided:
+                await self._on_actual(update.company, fact.metric, fact.period)
+            year = fiscal_year_of(fact.period) if QUARTER_PATTERN.match(fact.period) else None
+            if year is not None and (fact.metric, year) in guided:
                 await self._on_actual(update.company, fact.metric, year)
                 await self.check_band(update.company, fact.metric, year)
 
@@ -280,10 +284,7 @@ class GuidanceService:
             values = [await self._actual(company, metric, q) for q in quarters]
             known = [v for v in values if v is not None]
             return sum(known, Decimal(0)) if len(known) == len(values) else None
-        for version in latest_as_of(await self._history.versions(company), None):
-            if version.metric == metric and version.period == period:
-                return version.value
-        return None
+        return await self._history.latest(company, metric, period)
 
     async def _stored_forecast(
         self, company: str, metric: str, period: str

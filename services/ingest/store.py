@@ -147,6 +147,12 @@ class RedisHistoryStore:
                 pipe.set(self._announced_key(company, event_id), "1", ex=DEDUPE_TTL_S)
             await pipe.execute()
 
+    async def latest(self, company: str, metric: str, period: str) -> Decimal | None:
+        """The value of a fact as known now (the store keeps the latest apart from versions)."""
+        key = company_key(self._streams, company, "facts")
+        blob = await self._redis.hget(key, f"{metric}{FIELD_SEPARATOR}{period}")  # type: ignore[misc]
+        return Decimal(json.loads(blob)["v"]) if blob else None
+
     async def recent_values(
         self, keys: list[tuple[str, str, tuple[str, ...]]]
     ) -> list[list[Decimal]]:

@@ -36,6 +36,7 @@ ALLOWED = {
     "hgetall",
     "hkeys",
     "hincrby",
+    "incr",
     "hset",
     "info",
     "multi",
