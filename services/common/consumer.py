@@ -101,7 +101,7 @@ class Consumption:
                 done.append(entry_id)
             else:
                 await self._remember_failure(entry_id, event, failure)
-        await self._ack(done)
+        await self._ack(done, retried=deliveries > 1)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
 
     def decode(self, fields: dict[bytes, bytes]) -> Event | Rejection:
@@ -157,11 +157,15 @@ class Consumption:
         await self._reject(entry_id, fields, rejection, count - 1)
         await self._ack([entry_id])
 
-    async def _ack(self, entry_ids: Sequence[bytes]) -> None:
+    async def _ack(self, entry_ids: Sequence[bytes], *, retried: bool = True) -> None:
+        """Acknowledge; a retried entry may have a remembered error to forget too (a first
+        delivery cannot). Not MULTI: the stream and the errors hash may sit on different
+        cluster slots, and both commands are idempotent."""
         if not entry_ids:
             return
-        # not MULTI: the stream and the errors hash may sit on different cluster slots,
-        # and both commands are idempotent
+        if not retried:
+            await self.redis.xack(self.stream, self.group, *entry_ids)
+            return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream, self.group, *entry_ids)
             pipe.hdel(self.errors_key, *entry_ids)
