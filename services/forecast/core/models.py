@@ -5,9 +5,9 @@ Every model maps the series ``y`` (NaN where unknown) to ``pred`` of the same le
 selected on a prefix, drivers nowcast from their own past. One pass therefore yields both the
 rolling-origin backtest (expanding window, no look-ahead) and the forecasts beyond the end.
 
-Gaps: the state-space models (damped trend, local linear trend) predict through a missing
-quarter without updating, which is how a Kalman filter treats NaN; the naive baselines use the
-last observed value; nothing is interpolated into fake observations.
+Gaps: the state-space models (damped trend, local linear trend, local level) predict through a
+missing quarter without updating, which is how a Kalman filter treats NaN; the naive baselines
+use the last observed value; nothing is interpolated into fake observations.
 
 Parameters of the smoothing models are chosen on a small fixed grid by the exact prefix criterion
 (sum of squared one-step errors, or the concentrated Gaussian likelihood), vectorised over the
@@ -18,13 +18,11 @@ numerical optimiser per origin.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from statsmodels.tsa.statespace.structural import UnobservedComponents
 
 DIFFUSE = 1e6
 HOLT_ALPHA = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -32,7 +30,8 @@ HOLT_BETA = (0.0, 0.1, 0.3)
 HOLT_PHI = (0.8, 0.9, 0.98)
 LLT_LEVEL_RATIO = (0.01, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 LLT_SLOPE_RATIO = (0.0, 0.01, 0.1, 1.0)
-MAX_RATIO = 1e8
+LEVEL_GRID_STEP = 0.25
+LEVEL_REFINE = 8
 GROWTH_WINDOW = 4
 GROWTH_PSEUDO_ZEROS = 4.0
 
@@ -211,62 +210,94 @@ def local_linear_trend(series: Series, fixed: tuple[float, ...] | None, min_obs:
     return _select(series, pred, llt_concentrated_loglik(innov, var), grid, min_obs)
 
 
-def local_level_filter(y: np.ndarray, ratio: float) -> np.ndarray:
-    """One-step predictions of the local level y_i = μ_i + ε_i, μ_{i+1} = μ_i + η_i.
+def level_filter(y: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Kalman filter of the local level y_i = μ_i + ε_i, μ_{i+1} = μ_i + η_i, one column per ratio.
 
-    ``ratio`` = σ²_η/σ²_ε; the Kalman recursion with σ²_ε = 1 (predictions do not depend on
-    the scale): F = P + 1, a ← a + (P/F)·v, P ← P·(1 - P/F) + ratio; a missing y skips the
-    update. Exact diffuse start: the first observation sets a = y and P = 1 (then + ratio).
+    ``ratios`` = σ²_η/σ²_ε; the recursion runs with σ²_ε = 1 (predictions do not depend on the
+    scale): F = P + 1, v = y - a, a ← a + (P/F)·v, P ← P/F, then P ← P + ratio; a missing y
+    skips the update. Exact diffuse start: the first observation sets a = y and P = 1 and adds
+    no innovation. Returns one-step predictions, innovations v and variances F, shape
+    (len(y), len(ratios)), NaN where undefined.
     """
-    pred = np.full(y.size, np.nan)
-    level, p = np.nan, np.inf
+    shape = (y.size, ratios.size)
+    pred, innov, var = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    level, p = np.full(ratios.size, np.nan), np.full(ratios.size, np.nan)
+    seen = False
     for i, value in enumerate(y):
         pred[i] = level
-        if np.isfinite(value):
-            gain = 1.0 if not np.isfinite(p) else p / (p + 1.0)
-            level = value if not np.isfinite(level) else level + gain * (value - level)
-            p = (1.0 - gain) * p if np.isfinite(p) else 1.0
-        p = p + ratio if np.isfinite(p) else p
-    return pred
+        if np.isfinite(value) and seen:
+            f = p + 1.0
+            v = value - level
+            innov[i], var[i] = v, f
+            level, p = level + (p / f) * v, p / f
+        elif np.isfinite(value):
+            level, p, seen = np.full(ratios.size, value), np.ones(ratios.size), True
+        p = p + ratios
+    return pred, innov, var
 
 
-def level_mle(y: np.ndarray, start: np.ndarray | None) -> tuple[float, float, np.ndarray]:
-    """statsmodels' ``UnobservedComponents('local level')`` fit by maximum likelihood on ``y``
-    (NaN allowed), started from ``start`` (the previous origin's variances).
+def local_level_filter(y: np.ndarray, ratio: float) -> np.ndarray:
+    """One-step predictions of the local level at one ratio σ²_η/σ²_ε (see ``level_filter``)."""
+    return level_filter(y, np.array([float(ratio)]))[0][:, 0]
 
-    Returns the ratio σ²_η/σ²_ε, the filtered level at the end of ``y`` (the forecast of the
-    next quarters, from the recursion proven equal to statsmodels' filter: skipping
-    statsmodels' smoother halves the cost) and the fitted variances (σ²_ε, σ²_η).
+
+def level_profile(y: np.ndarray, ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions and prefix profile log-likelihood of the local level for a ratio per column.
+
+    Column c of ``ratios`` (shape (len(y),) or (len(y), G)) is used for the whole series;
+    returns ``pred[i, c]`` and ``ll[i, c]``, the likelihood of the observations before i with
+    σ²_ε concentrated out (``llt_concentrated_loglik``; the diffuse first observation excluded).
     """
-    model = UnobservedComponents(y, "local level")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        params = np.asarray(model.fit(start_params=start, disp=False, return_params=True))
-    irregular, level = max(float(params[0]), 0.0), max(float(params[1]), 0.0)
-    ratio = level / irregular if irregular > level / MAX_RATIO else MAX_RATIO
-    return ratio, float(local_level_filter(np.append(y, np.nan), ratio)[-1]), params
+    pred, innov, var = level_filter(y, ratios)
+    return pred, llt_concentrated_loglik(innov, var)
+
+
+def level_ratios(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per position i, the ratio σ²_η/σ²_ε maximising the profile likelihood of the observations
+    before i, and the prediction of y_i at that ratio.
+
+    Grid search over 0 and 10^-4…10^4 (quarter-decade steps), then, where the best grid point
+    is interior, ``LEVEL_REFINE`` parabolic steps in log₁₀(ratio) with shrinking half-width,
+    each evaluating every position's three points in one filter pass.
+    """
+    grid = np.concatenate(([0.0], 10.0 ** np.arange(-4.0, 4.0 + 1e-9, LEVEL_GRID_STEP)))
+    _, ll = level_profile(y, grid)
+    best = np.argmax(ll, axis=1)
+    interior = (best > 0) & (best < grid.size - 1)
+    centre = np.log10(np.where(best > 0, grid[best], 1.0))
+    width = np.full(y.size, LEVEL_GRID_STEP)
+    rows = np.arange(y.size)
+    for _ in range(LEVEL_REFINE):
+        trial = centre[:, None] + width[:, None] * np.array([-1.0, 0.0, 1.0])
+        _, ll3 = level_profile(y, 10.0 ** trial.ravel())
+        step = np.clip(_parabola_vertex(ll3.reshape(y.size, y.size, 3)[rows, rows]), -1.0, 1.0)
+        centre = np.where(interior, centre + step * width, centre)
+        width = np.where(np.abs(step) < 1.0, width / 4.0, width)  # shrink once bracketed
+    ratio = np.where(best > 0, 10.0**centre, 0.0)
+    pred, _ = level_profile(y, ratio)
+    return ratio, pred[np.arange(y.size), np.arange(y.size)]
+
+
+def _parabola_vertex(ll: np.ndarray) -> np.ndarray:
+    """Offset of the maximum of the parabola through (-1, 0, 1) ↦ ll, in units of the spacing."""
+    curvature = ll[:, 0] - 2.0 * ll[:, 1] + ll[:, 2]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        offset = 0.5 * (ll[:, 0] - ll[:, 2]) / curvature
+    return np.where((curvature < 0) & np.isfinite(offset), offset, 0.0)
 
 
 def local_level(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
-    """Local level (simple exponential smoothing as a state-space model; nests the naive
-    forecast at σ²_ε = 0). With ``fixed`` = (ratio,) one recursion; otherwise the variances
-    are re-estimated by statsmodels at every origin (after each observation, on the data up
-    to it, warm-started from the previous origin) and ŷ for the quarters up to the next
-    observation is that fit's filtered level. ``params``: the last origin's ratio.
+    """Local level (statsmodels ``UnobservedComponents('local level')`` with exact diffuse
+    initialisation; simple exponential smoothing as a state-space model, nesting the naive
+    forecast). With ``fixed`` = (ratio,) one recursion; otherwise the ratio σ²_η/σ²_ε is
+    re-estimated at every origin by profile likelihood on the observations so far
+    (``level_ratios``). ``params``: the ratio estimated on the whole history.
     """
     y = series.y
     if fixed is not None:
         return ModelRun(_enough(series, local_level_filter(y, fixed[0]), min_obs), fixed)
-    pred = np.full(y.size, np.nan)
-    observed = np.flatnonzero(series.observed[: series.n_hist])
-    ratio, start = float("nan"), None
-    for k, j in enumerate(observed):
-        if k + 1 < max(min_obs, 3):
-            continue
-        ratio, level, start = level_mle(y[observed[0] : j + 1], start)
-        upto = observed[k + 1] + 1 if k + 1 < observed.size else y.size
-        pred[j + 1 : upto] = level
-    return ModelRun(pred, (ratio,))
+    ratio, pred = level_ratios(np.append(y, np.nan))  # the last row: the whole history
+    return ModelRun(_enough(series, pred[:-1], min_obs), (float(ratio[-1]),))
 
 
 def _enough(series: Series, pred: np.ndarray, min_obs: int) -> np.ndarray:

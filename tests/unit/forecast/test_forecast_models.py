@@ -18,7 +18,9 @@ from services.forecast.core.models import (
     growth,
     guidance,
     holt_paths,
-    level_mle,
+    level_filter,
+    level_profile,
+    level_ratios,
     llt_concentrated_loglik,
     llt_filter,
     llt_grid,
@@ -153,15 +155,59 @@ def test_local_level_recursion_matches_statsmodels_filter_with_gaps() -> None:
     assert_allclose(ours[1:], reference.filter_results.forecasts[0][1:], rtol=1e-5)
 
 
-def test_local_level_mle_is_the_statsmodels_fit() -> None:
+def exact_diffuse_level(y: np.ndarray) -> sm.tsa.UnobservedComponents:
+    return sm.tsa.UnobservedComponents(y, "local level", use_exact_diffuse=True)
+
+
+def noisy_random_walk(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y = 1000 + np.cumsum(rng.normal(10, 40, 24)) + rng.normal(0, 30, 24)
+    y[[6, 13]] = NAN if seed % 2 else y[[6, 13]]
+    return y
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.01, 0.3, 5.0, 1e3])
+def test_local_level_filter_matches_statsmodels_exact_diffuse_filter(ratio: float) -> None:
     y = trend_with_gaps()
+    reference = exact_diffuse_level(y).filter([2.0, 2.0 * ratio])
+    ours = local_level_filter(y, ratio)
+    assert_allclose(ours[1:], reference.filter_results.forecasts[0][1:], rtol=1e-10)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.01, 0.3, 5.0, 1e3])
+def test_local_level_profile_likelihood_is_the_statsmodels_likelihood_at_its_scale(
+    ratio: float,
+) -> None:
+    y = trend_with_gaps()
+    _, innov, var = level_filter(y, np.array([ratio]))
+    ok = np.isfinite(innov[:, 0])
+    scale = float(np.mean(innov[ok, 0] ** 2 / var[ok, 0]))
+    reference = exact_diffuse_level(y).loglike([scale, scale * ratio])
+    _, profile = level_profile(np.append(y, NAN), np.array([ratio]))
+    # statsmodels adds the diffuse first observation's -log(2π)/2, constant in the parameters
+    assert profile[-1, 0] == pytest.approx(reference + 0.5 * np.log(2 * np.pi), abs=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_local_level_ratio_is_the_statsmodels_maximum_likelihood(seed: int) -> None:
+    y = noisy_random_walk(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        reference = sm.tsa.UnobservedComponents(y, "local level").fit(disp=False)
-    ratio, level, params = level_mle(y, None)
-    assert_allclose(params, reference.params, rtol=1e-6)
-    assert ratio == pytest.approx(reference.params[1] / reference.params[0])
-    assert level == pytest.approx(float(reference.forecast(1)[0]), rel=1e-6)
+        reference = exact_diffuse_level(y).fit(disp=False)
+    ratios, pred = level_ratios(np.append(y, NAN))
+    _, profile = level_profile(np.append(y, NAN), ratios[-1:])
+    assert profile[-1, 0] - 0.5 * np.log(2 * np.pi) >= reference.llf - 1e-9
+    assert ratios[-1] == pytest.approx(reference.params[1] / reference.params[0], rel=0.02)
+    assert pred[-1] == pytest.approx(float(reference.forecast(1)[0]), rel=1e-4)
+
+
+def test_local_level_ratio_at_each_origin_uses_only_the_past() -> None:
+    y = np.append(noisy_random_walk(1), NAN)
+    ratios, pred = level_ratios(y)
+    for i in (8, 14, 20):
+        prefix_ratios, prefix_pred = level_ratios(np.append(y[:i], NAN))
+        assert_allclose([ratios[i], pred[i]], [prefix_ratios[-1], prefix_pred[-1]], rtol=1e-12)
+        assert pred[i] == pytest.approx(local_level_filter(y, ratios[i])[i], rel=1e-12)
 
 
 def test_local_level_with_fixed_ratio_reproduces_the_fitted_forecast() -> None:
