@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
 
@@ -102,8 +101,3 @@ class TrendUpdated(Event):
     next_forecast_pct: float
     next_lo_pct: float
     next_hi_pct: float
-
-
-def as_decimal(value: float, places: int = 3) -> Decimal:
-    """A float estimate rounded to a fixed number of decimals, for money fields."""
-    return Decimal(repr(round(value, places)))

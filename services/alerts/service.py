@@ -19,6 +19,7 @@ from schemas.base import Event, utc_now
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
 from services.alerts.lifecycle import (
+    WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,
     AlertRecord,
     InhibitRule,
     Observation,
@@ -36,13 +37,7 @@ from services.common.wire import entry_fields
 from services.ingest.store import company_key
 
 PRODUCER = "guidepost-alerts"
-DEFAULT_INHIBIT_RULES = (
-    InhibitRule(
-        source={"kind": "guidance_revision", "state": "withdrawn"},
-        target={"kind": "band_check"},
-        equal=("company", "period", "subject"),
-    ),
-)
+DEFAULT_INHIBIT_RULES = (WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,)
 
 
 class AlertService:
