@@ -27,7 +27,7 @@ async def test_a_step_up_in_90_day_delinquency_raises_one_change_point_alert(
             period=str(Quarter.parse("2021Q1").shift(n)),
             value=Decimal(str(rate)),
             unit=Unit.PERCENT,
-        )  # fmt: skip
+        )
         for n, rate in enumerate(RATES)
     ]
     async with pipeline(worker_settings(redis_url, namespace)) as workers:
