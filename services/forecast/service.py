@@ -232,8 +232,10 @@ class ForecastService:
         guidance = await self._guidance.all(company)
         currency = _currency(versions)
         history = assemble(_observations(versions))
-        forecasts = self.forecasts(company, history, guidance, currency, versions)
-        trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
+        # numerical work off the event loop, so the process's other consumers keep flowing
+        forecasts, trends = await asyncio.to_thread(
+            self._compute, company, history, guidance, currency, versions
+        )
         await self._save(company, forecasts, trends)
         signals = [_trend_signal(trend) for trend in trends]
         signals += [signal for trend in trends for signal in _change_point_signals(trend)]
@@ -245,6 +247,18 @@ class ForecastService:
             await publish(
                 self._redis, stream, events, max_length=self._max_length, streams=self._streams
             )
+
+    def _compute(
+        self,
+        company: str,
+        history: QuarterlyHistory,
+        guidance: list[GuidanceVersion],
+        currency: str,
+        versions: list[FactVersion],
+    ) -> tuple[list[ForecastUpdated], list[TrendUpdated]]:
+        forecasts = self.forecasts(company, history, guidance, currency, versions)
+        trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
+        return forecasts, trends
 
     def forecasts(
         self,
