@@ -216,7 +216,7 @@ def _consume(
 def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None) -> FastStream:
     """The FastStream application for `guidepost run`."""
     workers = build_workers(settings, redis=redis)
-    app = FastStream(workers.broker)
+    app = FastStream(workers.broker, logger=logging.getLogger("guidepost.app"))
     app.on_startup(workers.ensure_groups)
     app.on_startup(workers.start_exporter)
     app.after_startup(_in_loop(workers.start_background))
