@@ -49,6 +49,14 @@ class ForecastUpdated(Event):
     quantiles: tuple[QuantilePoint, ...] = Field(min_length=3)
     models: tuple[ModelContribution, ...] = ()
     drivers: tuple[DriverEffect, ...] = ()
+    previous_point: FiniteDecimal | None = Field(
+        default=None, description="The point of the last forecast of this metric and period."
+    )
+    moved_by: tuple[DriverEffect, ...] = Field(
+        default=(),
+        description="Why the point moved since the last forecast: each driver's change in effect "
+        "(value is its value now), and 'other' for new actuals and re-weighted models.",
+    )
     n_obs: int = Field(ge=0)
     method: str = Field(max_length=200)
     as_of: AwareDatetime = Field(description="The latest knowledge time of the inputs used.")

@@ -232,10 +232,12 @@ class ForecastService:
         guidance = await self._guidance.all(company)
         currency = _currency(versions)
         history = assemble(_observations(versions))
+        previous = await self._stored_forecasts(company)
         # numerical work off the event loop, so the process's other consumers keep flowing
-        forecasts, trends = await asyncio.to_thread(
+        fresh, trends = await asyncio.to_thread(
             self._compute, company, history, guidance, currency, versions
         )
+        forecasts = [explain_move(f, previous.get((f.metric, f.period))) for f in fresh]
         await self._save(company, forecasts, trends)
         signals = [_trend_signal(trend) for trend in trends]
         signals += [signal for trend in trends for signal in _change_point_signals(trend)]
@@ -247,6 +249,11 @@ class ForecastService:
             await publish(
                 self._redis, stream, events, max_length=self._max_length, streams=self._streams
             )
+
+    async def _stored_forecasts(self, company: str) -> dict[tuple[str, str], ForecastUpdated]:
+        raw = await self._redis.hgetall(company_key(self._streams, company, "forecasts"))  # type: ignore[misc]
+        stored = [ForecastUpdated.model_validate_json(blob) for blob in raw.values()]
+        return {(f.metric, f.period): f for f in stored}
 
     def _compute(
         self,
@@ -539,6 +546,34 @@ def _forecast_event(
         method=result.method[:200],
         as_of=datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
         inputs_digest=digest,
+    )
+
+
+MOVE_THRESHOLD = 0.0005  # a driver whose effect moved by less than 0.05% of the point is noise
+
+
+def explain_move(forecast: ForecastUpdated, previous: ForecastUpdated | None) -> ForecastUpdated:
+    """The forecast with what moved it since `previous` (the same forecast if inputs are equal,
+    so a replayed refit republishes an identical event)."""
+    if previous is None:
+        return forecast
+    if previous.inputs_digest == forecast.inputs_digest:
+        return previous
+    before = {d.name: d.effect for d in previous.drivers}
+    moved = [
+        DriverEffect(name=d.name, value=d.value, effect=d.effect - before.get(d.name, 0.0))
+        for d in forecast.drivers
+    ]
+    moved += [DriverEffect(name=name, value=None, effect=-effect) for name, effect in before.items()
+              if name not in {d.name for d in forecast.drivers}]  # fmt: skip
+    change = float(forecast.point - previous.point)
+    floor = MOVE_THRESHOLD * abs(float(forecast.point))
+    significant = [m for m in moved if abs(m.effect) > floor]
+    other = change - sum(m.effect for m in moved)
+    if abs(other) > floor:
+        significant.append(DriverEffect(name="other", value=None, effect=other))
+    return forecast.model_copy(
+        update={"previous_point": previous.point, "moved_by": tuple(significant)}
     )
 
 
