@@ -1,9 +1,11 @@
 """Skill weights and calibrated predictive distributions from out-of-sample errors.
 
-Errors are standardised before they are pooled: z = (actual - forecast) / (s·√h), with s the
-mean absolute value of the last four observations before the forecast quarter (a level scale
-known at the origin) and h the quarters since the last observation (errors of a random walk
-grow like √h). Older errors count less: weight 0.5^(age/half_life).
+Errors are standardised before they are pooled: z = (actual - forecast) / (s·√h), with s a
+scale known at the origin and h the quarters since the last observation (errors of a random
+walk grow like √h). By default s is the series' recent volatility (``volatility_scale``), so
+that errors made in a turbulent stretch do not widen the intervals of a calm one (normalised
+conformal prediction); ``level_scale`` is the older alternative. Older errors count less:
+weight 0.5^(age/half_life).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ MAD_TO_SD = 1.4826
 SHRINK_PSEUDO_ERRORS = 2.0
 EMPIRICAL_PRIOR = 30.0
 NO_ERRORS_SCALE = 0.5
+VOLATILITY_CHANGES = 4
+VOLATILITY_FLOOR = 1e-3
 
 
 def level_scale(y: np.ndarray, upto: int) -> float:
@@ -23,6 +27,23 @@ def level_scale(y: np.ndarray, upto: int) -> float:
     past = past[np.isfinite(past)][-4:]
     value = float(np.mean(np.abs(past))) if past.size else 1.0
     return value if value > 0 else 1.0
+
+
+def volatility_scale(y: np.ndarray, upto: int, changes: int = VOLATILITY_CHANGES) -> float:
+    """Mean absolute per-quarter change over the last ``changes`` observed changes before
+    position ``upto``: s = mean |y_j - y_j'| / √(j - j') over consecutive observations j' < j
+    (a change across a gap is spread over its quarters like a random walk step).
+
+    The naive forecast's recent error, i.e. the local difficulty of the series; four changes
+    (a year) follow a volatility regime within a year. Floored at 0.1% of ``level_scale`` so
+    a flat stretch cannot give a zero scale; ``level_scale`` itself before two observations.
+    """
+    seen = np.flatnonzero(np.isfinite(y[:upto]))
+    level = level_scale(y, upto)
+    if seen.size < 2:
+        return level
+    steps = np.abs(np.diff(y[seen])) / np.sqrt(np.diff(seen))
+    return max(float(np.mean(steps[-changes:])), VOLATILITY_FLOOR * level)
 
 
 def decay(ages: np.ndarray, half_life: float) -> np.ndarray:

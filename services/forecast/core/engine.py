@@ -12,6 +12,7 @@ from services.forecast.core.calibrate import (
     median_weights,
     robust_z_quantiles,
     skill_weights,
+    volatility_scale,
     z_quantiles,
 )
 from services.forecast.core.data import FREQ, quarter, quarterly_guidance
@@ -282,7 +283,7 @@ def _assemble(
         record=record,
         ahead_start=series.start_ordinal + last_index + 1,
         ahead=preds[:, last_index + 1 :].copy(),
-        ahead_scale=level_scale(y, last_index + 1),
+        ahead_scale=error_scale(y, last_index + 1, spec),
         ahead_drivers=ahead_drivers,
         mase_scale=_naive_mae(y),
         guidance=guidance,
@@ -303,7 +304,7 @@ def _extend_record(
         if i > after and last[i] >= 0 and np.isfinite(preds[:, i]).any()
     ]
     for i in positions:
-        scale = level_scale(y, int(i))
+        scale = error_scale(y, int(i), spec)
         horizon = int(i - last[i])
         ordinal = series.start_ordinal + int(i)
         _, point = combine(record, preds[:, i], ordinal=ordinal, spec=spec)
@@ -317,6 +318,13 @@ def _extend_record(
             np.append(record.n_before, int(counts[i])),
         )
     return record
+
+
+def error_scale(y: np.ndarray, upto: int, spec: ForecastSpec) -> float:
+    """The scale of errors made from the observations before position ``upto``."""
+    if spec.error_scale == "level":
+        return level_scale(y, upto)
+    return volatility_scale(y, upto)
 
 
 def _naive_mae(y: np.ndarray) -> float:

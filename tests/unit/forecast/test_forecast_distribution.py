@@ -12,6 +12,7 @@ from services.forecast.core.calibrate import (
     median_weights,
     robust_z_quantiles,
     skill_weights,
+    volatility_scale,
     weighted_quantiles,
     z_quantiles,
 )
@@ -120,3 +121,16 @@ def test_robust_quantiles_cover_about_nominal_on_normal_errors() -> None:
         lo, hi = robust_z_quantiles(z[:12], np.arange(12.0)[::-1] + 1, probs, 4.0)
         hits.append(lo <= z[12] <= hi)
     assert 0.76 <= np.mean(hits) <= 0.88
+
+
+def test_volatility_scale_is_the_mean_of_the_last_four_changes_per_root_quarter() -> None:
+    y = np.array([100.0, 110.0, np.nan, 130.0, 120.0, 150.0, 140.0, 1e6])
+    # changes before position 7: 10, 20 over a two-quarter gap, 10, 30, 10; the last four
+    expected = (20 / np.sqrt(2) + 10 + 30 + 10) / 4
+    assert_allclose(volatility_scale(y, 7), expected, rtol=1e-12)
+    assert_allclose(volatility_scale(y, 4), (10 + 20 / np.sqrt(2)) / 2, rtol=1e-12)
+
+
+def test_volatility_scale_is_floored_on_flat_stretches_and_needs_two_values() -> None:
+    assert_allclose(volatility_scale(np.full(5, -200.0), 5), 0.001 * 200, rtol=1e-12)
+    assert_allclose(volatility_scale(np.array([np.nan, 50.0, 70.0]), 2), 50.0, rtol=1e-12)

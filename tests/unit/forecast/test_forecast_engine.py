@@ -96,6 +96,11 @@ def test_unknown_metric_is_named_in_the_error(synthetic: pd.DataFrame) -> None:
         fit(synthetic, metric="revenue")
 
 
+def test_unknown_error_scale_is_rejected_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="error_scale must be one of"):
+        ForecastSpec(error_scale="range")
+
+
 def test_target_beyond_the_horizon_is_rejected(synthetic: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="outside the forecastable quarters"):
         forecast(fit(synthetic, metric="net_income"), target="2030Q1")
