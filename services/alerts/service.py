@@ -31,6 +31,7 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
+from services.common.consumer import apply_each
 from services.common.metrics import NO_METRICS, AlertMetrics
 from services.common.streams import dead_letter
 from services.common.wire import entry_fields
@@ -62,14 +63,10 @@ class AlertService:
         self.silences = RedisSilenceStore(redis, streams)
 
     async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        outcomes: list[BaseException | None] = []
-        for event in events:
-            try:
-                await self.observe(_observation(event))  # type: ignore[arg-type]
-                outcomes.append(None)
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes
+        return await apply_each(events, self._observe_signal)
+
+    async def _observe_signal(self, signal: Event) -> None:
+        await self.observe(_observation(signal))  # type: ignore[arg-type]
 
     async def observe(self, observation: Observation) -> None:
         now = utc_now()

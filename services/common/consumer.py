@@ -31,6 +31,22 @@ Apply = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | None]]]
 Entry = tuple[bytes, dict[bytes, bytes]]
 
 
+async def apply_each(
+    events: Sequence[Event], handle: Callable[[Event], Awaitable[None]]
+) -> list[BaseException | None]:
+    """One event at a time; a failure stays with its own event (left pending, retried), the
+    others go on."""
+    outcomes: list[BaseException | None] = []
+    for event in events:
+        try:
+            await handle(event)
+        except Exception as error:
+            outcomes.append(error)
+        else:
+            outcomes.append(None)
+    return outcomes
+
+
 @dataclass(frozen=True)
 class Rejection:
     reason: FailureReason

@@ -21,6 +21,7 @@ from schemas.history import HistoryUpdated
 from schemas.money import Scale
 from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
+from services.common.consumer import apply_each
 from services.common.streams import publish
 from services.guidance.core import (
     BandState,
@@ -150,17 +151,10 @@ class GuidanceService:
         self._max_length = max_length
 
     async def apply_forecasts(self, events: Sequence[Event]) -> list[BaseException | None]:
-        return [await self._guard(self._on_forecast, event) for event in events]
+        return await apply_each(events, self._on_forecast)  # type: ignore[arg-type]
 
     async def apply_history(self, events: Sequence[Event]) -> list[BaseException | None]:
-        return [await self._guard(self._on_history, event) for event in events]
-
-    async def _guard(self, handler: object, event: Event) -> BaseException | None:
-        try:
-            await handler(event)  # type: ignore[operator]
-        except Exception as error:
-            return error
-        return None
+        return await apply_each(events, self._on_history)  # type: ignore[arg-type]
 
     async def _on_forecast(self, forecast: ForecastUpdated) -> None:
         await self.check_band(forecast.company, forecast.metric, forecast.period, forecast)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 from uuid import NAMESPACE_URL, uuid5
 
@@ -24,6 +24,7 @@ from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
+from services.common.consumer import apply_each
 from services.common.streams import publish
 from services.guidance.core import Band, classify_revision
 from services.ingest.facts import Fact, facts_from_metric, facts_from_results
@@ -66,9 +67,9 @@ class IngestService:
         outcomes: dict[int, BaseException | None] = {}
         fact_events = [(i, e) for i, e in enumerate(events) if not isinstance(e, GuidanceIssued)]
         outcomes.update(await self._apply_fact_batch(fact_events))
-        for index, event in enumerate(events):
-            if isinstance(event, GuidanceIssued):
-                outcomes[index] = await _attempt(self._apply_guidance(event))
+        guidance = [(i, e) for i, e in enumerate(events) if isinstance(e, GuidanceIssued)]
+        applied = await apply_each([e for _, e in guidance], self._apply_guidance)  # type: ignore[arg-type]
+        outcomes.update((i, outcome) for (i, _), outcome in zip(guidance, applied, strict=True))
         return [outcomes[i] for i in range(len(events))]
 
     async def _apply_fact_batch(
@@ -254,14 +255,6 @@ def _facts_of(event: Event) -> list[Fact]:
     if isinstance(event, MetricReported):
         return facts_from_metric(event)
     raise TypeError(f"ingest does not record facts from {type(event).__name__}")
-
-
-async def _attempt(work: Awaitable[None]) -> BaseException | None:
-    try:
-        await work
-    except Exception as error:
-        return error
-    return None
 
 
 def _band(version: GuidanceVersion) -> Band | None:
