@@ -162,7 +162,7 @@ class GuidanceService:
 
     async def _on_history(self, update: HistoryUpdated) -> None:
         for change in update.guidance:
-            await self._on_guidance(update, change.metric, change.period, change.revision)
+            await self._on_guidance(update, change.metric, change.period)
         if not update.facts:
             return
         guided = {(v.metric, v.period) for v in await self._guidance.all(update.company)}
@@ -219,9 +219,9 @@ class GuidanceService:
             return None
         return fiscal_year_distribution(period=period, reported=reported, remaining=remaining)
 
-    async def _on_guidance(
-        self, update: HistoryUpdated, metric: str, period: str, revision: str
-    ) -> None:
+    async def _on_guidance(self, update: HistoryUpdated, metric: str, period: str) -> None:
+        """Signals from the guidance as now recorded (a replayed older statement repeats the
+        current state, not its own), then a band check against it."""
         guidance = await self.current_guidance(update.company, metric, period)
         if guidance is None:
             return
