@@ -233,13 +233,15 @@ class ForecastService:
         currency = _currency(versions)
         history = assemble(_observations(versions))
         previous = await self._stored_forecasts(company)
+        earlier_trends = await self._stored_trends(company)
         # numerical work off the event loop, so the process's other consumers keep flowing
         fresh, trends = await asyncio.to_thread(
             self._compute, company, history, guidance, currency, versions
         )
         forecasts = [explain_move(f, previous.get((f.metric, f.period))) for f in fresh]
         await self._save(company, forecasts, trends)
-        signals = [_trend_signal(trend) for trend in trends]
+        signals = _superseded_trend_signals(trends, earlier_trends)
+        signals += [_trend_signal(trend) for trend in trends]
         signals += [signal for trend in trends for signal in _change_point_signals(trend)]
         for stream, events in (
             (self._streams.forecasts, forecasts),
@@ -249,6 +251,12 @@ class ForecastService:
             await publish(
                 self._redis, stream, events, max_length=self._max_length, streams=self._streams
             )
+
+    async def _stored_trends(self, company: str) -> dict[str, TrendUpdated]:
+        raw = await self._redis.hgetall(company_key(self._streams, company, "trends"))  # type: ignore[misc]
+        return {
+            _text(metric): TrendUpdated.model_validate_json(blob) for metric, blob in raw.items()
+        }
 
     async def _stored_forecasts(self, company: str) -> dict[tuple[str, str], ForecastUpdated]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "forecasts"))  # type: ignore[misc]
@@ -640,6 +648,35 @@ def _trend_signal(trend: TrendUpdated) -> AlertSignal:
         },
         cause_event_id=trend.event_id,
     )
+
+
+def _superseded_trend_signals(
+    trends: list[TrendUpdated], earlier: dict[str, TrendUpdated]
+) -> list[AlertSignal]:
+    """A trend verdict is an alert as of its last period; when a later period's verdict
+    arrives, the earlier one is resolved (the new one fires again if it still holds)."""
+    cleared = []
+    for trend in trends:
+        before = earlier.get(trend.metric)
+        if before is None or before.last_period == trend.last_period:
+            continue
+        cleared.append(
+            AlertSignal(
+                event_id=derived_id(before.event_id, "superseded", trend.last_period),
+                company=trend.company,
+                producer=PRODUCER,
+                kind=AlertKind.DELINQUENCY_TREND,
+                period=before.last_period,
+                subject=trend.metric,
+                condition=Condition.CLEAR,
+                summary=(
+                    f"{trend.company} {trend.metric} as of {before.last_period} is superseded "
+                    f"by the trend as of {trend.last_period} ({trend.verdict.value})."
+                ),
+                cause_event_id=trend.event_id,
+            )
+        )
+    return cleared
 
 
 def _change_point_signals(trend: TrendUpdated) -> list[AlertSignal]:
