@@ -14,7 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas.alerts import AlertSignal
+from schemas.alerts import Alert, AlertSignal
 from schemas.base import Event, utc_now
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
@@ -31,7 +31,6 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
-from services.common.consumer import apply_each
 from services.common.metrics import NO_METRICS, AlertMetrics
 from services.common.streams import dead_letter
 from services.common.wire import entry_fields
@@ -63,56 +62,91 @@ class AlertService:
         self.silences = RedisSilenceStore(redis, streams)
 
     async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        return await apply_each(events, self._observe_signal)
-
-    async def _observe_signal(self, signal: Event) -> None:
-        await self.observe(_observation(signal))  # type: ignore[arg-type]
+        """A batch of signals: records read in one round trip, decided in order, written in one
+        MULTI with their notices (a failure leaves the whole batch pending, to be retried)."""
+        try:
+            await self.observe_many([_observation(e) for e in events])  # type: ignore[arg-type]
+        except Exception as error:
+            return [error] * len(events)
+        return [None] * len(events)
 
     async def observe(self, observation: Observation) -> None:
-        now = utc_now()
-        record, firing = await self._record_and_sources(observation)
-        silenced = silenced_by(observation.labels, await self.silences.active(now), at=now)
-        inhibited = inhibited_by(observation.labels, firing, self._rules)
-        decision = decide(
-            observation,
-            record,
-            now=now,
-            repeat_interval=self._repeat_interval,
-            silenced=silenced is not None,
-            inhibited=inhibited is not None,
-        )
-        if decision.record is None or decision.record == record:
-            return
-        notification = decision.notification
-        alert = alert_from_notification(notification, producer=PRODUCER) if notification else None
-        # MULTI on one Redis; on a cluster the stream and the record live on different slots,
-        # so the notice goes first and its deterministic id lets subscribers drop a repeat
-        async with self._redis.pipeline(transaction=self._atomic) as pipe:
-            if alert is not None:
-                pipe.xadd(
-                    self._streams.alerts,
-                    entry_fields(alert),  # type: ignore[arg-type]
-                    maxlen=self._max_length,
-                    approximate=True,
-                )
-            key = company_key(self._streams, observation.company, "alerts")
-            pipe.hset(key, observation.fingerprint, encode_record(decision.record))
-            await pipe.execute()
-        if alert is not None:
-            self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)
+        await self.observe_many([observation])
 
-    async def _record_and_sources(
-        self, observation: Observation
-    ) -> tuple[AlertRecord | None, list[AlertRecord]]:
-        """This alert's record and, only if some rule could inhibit it, the company's firing
-        alerts (the candidates to inhibit it): most alerts need one field, not the hash."""
-        if not any(matches_all(rule.target, observation.labels) for rule in self._rules):
-            key = company_key(self._streams, observation.company, "alerts")
-            raw = await self._redis.hget(key, observation.fingerprint)  # type: ignore[misc]
-            return (decode_record(raw) if raw else None), []
-        records = await self.records(observation.company)
-        firing = [r for r in records.values() if r.status == "firing"]
-        return records.get(observation.fingerprint), firing
+    async def observe_many(self, observations: Sequence[Observation]) -> None:
+        now = utc_now()
+        silences = await self.silences.active(now)
+        known, complete = await self._known_records(observations)
+        writes: list[tuple[Observation, AlertRecord, Alert | None]] = []
+        for observation in observations:
+            key = (observation.company, observation.fingerprint)
+            record = known.get(key)
+            firing = [
+                r for (company, _), r in known.items()
+                if company == observation.company and r is not None and r.status == "firing"
+            ] if observation.company in complete else []  # fmt: skip
+            decision = decide(
+                observation,
+                record,
+                now=now,
+                repeat_interval=self._repeat_interval,
+                silenced=silenced_by(observation.labels, silences, at=now) is not None,
+                inhibited=inhibited_by(observation.labels, firing, self._rules) is not None,
+            )
+            if decision.record is None or decision.record == record:
+                continue
+            known[key] = decision.record
+            notice = decision.notification
+            alert = alert_from_notification(notice, producer=PRODUCER) if notice else None
+            writes.append((observation, decision.record, alert))
+        await self._write(writes)
+
+    async def _write(self, writes: list[tuple[Observation, AlertRecord, Alert | None]]) -> None:
+        """MULTI on one Redis; on a cluster the stream and the records live on different slots,
+        so the notices go first and their deterministic ids let subscribers drop a repeat."""
+        if not writes:
+            return
+        async with self._redis.pipeline(transaction=self._atomic) as pipe:
+            for observation, record, alert in writes:
+                if alert is not None:
+                    pipe.xadd(
+                        self._streams.alerts,
+                        entry_fields(alert),  # type: ignore[arg-type]
+                        maxlen=self._max_length,
+                        approximate=True,
+                    )
+                key = company_key(self._streams, observation.company, "alerts")
+                pipe.hset(key, observation.fingerprint, encode_record(record))
+            await pipe.execute()
+        for _, _, alert in writes:
+            if alert is not None:
+                self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)
+
+    async def _known_records(
+        self, observations: Sequence[Observation]
+    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str]]:
+        """Each observed alert's record and, for companies where a rule could inhibit one of
+        them, every record of the company (the inhibition candidates) — one round trip."""
+        complete = {
+            o.company
+            for o in observations
+            if any(matches_all(rule.target, o.labels) for rule in self._rules)
+        }
+        single = sorted(
+            {(o.company, o.fingerprint) for o in observations if o.company not in complete}
+        )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company in sorted(complete):
+                pipe.hgetall(company_key(self._streams, company, "alerts"))
+            for company, fingerprint in single:
+                pipe.hget(company_key(self._streams, company, "alerts"), fingerprint)
+            replies = await pipe.execute()
+        known: dict[tuple[str, str], AlertRecord | None] = {}
+        for company, raw in zip(sorted(complete), replies, strict=False):
+            known.update({(company, _text(k)): decode_record(v) for k, v in raw.items()})
+        for key, raw in zip(single, replies[len(complete) :], strict=True):
+            known[key] = decode_record(raw) if raw else None
+        return known, complete
 
     async def records(self, company: str) -> dict[str, AlertRecord]:
         raw = await self._redis.hgetall(company_key(self._streams, company, "alerts"))  # type: ignore[misc]
