@@ -149,11 +149,15 @@ class GuidanceService:
         self._history = history
         self._guidance = guidance
         self._max_length = max_length
+        self._guided: dict[str, set[tuple[str, str]]] = {}
 
     async def apply_forecasts(self, events: Sequence[Event]) -> list[BaseException | None]:
         return await apply_each(events, self._on_forecast)  # type: ignore[arg-type]
 
     async def apply_history(self, events: Sequence[Event]) -> list[BaseException | None]:
+        """What was guided, for every company of the batch in one round trip; most facts are
+        of periods nobody guided and need nothing more."""
+        self._guided = await self._guidance.guided({e.company for e in events})
         return await apply_each(events, self._on_history)  # type: ignore[arg-type]
 
     async def _on_forecast(self, forecast: ForecastUpdated) -> None:
@@ -165,7 +169,9 @@ class GuidanceService:
             await self._on_guidance(update, change.metric, change.period)
         if not update.facts:
             return
-        guided = {(v.metric, v.period) for v in await self._guidance.all(update.company)}
+        guided = self._guided.get(update.company, set())
+        if update.guidance:  # this very update may have recorded new guidance
+            guided = {(v.metric, v.period) for v in await self._guidance.all(update.company)}
         for fact in update.facts:
             if (fact.metric, fact.period) in guided:
                 await self._on_actual(update.company, fact.metric, fact.period)

@@ -86,6 +86,18 @@ class RedisGuidanceStore:
         raw = await self._redis.hgetall(self._key(company))  # type: ignore[misc]
         return [GuidanceVersion(**item) for blob in raw.values() for item in json.loads(blob)]
 
+    async def guided(self, companies: set[str]) -> dict[str, set[tuple[str, str]]]:
+        """The (metric, period) pairs each company has guidance for, in one round trip."""
+        ordered = sorted(companies)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company in ordered:
+                pipe.hkeys(self._key(company))
+            replies = await pipe.execute()
+        return {
+            company: {_pair(field) for field in fields}
+            for company, fields in zip(ordered, replies, strict=True)
+        }
+
     async def append(self, company: str, version: GuidanceVersion, revision: str) -> bool:
         """Add a version unless this event, or the same statement, is already recorded."""
         key, field = self._key(company), _field(version.metric, version.period)
@@ -115,6 +127,12 @@ def _already_recorded(versions: list[GuidanceVersion], version: GuidanceVersion)
 
 def _with_revision(version: GuidanceVersion, revision: str) -> GuidanceVersion:
     return GuidanceVersion(**{**asdict(version), "revision": revision})
+
+
+def _pair(field: bytes | str) -> tuple[str, str]:
+    text = field.decode() if isinstance(field, bytes) else field
+    metric, period = text.split(FIELD_SEPARATOR, 1)
+    return metric, period
 
 
 def _field(metric: str, period: str) -> str:
