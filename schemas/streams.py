@@ -85,8 +85,12 @@ class Streams:
         return (self.results, self.metrics, self.guidance)
 
     def key(self, *parts: str) -> str:
-        """A state key; company keys use the `{company}` hash tag so a company lives on one slot."""
+        """A state key under the namespace."""
         return ":".join((self.namespace, *parts))
+
+    def company_key(self, company: str, name: str) -> str:
+        """Every key of one company shares the `{company}` hash tag: one cluster slot."""
+        return self.key("{" + company + "}", name)
 
 
 class Groups:

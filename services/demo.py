@@ -20,7 +20,6 @@ from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
 from services.common.wire import B_DATA_FIELD
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
-from services.ingest.store import company_key
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 
@@ -132,11 +131,11 @@ def _seed_period(events: list[Event]) -> str:
 
 async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     redis, streams = workers.redis, workers.streams
-    stored = (await redis.hgetall(company_key(streams, company, "forecasts"))).values()  # type: ignore[misc]
+    stored = (await redis.hgetall(streams.company_key(company, "forecasts"))).values()  # type: ignore[misc]
     report.forecasts = [_forecast_item(f) for f in latest_targets(stored)]
-    for blob in (await redis.hgetall(company_key(streams, company, "bands"))).values():  # type: ignore[misc]
+    for blob in (await redis.hgetall(streams.company_key(company, "bands"))).values():  # type: ignore[misc]
         report.bands.append({"company": company, **json.loads(blob)})
-    for blob in (await redis.hgetall(company_key(streams, company, "trends"))).values():  # type: ignore[misc]
+    for blob in (await redis.hgetall(streams.company_key(company, "trends"))).values():  # type: ignore[misc]
         report.trends.append(TrendUpdated.model_validate_json(blob).model_dump(mode="json"))
     report.alerts = [a.model_dump(mode="json") for a in await read_alerts(workers)]
     report.dead_letters = int(await redis.xlen(streams.dead_letters))

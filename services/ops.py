@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
-from services.common.wire import B_DATA_FIELD
+from services.common.wire import B_DATA_FIELD, as_text
 from services.ingest.store import FactVersion, RedisHistoryStore
 
 
@@ -27,7 +27,7 @@ class StoredLetter:
 async def dead_letters(redis: aioredis.Redis, streams: Streams) -> list[StoredLetter]:
     entries: Any = await redis.xrange(streams.dead_letters)
     return [
-        StoredLetter(_text(entry_id), DeadLetter.model_validate_json(fields[B_DATA_FIELD]))
+        StoredLetter(as_text(entry_id), DeadLetter.model_validate_json(fields[B_DATA_FIELD]))
         for entry_id, fields in entries
     ]
 
@@ -84,13 +84,9 @@ async def tail_alerts(
         response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
         for _stream, entries in response:
             for entry_id, fields in entries:
-                last_id = _text(entry_id)
+                last_id = as_text(entry_id)
                 seen += 1
                 yield Alert.model_validate_json(fields[B_DATA_FIELD])
                 if count is not None and seen >= count:
                     return
         await asyncio.sleep(0)
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

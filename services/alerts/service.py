@@ -33,8 +33,7 @@ from services.alerts.lifecycle import (
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
 from services.common.metrics import NO_METRICS, AlertMetrics
 from services.common.streams import dead_letter
-from services.common.wire import entry_fields
-from services.ingest.store import company_key
+from services.common.wire import as_text, entry_fields
 
 PRODUCER = "guidepost-alerts"
 DEFAULT_INHIBIT_RULES = (WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,)
@@ -115,7 +114,7 @@ class AlertService:
                         maxlen=self._max_length,
                         approximate=True,
                     )
-                key = company_key(self._streams, observation.company, "alerts")
+                key = self._streams.company_key(observation.company, "alerts")
                 pipe.hset(key, observation.fingerprint, encode_record(record))
             await pipe.execute()
         for _, _, alert in writes:
@@ -137,20 +136,20 @@ class AlertService:
         )
         async with self._redis.pipeline(transaction=False) as pipe:
             for company in sorted(complete):
-                pipe.hgetall(company_key(self._streams, company, "alerts"))
+                pipe.hgetall(self._streams.company_key(company, "alerts"))
             for company, fingerprint in single:
-                pipe.hget(company_key(self._streams, company, "alerts"), fingerprint)
+                pipe.hget(self._streams.company_key(company, "alerts"), fingerprint)
             replies = await pipe.execute()
         known: dict[tuple[str, str], AlertRecord | None] = {}
         for company, raw in zip(sorted(complete), replies, strict=False):
-            known.update({(company, _text(k)): decode_record(v) for k, v in raw.items()})
+            known.update({(company, as_text(k)): decode_record(v) for k, v in raw.items()})
         for key, raw in zip(single, replies[len(complete) :], strict=True):
             known[key] = decode_record(raw) if raw else None
         return known, complete
 
     async def records(self, company: str) -> dict[str, AlertRecord]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, "alerts"))  # type: ignore[misc]
-        return {_text(k): decode_record(v) for k, v in raw.items()}
+        raw = await self._redis.hgetall(self._streams.company_key(company, "alerts"))  # type: ignore[misc]
+        return {as_text(k): decode_record(v) for k, v in raw.items()}
 
 
 class RedisSilenceStore:
@@ -270,10 +269,6 @@ def _observation(signal: AlertSignal) -> Observation:
         details=signal.details,
         observed_at=signal.occurred_at,
     )
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 DATETIME_FIELDS = {"starts_at", "observed_at", "last_notified_at", "resolved_at"}

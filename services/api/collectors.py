@@ -14,7 +14,6 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from schemas.streams import Streams
-from services.ingest.store import company_key
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ class CompanyCollector(Collector):
         return Counter(str(json.loads(blob).get(field)) for blob in blobs)
 
     def _key(self, company: str, name: str) -> str:
-        return company_key(self._streams, company, name)
+        return self._streams.company_key(company, name)
 
 
 def _company_families() -> dict[str, GaugeMetricFamily]:

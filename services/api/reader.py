@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
-from services.common.wire import B_DATA_FIELD
+from services.common.wire import B_DATA_FIELD, as_text
 from services.guidance.service import BandCheck
-from services.ingest.store import FactVersion, RedisHistoryStore, company_key
+from services.ingest.store import FactVersion, RedisHistoryStore
 
 ALERT_PAGE = 500
 MAX_ALERTS_SCANNED = 20_000
@@ -88,7 +88,7 @@ class StatusReader:
             scanned += len(page)
             alerts = (Alert.model_validate_json(fields[B_DATA_FIELD]) for _, fields in page)
             found += [a for a in alerts if company is None or a.company == company]
-            upper = "(" + _text(page[-1][0])
+            upper = "(" + as_text(page[-1][0])
         return found[:limit]
 
     async def state(self, company: str, *, alerts: int = 50) -> CompanyState:
@@ -103,9 +103,5 @@ class StatusReader:
         )
 
     async def _values(self, company: str, name: str) -> list[bytes | str]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, name))
+        raw = await self._redis.hgetall(self._streams.company_key(company, name))
         return list(raw.values())
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

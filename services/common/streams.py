@@ -11,7 +11,7 @@ from redis.exceptions import ResponseError
 from schemas.base import Event
 from schemas.deadletter import DeadLetter
 from schemas.streams import Streams
-from services.common.wire import entry_fields
+from services.common.wire import as_text, entry_fields
 
 GROUP_START = "0"  # a new group reads every entry already in the stream, not only new ones
 
@@ -82,7 +82,7 @@ async def _lag(redis: aioredis.Redis, stream: str, group: dict[str, Any]) -> int
     trims and after loading an AOF; then look past the last delivered id instead."""
     if group.get("lag") is not None:
         return int(group["lag"])
-    last = _text(group["last-delivered-id"])
+    last = as_text(group["last-delivered-id"])
     after: Any = await redis.xrange(stream, min=f"({last}", count=1)
     return len(after)
 
@@ -107,7 +107,7 @@ async def safe_trim_id(redis: aioredis.Redis, stream: str) -> str | None:
         name = group["name"]
         summary: Any = await redis.xpending(stream, name)
         oldest = summary.get("min") if summary.get("pending") else None
-        needed.append(_text(oldest) if oldest else _next_id(_text(group["last-delivered-id"])))
+        needed.append(as_text(oldest) if oldest else _next_id(as_text(group["last-delivered-id"])))
     return min(needed, key=_id_key)
 
 
@@ -119,10 +119,6 @@ async def trim_acknowledged(redis: aioredis.Redis, stream: str, *, keep: int) ->
     if boundary is None:
         return 0
     return int(await redis.xtrim(stream, minid=boundary, approximate=False))
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:

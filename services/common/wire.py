@@ -59,3 +59,8 @@ def entry_body(fields: Mapping[bytes, bytes]) -> bytes:
 def printable_fields(fields: Mapping[bytes, bytes]) -> dict[str, str]:
     """The entry as received, for a dead letter (invalid UTF-8 shown with replacements)."""
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}
+
+
+def as_text(value: object) -> str:
+    """A Redis reply (bytes, as the clients here are not decoding) as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -45,8 +45,10 @@ from schemas.money import Scale
 from schemas.periods import Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
+from services.common.ids import derived_id
 from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
+from services.common.wire import as_text
 from services.forecast.assemble import QuarterlyHistory, assemble
 from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
 from services.forecast.core.company import (
@@ -59,8 +61,7 @@ from services.forecast.core.company import (
 )
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
-from services.ingest.service import derived_id
-from services.ingest.store import FactVersion, RedisHistoryStore, company_key, latest_as_of
+from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-forecast"
@@ -187,12 +188,12 @@ class ForecastService:
         due_before = time.time() - self._coalesce_ms / 1000
         due = await self._redis.zrangebyscore(self.dirty_key, "-inf", due_before, start=0, num=16)
         for member in due:
-            company = _text(member)
+            company = as_text(member)
             generation = await self._redis.hget(self.generation_key, company)  # type: ignore[misc]
             if not await self._refit_guarded(company):
                 continue
             keys = [self.dirty_key, self.generation_key]
-            await self._clear(keys=keys, args=[company, _text(generation or b"")])
+            await self._clear(keys=keys, args=[company, as_text(generation or b"")])
         return len(due)
 
     @property
@@ -253,13 +254,13 @@ class ForecastService:
             )
 
     async def _stored_trends(self, company: str) -> dict[str, TrendUpdated]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, "trends"))  # type: ignore[misc]
+        raw = await self._redis.hgetall(self._streams.company_key(company, "trends"))  # type: ignore[misc]
         return {
-            _text(metric): TrendUpdated.model_validate_json(blob) for metric, blob in raw.items()
+            as_text(metric): TrendUpdated.model_validate_json(blob) for metric, blob in raw.items()
         }
 
     async def _stored_forecasts(self, company: str) -> dict[tuple[str, str], ForecastUpdated]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, "forecasts"))  # type: ignore[misc]
+        raw = await self._redis.hgetall(self._streams.company_key(company, "forecasts"))  # type: ignore[misc]
         stored = [ForecastUpdated.model_validate_json(blob) for blob in raw.values()]
         return {(f.metric, f.period): f for f in stored}
 
@@ -384,8 +385,8 @@ class ForecastService:
     async def _save(
         self, company: str, forecasts: list[ForecastUpdated], trends: list[TrendUpdated]
     ) -> None:
-        key = company_key(self._streams, company, "forecasts")
-        stored = [_text(name) for name in await self._redis.hkeys(key)]  # type: ignore[misc]
+        key = self._streams.company_key(company, "forecasts")
+        stored = [as_text(name) for name in await self._redis.hkeys(key)]  # type: ignore[misc]
         settled = self.settled_fields(forecasts, stored)
         async with self._redis.pipeline(transaction=True) as pipe:
             if settled:
@@ -394,15 +395,11 @@ class ForecastService:
                 pipe.hset(key, f"{forecast.metric}|{forecast.period}", forecast.model_dump_json())
             for trend in trends:
                 pipe.hset(
-                    company_key(self._streams, company, "trends"),
+                    self._streams.company_key(company, "trends"),
                     trend.metric,
                     trend.model_dump_json(),
                 )
             await pipe.execute()
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _direct_metrics(frame: pd.DataFrame, target: str, guidance: pd.DataFrame) -> list[str]:

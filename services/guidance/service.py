@@ -22,6 +22,7 @@ from schemas.money import Scale
 from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
 from services.common.consumer import apply_each
+from services.common.ids import derived_id
 from services.common.streams import publish
 from services.guidance.core import (
     BandState,
@@ -33,8 +34,7 @@ from services.guidance.core import (
     probabilities_from_quantiles,
 )
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore, is_withdrawn
-from services.ingest.service import derived_id
-from services.ingest.store import RedisHistoryStore, company_key
+from services.ingest.store import RedisHistoryStore
 
 PRODUCER = "guidepost-guidance"
 BAND_SEVERITY = {
@@ -289,13 +289,13 @@ class GuidanceService:
     async def _stored_forecast(
         self, company: str, metric: str, period: str
     ) -> ForecastUpdated | None:
-        key = company_key(self._streams, company, "forecasts")
+        key = self._streams.company_key(company, "forecasts")
         raw = await self._redis.hget(key, f"{metric}|{period}")  # type: ignore[misc]
         return ForecastUpdated.model_validate_json(raw) if raw else None
 
     async def _load_check(self, company: str, metric: str, period: str) -> BandCheck | None:
         raw = await self._redis.hget(
-            company_key(self._streams, company, "bands"), f"{metric}|{period}"
+            self._streams.company_key(company, "bands"), f"{metric}|{period}"
         )  # type: ignore[misc]
         return BandCheck(**json.loads(raw)) if raw else None
 
@@ -309,11 +309,9 @@ class GuidanceService:
         ):
             calls.append(check)
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._streams.company_key(company, "bands"), field, json.dumps(asdict(check)))
             pipe.hset(
-                company_key(self._streams, company, "bands"), field, json.dumps(asdict(check))
-            )
-            pipe.hset(
-                company_key(self._streams, company, "calls"),
+                self._streams.company_key(company, "calls"),
                 field,
                 json.dumps([asdict(c) for c in calls]),
             )
@@ -321,7 +319,7 @@ class GuidanceService:
 
     async def _calls(self, company: str, metric: str, period: str) -> list[BandCheck]:
         raw = await self._redis.hget(
-            company_key(self._streams, company, "calls"), f"{metric}|{period}"
+            self._streams.company_key(company, "calls"), f"{metric}|{period}"
         )  # type: ignore[misc]
         return [BandCheck(**item) for item in json.loads(raw)] if raw else []
 

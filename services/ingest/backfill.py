@@ -20,7 +20,7 @@ from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.periods import FISCAL_YEAR_PATTERN, Quarter, period_end
 from schemas.registry import METRICS, Unit, metric_spec
-from services.ingest.service import derived_id
+from services.common.ids import derived_id
 
 PRODUCER = "guidepost-backfill"
 NON_METRIC_COLUMNS = {"quarter", "period_end", "source_url"}

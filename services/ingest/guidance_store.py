@@ -12,8 +12,8 @@ from redis.exceptions import WatchError
 from schemas.guidance import GuidanceIssued, GuidanceStatus
 from schemas.money import Scale
 from schemas.streams import Streams
+from services.common.wire import as_text
 from services.ingest.facts import FIELD_SEPARATOR, known_at_text
-from services.ingest.store import company_key
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class RedisGuidanceStore:
         self._streams = streams
 
     def _key(self, company: str) -> str:
-        return company_key(self._streams, company, "guidance")
+        return self._streams.company_key(company, "guidance")
 
     async def history(self, company: str, metric: str, period: str) -> list[GuidanceVersion]:
         raw = await self._redis.hget(self._key(company), _field(metric, period))  # type: ignore[misc]
@@ -130,8 +130,7 @@ def _with_revision(version: GuidanceVersion, revision: str) -> GuidanceVersion:
 
 
 def _pair(field: bytes | str) -> tuple[str, str]:
-    text = field.decode() if isinstance(field, bytes) else field
-    metric, period = text.split(FIELD_SEPARATOR, 1)
+    metric, period = as_text(field).split(FIELD_SEPARATOR, 1)
     return metric, period
 
 

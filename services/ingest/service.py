@@ -11,7 +11,6 @@ import logging
 import statistics
 from collections.abc import Sequence
 from decimal import Decimal
-from uuid import NAMESPACE_URL, uuid5
 
 import redis.asyncio as aioredis
 
@@ -25,6 +24,7 @@ from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
 from services.common.consumer import apply_each
+from services.common.ids import derived_id
 from services.common.streams import publish
 from services.guidance.core import Band, classify_revision
 from services.ingest.facts import Fact, facts_from_metric, facts_from_results
@@ -39,11 +39,6 @@ from services.ingest.store import RecordedChange, Recording, RecordOutcome, Redi
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-ingest"
-
-
-def derived_id(*parts: str) -> str:
-    """A deterministic event id: the same cause always yields the same id."""
-    return uuid5(NAMESPACE_URL, "/".join(parts)).hex
 
 
 class IngestService:

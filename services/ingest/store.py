@@ -14,14 +14,10 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from schemas.streams import Streams
+from services.common.wire import as_text
 from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
 
 DEDUPE_TTL_S = 90 * 24 * 3600
-
-
-def company_key(streams: Streams, company: str, name: str) -> str:
-    """Every key of one company shares the `{company}` hash tag: one cluster slot."""
-    return streams.key("{" + company + "}", name)
 
 
 @dataclass(frozen=True)
@@ -79,9 +75,9 @@ class RedisHistoryStore:
 
     def keys(self, company: str, event_id: str) -> list[str]:
         return [
-            company_key(self._streams, company, "facts"),
-            company_key(self._streams, company, "versions"),
-            company_key(self._streams, company, "seen:" + event_id),
+            self._streams.company_key(company, "facts"),
+            self._streams.company_key(company, "versions"),
+            self._streams.company_key(company, "seen:" + event_id),
         ]
 
     @property
@@ -132,7 +128,7 @@ class RedisHistoryStore:
         return [r if isinstance(r, BaseException) else _outcome(r) for r in results]
 
     def _announced_key(self, company: str, event_id: str) -> str:
-        return company_key(self._streams, company, "announced:" + event_id)
+        return self._streams.company_key(company, "announced:" + event_id)
 
     async def announced(self, items: list[tuple[str, str]]) -> set[str]:
         """Which of these (company, event id) had their announcements published already."""
@@ -149,7 +145,7 @@ class RedisHistoryStore:
 
     async def latest(self, company: str, metric: str, period: str) -> Decimal | None:
         """The value of a fact as known now (the store keeps the latest apart from versions)."""
-        key = company_key(self._streams, company, "facts")
+        key = self._streams.company_key(company, "facts")
         blob = await self._redis.hget(key, f"{metric}{FIELD_SEPARATOR}{period}")  # type: ignore[misc]
         return Decimal(json.loads(blob)["v"]) if blob else None
 
@@ -162,17 +158,17 @@ class RedisHistoryStore:
         async with self._redis.pipeline(transaction=False) as pipe:
             for company, metric, periods in keys:
                 fields = [f"{metric}{FIELD_SEPARATOR}{period}" for period in periods]
-                pipe.hmget(company_key(self._streams, company, "facts"), fields)
+                pipe.hmget(self._streams.company_key(company, "facts"), fields)
             rows = await pipe.execute()
         return [[Decimal(json.loads(blob)["v"]) for blob in row if blob] for row in rows]
 
     async def versions(self, company: str) -> list[FactVersion]:
-        raw = await self._redis.hgetall(company_key(self._streams, company, "versions"))  # type: ignore[misc]
+        raw = await self._redis.hgetall(self._streams.company_key(company, "versions"))  # type: ignore[misc]
         return [version for blob in raw.values() for version in _decode_versions(blob)]
 
     async def companies(self) -> list[str]:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
-        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+        return sorted(as_text(m) for m in members)
 
 
 def _outcome(result: object, *, announced: bool = False) -> RecordOutcome:
