@@ -132,7 +132,8 @@ def _seed_period(events: list[Event]) -> str:
 async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     redis, streams = workers.redis, workers.streams
     stored = (await redis.hgetall(streams.company_key(company, "forecasts"))).values()  # type: ignore[misc]
-    report.forecasts = [_forecast_item(f) for f in latest_targets(stored)]
+    forecasts = sorted((ForecastUpdated.model_validate_json(b) for b in stored), key=_order)
+    report.forecasts = [_forecast_item(f) for f in forecasts]
     for blob in (await redis.hgetall(streams.company_key(company, "bands"))).values():  # type: ignore[misc]
         report.bands.append({"company": company, **json.loads(blob)})
     for blob in (await redis.hgetall(streams.company_key(company, "trends"))).values():  # type: ignore[misc]
@@ -141,14 +142,9 @@ async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     report.dead_letters = int(await redis.xlen(streams.dead_letters))
 
 
-def latest_targets(blobs: Any) -> list[ForecastUpdated]:
-    """Per metric, the forecast of the furthest period (earlier ones were for reported quarters)."""
-    latest: dict[str, ForecastUpdated] = {}
-    for forecast in (ForecastUpdated.model_validate_json(blob) for blob in blobs):
-        current = latest.get(forecast.metric)
-        if current is None or Quarter.parse(forecast.period) > Quarter.parse(current.period):
-            latest[forecast.metric] = forecast
-    return sorted(latest.values(), key=lambda f: f.metric)
+def _order(forecast: ForecastUpdated) -> tuple[str, str]:
+    """The worker keeps only open quarters' forecasts (settled ones are pruned)."""
+    return forecast.metric, forecast.period
 
 
 async def read_alerts(workers: Workers) -> list[Alert]:

@@ -240,7 +240,8 @@ class ForecastService:
             self._compute, company, history, guidance, currency, versions
         )
         forecasts = [explain_move(f, previous.get((f.metric, f.period))) for f in fresh]
-        await self._save(company, forecasts, trends)
+        stored = [f"{metric}|{period}" for metric, period in previous]
+        await self._save(company, forecasts, trends, stored)
         signals = _superseded_trend_signals(trends, earlier_trends)
         signals += [_trend_signal(trend) for trend in trends]
         signals += [signal for trend in trends for signal in _change_point_signals(trend)]
@@ -383,10 +384,14 @@ class ForecastService:
         return _trend_event(company, result)
 
     async def _save(
-        self, company: str, forecasts: list[ForecastUpdated], trends: list[TrendUpdated]
+        self,
+        company: str,
+        forecasts: list[ForecastUpdated],
+        trends: list[TrendUpdated],
+        stored: list[str],
     ) -> None:
+        """`stored`: the fields of the forecasts hash read at the start of this refit."""
         key = self._streams.company_key(company, "forecasts")
-        stored = [as_text(name) for name in await self._redis.hkeys(key)]  # type: ignore[misc]
         settled = self.settled_fields(forecasts, stored)
         async with self._redis.pipeline(transaction=True) as pipe:
             if settled:

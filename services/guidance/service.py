@@ -149,7 +149,6 @@ class GuidanceService:
         self._history = history
         self._guidance = guidance
         self._max_length = max_length
-        self._guided: dict[str, set[tuple[str, str]]] = {}
 
     async def apply_forecasts(self, events: Sequence[Event]) -> list[BaseException | None]:
         return await apply_each(events, self._on_forecast)  # type: ignore[arg-type]
@@ -157,19 +156,22 @@ class GuidanceService:
     async def apply_history(self, events: Sequence[Event]) -> list[BaseException | None]:
         """What was guided, for every company of the batch in one round trip; most facts are
         of periods nobody guided and need nothing more."""
-        self._guided = await self._guidance.guided({e.company for e in events})
-        return await apply_each(events, self._on_history)  # type: ignore[arg-type]
+        guided = await self._guidance.guided({e.company for e in events})
+
+        async def handle(update: Event) -> None:
+            await self._on_history(update, guided.get(update.company, set()))  # type: ignore[arg-type]
+
+        return await apply_each(events, handle)
 
     async def _on_forecast(self, forecast: ForecastUpdated) -> None:
         await self.check_band(forecast.company, forecast.metric, forecast.period, forecast)
         await self.check_band(forecast.company, forecast.metric, fiscal_year_of(forecast.period))
 
-    async def _on_history(self, update: HistoryUpdated) -> None:
+    async def _on_history(self, update: HistoryUpdated, guided: set[tuple[str, str]]) -> None:
         for change in update.guidance:
             await self._on_guidance(update, change.metric, change.period)
         if not update.facts:
             return
-        guided = self._guided.get(update.company, set())
         if update.guidance:  # this very update may have recorded new guidance
             guided = {(v.metric, v.period) for v in await self._guidance.all(update.company)}
         for fact in update.facts:
