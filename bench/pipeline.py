@@ -1,8 +1,9 @@
 """Ingest throughput and event→alert latency, each against raw redis-py on the same Redis.
 
-Throughput: operational-metric events through the real ingest path (Consumption: decode,
-validate, dead-letter; IngestService: dedupe and the atomic Lua write; announcements; ack),
-read with XREADGROUP in batches of 100, against raw XREADGROUP(100) + pydantic + XACK.
+Throughput: operational-metric events through `guidepost run --services ingest` as deployed
+(FastStream's batch subscriber reading 100 entries at a time; decode, validate, dead-letter;
+dedupe and the atomic Lua write with its announcement; ack), on a backlog loaded before the
+worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog.
 
 Latency: the workers run as deployed, two `guidepost run` processes (ingest, guidance and
 alerts with coalesce_ms=0; forecast alone, coalescing each company's burst over 2 s); events
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,9 +28,7 @@ from bench.common import arguments, emit, log, metric_body, operational_bodies, 
 from schemas.alerts import Alert
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
-from services.app import build_workers
 from services.common.embedded import EmbeddedRedis
-from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group
 
 B_DATA = DATA_FIELD.encode()
@@ -44,25 +44,50 @@ async def load(client: aioredis.Redis, stream: str, bodies: list[str]) -> None:
 
 
 async def guidepost_ingest(url: str, bodies: list[str]) -> float:
-    settings = WorkerSettings.model_validate(
-        {"redis_url": url, "namespace": "bench-ingest", "services": "ingest"}
-    )
-    workers = build_workers(settings)
-    consumption = next(c for c in workers.consumptions if c.stream == workers.streams.metrics)
-    await workers.ensure_groups()
-    await load(workers.redis, consumption.stream, bodies)
-    started = time.perf_counter()
-    done = 0
-    while done < len(bodies):
-        response: Any = await workers.redis.xreadgroup(
-            Groups.INGEST, "bench", {consumption.stream: ">"}, count=100, block=1000
-        )
-        for _stream, entries in response:
-            await consumption.consume_batch(entries)
-            done += len(entries)
-    elapsed = time.perf_counter() - started
-    await workers.redis.aclose()
-    return len(bodies) / elapsed
+    """`guidepost run --services ingest` as deployed, on a backlog loaded before it starts;
+    timed from its first read to the moment nothing is pending or undelivered."""
+    streams = Streams("bench-ingest")
+    client = aioredis.Redis.from_url(url)
+    await ensure_group(client, streams.metrics, Groups.INGEST)
+    await load(client, streams.metrics, bodies)
+    worker = start_worker(url, streams.namespace, "ingest")
+    try:
+        started = await until(lambda: _group(client, streams.metrics), _reading, timeout_s=60)
+        finished = await until(lambda: _group(client, streams.metrics), _drained, timeout_s=600)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+        await client.aclose()
+    return len(bodies) / (finished - started)
+
+
+async def _group(client: aioredis.Redis, stream: str) -> dict[str, Any]:
+    groups: Any = await client.xinfo_groups(stream)
+    return next(g for g in groups if g["name"].decode() == Groups.INGEST)
+
+
+def _reading(group: dict[str, Any]) -> bool:
+    return int(group["entries-read"] or 0) > 0
+
+
+def _drained(group: dict[str, Any]) -> bool:
+    return int(group["pending"]) == 0 and int(group["lag"]) == 0
+
+
+async def until(
+    probe: Callable[[], Awaitable[dict[str, Any]]],
+    condition: Callable[[dict[str, Any]], bool],
+    *,
+    timeout_s: float,
+    every_s: float = 0.002,
+) -> float:
+    """When `condition` first held of what `probe` returned (polled every `every_s`)."""
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        if condition(await probe()):
+            return time.perf_counter()
+        await asyncio.sleep(every_s)
+    raise TimeoutError(f"{condition.__name__} did not hold within {timeout_s} s")
 
 
 async def raw_ingest(url: str, bodies: list[str]) -> float:

@@ -32,7 +32,7 @@ from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
 from services.common.streams import backlog, ensure_group, trim_acknowledged
-from services.common.subscribe import subscribe
+from services.common.subscribe import BatchWindow, subscribe
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
 from services.ingest.guidance_store import RedisGuidanceStore
@@ -58,6 +58,7 @@ class Workers:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: Metrics = field(default_factory=Metrics)
     exporter: MetricsServer | None = None
+    windows: list[BatchWindow] = field(default_factory=list)
 
     async def ensure_groups(self) -> None:
         for consumption in self.consumptions:
@@ -102,6 +103,11 @@ class Workers:
     @property
     def _trimmable(self) -> set[str]:
         return {s for base in self.streams.partitioned for s in self.streams.all_of(base)}
+
+    async def drain_batches(self) -> None:
+        """Finish the batches already taken; run after the broker stopped reading."""
+        for window in self.windows:
+            await window.drain()
 
     async def stop_background(self) -> None:
         self.stop.set()
@@ -189,7 +195,13 @@ def build_workers(
             delivery = WebhookDelivery(redis=redis, streams=streams, sink=sink)
             _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, delivery.deliver_all)
     for consumption in workers.consumptions:
-        subscribe(workers.broker, consumption, settings, claim_abandoned=claim_abandoned)
+        window = None
+        if consumption.group == Groups.INGEST and settings.ingest_batches_in_flight > 1:
+            window = BatchWindow(settings.ingest_batches_in_flight)
+            workers.windows.append(window)
+        subscribe(
+            workers.broker, consumption, settings, claim_abandoned=claim_abandoned, window=window
+        )
     return workers
 
 
@@ -222,6 +234,7 @@ def create_app(settings: WorkerSettings, *, redis: aioredis.Redis | None = None)
     app.after_startup(_in_loop(workers.start_background))
     app.on_shutdown(workers.stop_background)
     app.on_shutdown(workers.stop_exporter)
+    app.after_shutdown(workers.drain_batches)
     app.context.set_global("workers", workers)
     return app
 
@@ -248,3 +261,4 @@ async def running(workers: Workers):  # type: ignore[no-untyped-def]
         workers.stop_exporter()
         await workers.stop_background()
         await workers.broker.stop()
+        await workers.drain_batches()

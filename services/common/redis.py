@@ -6,11 +6,13 @@ import logging
 import ssl
 from typing import Any, cast
 
+import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from faststream.redis import RedisBroker, RedisClusterBroker
 from faststream.security import BaseSecurity
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
 
 from services.common.settings import RedisSettings
 from services.common.wire import PlainJsonFormat
@@ -46,7 +48,45 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(str(settings.redis_url), **options)
         return cast(aioredis.Redis, cluster)
-    return aioredis.Redis.from_url(str(settings.redis_url), health_check_interval=10, **options)
+    client = aioredis.Redis.from_url(str(settings.redis_url), health_check_interval=10, **options)
+    pool = client.connection_pool
+    pool.connection_class = packed_by_hiredis(pool.connection_class)
+    return client
+
+
+_PACKED_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {}
+
+
+def packed_by_hiredis(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """`base` (plain or TLS) with commands packed by hiredis' C packer.
+
+    redis-py's asyncio connections pack every argument in Python (its synchronous ones
+    already use hiredis); a batch's script call carries hundreds of keys, and packing them in
+    Python cost more than validating the events. The bytes on the wire are the same."""
+    if base not in _PACKED_CLASSES:
+        _PACKED_CLASSES[base] = type(f"Hiredis{base.__name__}", (_HiredisPacking, base), {})
+    return _PACKED_CLASSES[base]
+
+
+class _HiredisPacking:
+    def pack_command(self, *args: Any) -> list[bytes]:
+        command = args[0]
+        if isinstance(command, str):  # "CONFIG GET" is two arguments on the wire
+            args = (*command.encode().split(), *args[1:])
+        elif b" " in command:
+            args = (*command.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # hiredis takes bytes, not bytearray or memoryview
+            pass
+        try:
+            return [hiredis.pack_command(tuple(map(_packable, args)))]
+        except TypeError as error:
+            raise redis_errors.DataError(f"{error} (command {args[0]!r})") from None
+
+
+def _packable(arg: Any) -> Any:
+    return bytes(arg) if isinstance(arg, bytearray | memoryview) else arg
 
 
 def create_broker(

@@ -70,6 +70,13 @@ class WorkerSettings(RedisSettings):
     consumer_name: str = Field(default_factory=default_consumer_name, max_length=128)
     batch_size: int = Field(default=100, ge=1, le=10_000)
     block_ms: int = Field(default=200, ge=1, le=60_000)
+    ingest_batches_in_flight: int = Field(
+        default=3,
+        ge=1,
+        le=16,
+        description="Batches one ingest consumer handles at once, so the next batch is read "
+        "and validated while Redis records the previous one (each event's write is atomic).",
+    )
     claim_idle_ms: int = Field(
         default=30_000, ge=100, description="Pending this long, an entry is claimed from its owner."
     )

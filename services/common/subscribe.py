@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from faststream.middlewares import AckPolicy
@@ -14,6 +16,54 @@ from services.common.settings import WorkerSettings
 
 CLAIMER_SUFFIX = "-claimer"
 IN_MEMORY_ID = b"0-1"
+log = logging.getLogger(__name__)
+
+
+class BatchWindow:
+    """Up to `size` batches of one stream handled at once.
+
+    With one, the handler finishes a batch before FastStream reads the next. With more, the
+    next batch is read and validated while Redis still runs the previous batch's writes, so
+    Python and Redis work at the same time. Only for effects that are atomic per event and
+    independent of arrival order (as if the batches came to two consumers of the group);
+    every entry is still acknowledged only after its own effect is durable."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._slots: asyncio.Semaphore | None = None
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def handle(self, work: Coroutine[Any, Any, None]) -> None:
+        if self.size == 1:
+            await work
+            return
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.size)
+        try:
+            await self._slots.acquire()
+        except BaseException:  # stopped while waiting: the batch stays pending, unread
+            work.close()
+            raise
+        task = asyncio.create_task(work)
+        self._running.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._slots is not None:
+            self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            # its entries stay pending; the claimer retries them after `claim_idle_ms`
+            log.error("a batch failed before it was acknowledged", exc_info=task.exception())
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    async def drain(self) -> None:
+        """Wait for the batches already taken (at shutdown, after the reads stopped)."""
+        while self._running:
+            await asyncio.gather(*list(self._running), return_exceptions=True)
 
 
 def subscribe(
@@ -22,13 +72,16 @@ def subscribe(
     settings: WorkerSettings,
     *,
     claim_abandoned: bool = True,
+    window: BatchWindow | None = None,
 ) -> None:
-    """Main path: XREADGROUP batches. Recovery path: XAUTOCLAIM of entries idle too long.
+    """Main path: XREADGROUP batches (through `window`, if given). Recovery path: XAUTOCLAIM
+    of entries idle too long.
 
     The group is created at the stream's start before the broker starts (see `ensure_group`),
     so FastStream's own `$` default never skips entries published before the worker.
     """
     stream, group, consumer = consumption.stream, consumption.group, settings.consumer_name
+    batches = window or BatchWindow(1)
 
     @broker.subscriber(
         stream=StreamSub(
@@ -45,7 +98,9 @@ def subscribe(
     )
     async def read_batch(message: RedisBatchStreamMessage) -> None:
         raw = message.raw_message
-        await consumption.consume_batch(list(zip(_ids(raw), raw["data"], strict=True)))
+        await batches.handle(
+            consumption.consume_batch(list(zip(_ids(raw), raw["data"], strict=True)))
+        )
 
     if not claim_abandoned:
         return

@@ -14,7 +14,7 @@ from schemas.results import IncomeStatement, ResultsPublished
 FIELD_SEPARATOR = "|"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     """`value` is in whole currency units for money, else in the metric's unit.
     `precision` is the smallest step the source stated (4,153.2 million → 100,000 units)."""
@@ -40,8 +40,11 @@ def stated_precision(amount: Decimal, scale: Scale = Scale.UNITS) -> Decimal:
 
 
 def known_at_text(moment: datetime) -> str:
-    """UTC with fixed width, so that text order is time order (the store compares text)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC with fixed width, so that text order is time order (the store compares text):
+    2024-05-30T06:00:00.000000Z."""
+    utc = moment.astimezone(UTC)  # %-formatting: isoformat and strftime cost twice as much
+    fields = (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second, utc.microsecond)
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % fields  # noqa: UP031
 
 
 def facts_from_metric(event: MetricReported) -> list[Fact]:

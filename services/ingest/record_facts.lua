@@ -8,7 +8,8 @@
 -- ARGV[2] JSON array, one item per event:
 --   {"facts": [{"f": "metric|period", "v": value, "p": precision, "t": known_at, "e": event id,
 --               "c": currency}], "announce": {envelope fields of the HistoryUpdated} | absent}
--- Returns, per event: "duplicate" | "applied", then its changes as JSON {"f","k","v","prev","c"}.
+-- Returns, per event: "duplicate" | "applied", its changes as JSON {"f","k","v","prev","c"}, and
+-- the kinds of those changes joined by commas (so the caller decodes the JSON only when needed).
 -- Values equal within half the coarser precision are one fact (the same figure published
 -- twice, or once rounded in prose and once exact in a table): no new version unless more precise.
 
@@ -86,13 +87,22 @@ local function announce(stream, envelope, changes)
   redis.call("XADD", stream, "*", "__data__", cjson.encode(envelope))
 end
 
+local function kinds_of(changes)
+  local kinds = {}
+  for _, change in ipairs(changes) do table.insert(kinds, change.k) end
+  return table.concat(kinds, ",")
+end
+
 local results = {}
 for i, item in ipairs(cjson.decode(ARGV[2])) do
   local base = 4 * (i - 1)
   local seen_key = KEYS[base + 3]
-  if redis.call("EXISTS", seen_key) == 1 then
+  local seen = redis.call("GET", seen_key)
+  if seen then
+    local encoded = seen
     table.insert(results, "duplicate")
-    table.insert(results, redis.call("GET", seen_key))
+    table.insert(results, encoded)
+    table.insert(results, kinds_of(cjson.decode(encoded)))
   else
     local changes = record(KEYS[base + 1], KEYS[base + 2], item.facts)
     local encoded = (#changes == 0) and "[]" or cjson.encode(changes)
@@ -102,6 +112,7 @@ for i, item in ipairs(cjson.decode(ARGV[2])) do
     redis.call("SET", seen_key, encoded, "EX", tonumber(ARGV[1]))
     table.insert(results, "applied")
     table.insert(results, encoded)
+    table.insert(results, kinds_of(changes))
   end
 end
 return results

@@ -73,7 +73,8 @@ class IngestService:
         if not indexed:
             return {}
         try:
-            batch = [self._recording(event) for _, event in indexed]
+            announced_at = utc_now().isoformat()
+            batch = [self._recording(event, announced_at) for _, event in indexed]
             recorded = await self._history.record_many(batch)
             done = [
                 (event, outcome)
@@ -89,7 +90,7 @@ class IngestService:
             for (index, _), outcome in zip(indexed, recorded, strict=True)
         }
 
-    def _recording(self, event: Event) -> Recording:
+    def _recording(self, event: Event, announced_at: str) -> Recording:
         """The facts, and on one Redis the announcement the store writes with them."""
         facts = _facts_of(event)
         if not self._history.announces_atomically:
@@ -97,7 +98,7 @@ class IngestService:
         envelope = {
             "event_id": derived_id(event.event_id, "history"),
             "schema_version": HistoryUpdated.SCHEMA_VERSION,
-            "occurred_at": utc_now().isoformat(),
+            "occurred_at": announced_at,
             "producer": PRODUCER,
             "company": event.company,
             "cause_event_id": event.event_id,
@@ -136,6 +137,7 @@ class IngestService:
         candidates = [
             (event, change)
             for event, outcome in pending
+            if _may_record_quarters(event)
             for change in outcome.changes
             if QUARTER_PATTERN.match(change.period)
             and metric_spec(change.metric).unit in SCALED_UNITS
@@ -199,6 +201,8 @@ class IngestService:
             raise failure
 
     def _restatement_signals(self, event: Event, outcome: RecordOutcome) -> list[AlertSignal]:
+        if not outcome.restated:
+            return []
         return [
             _restatement_signal(event, change)
             for change in outcome.changes
@@ -242,6 +246,11 @@ class IngestService:
 def _four_before(period: str) -> tuple[str, ...]:
     quarter = Quarter.parse(period)
     return tuple(str(quarter.shift(-back)) for back in range(1, 5))
+
+
+def _may_record_quarters(event: Event) -> bool:
+    """False for a metric of a day, month or fiscal year (their changes need no unit check)."""
+    return not isinstance(event, MetricReported) or bool(QUARTER_PATTERN.match(event.period))
 
 
 def _facts_of(event: Event) -> list[Fact]:

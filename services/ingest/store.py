@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from importlib import resources
 from typing import Any, cast
 
@@ -32,9 +33,22 @@ class RecordedChange:
 
 @dataclass(frozen=True)
 class RecordOutcome:
+    """What recording one event did. The changes stay encoded until someone asks: most events
+    of a busy stream only record new figures, and nothing downstream of the store needs
+    their details in this process."""
+
     duplicate: bool
-    changes: tuple[RecordedChange, ...]
+    encoded_changes: bytes
+    kinds: frozenset[str] = frozenset()
     announced: bool = False  # the store already put the announcement on its stream
+
+    @cached_property
+    def changes(self) -> tuple[RecordedChange, ...]:
+        return tuple(_decode_changes(self.encoded_changes))
+
+    @property
+    def restated(self) -> bool:
+        return "restated" in self.kinds
 
 
 @dataclass(frozen=True)
@@ -106,8 +120,7 @@ class RedisHistoryStore:
             result, _ = await pipe.execute(raise_on_error=False)
         if isinstance(result, BaseException):
             return [result] * len(batch)
-        pairs = zip(result[::2], result[1::2], strict=True)
-        return [_outcome(pair, announced=True) for pair in pairs]
+        return [_outcome(result[i : i + 3], announced=True) for i in range(0, len(result), 3)]
 
     def _keys_with_stream(self, item: Recording) -> list[str]:
         keys = self.keys(item.company, item.event_id)
@@ -172,8 +185,13 @@ class RedisHistoryStore:
 
 
 def _outcome(result: object, *, announced: bool = False) -> RecordOutcome:
-    status, raw = cast(tuple[bytes, bytes], result)
-    return RecordOutcome(status == b"duplicate", tuple(_decode_changes(raw)), announced)
+    status, encoded, kinds = cast(list[bytes], result)
+    return RecordOutcome(
+        duplicate=status == b"duplicate",
+        encoded_changes=encoded,
+        kinds=frozenset(kinds.decode().split(",")) if kinds else frozenset(),
+        announced=announced,
+    )
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:

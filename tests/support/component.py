@@ -35,6 +35,7 @@ async def in_memory_workers(
 async def send(workers: Workers, broker: TestRedisBroker, *events: Event) -> None:
     for event in events:
         await broker.publish(event.model_dump_json(), stream=stream_for(workers.streams, event))
+        await workers.drain_batches()  # ingest hands batches to its window and returns at once
 
 
 async def entries(workers: Workers, stream: str) -> list[bytes]:
