@@ -5,9 +5,11 @@
 --       KEYS[4i-1] the event's dedupe mark, KEYS[4i] the stream to announce on (unused when
 --       the item has no "announce" part: a cluster announces from the client instead)
 -- ARGV[1] dedupe-mark TTL in seconds
--- ARGV[2] JSON array, one item per event:
---   {"facts": [{"f": "metric|period", "v": value, "p": precision, "t": known_at, "e": event id,
---               "c": currency}], "announce": {envelope fields of the HistoryUpdated} | absent}
+-- ARGV[2] JSON of the envelope fields every announcement of the batch shares, or "" when the
+--         caller announces (a cluster)
+-- ARGV[3...] per event, flat (no JSON to build or parse on the hot path): the announcement's
+--         event id ("" when not announcing), company, the event's own id, the number of facts,
+--         then per fact: "metric|period", value, precision, known_at, event id, currency
 -- Returns, per event: "duplicate" | "applied", its changes as JSON {"f","k","v","prev","c"}, and
 -- the kinds of those changes joined by commas (so the caller decodes the JSON only when needed).
 -- Values equal within half the coarser precision are one fact (the same figure published
@@ -87,27 +89,51 @@ local function announce(stream, envelope, changes)
   redis.call("XADD", stream, "*", "__data__", cjson.encode(envelope))
 end
 
+local function read_event(cursor)
+  local event = {announce_id = ARGV[cursor], company = ARGV[cursor + 1], cause = ARGV[cursor + 2]}
+  local count = tonumber(ARGV[cursor + 3])
+  local facts = {}
+  cursor = cursor + 4
+  for _ = 1, count do
+    table.insert(facts, {
+      f = ARGV[cursor], v = ARGV[cursor + 1], p = ARGV[cursor + 2],
+      t = ARGV[cursor + 3], e = ARGV[cursor + 4], c = ARGV[cursor + 5],
+    })
+    cursor = cursor + 6
+  end
+  event.facts = facts
+  return event, cursor
+end
+
 local function kinds_of(changes)
   local kinds = {}
   for _, change in ipairs(changes) do table.insert(kinds, change.k) end
   return table.concat(kinds, ",")
 end
 
+local shared = (ARGV[2] ~= "") and cjson.decode(ARGV[2]) or nil
 local results = {}
-for i, item in ipairs(cjson.decode(ARGV[2])) do
-  local base = 4 * (i - 1)
+local cursor, i = 3, 0
+while cursor <= #ARGV do
+  local event
+  event, cursor = read_event(cursor)
+  local base = 4 * i
+  i = i + 1
   local seen_key = KEYS[base + 3]
   local seen = redis.call("GET", seen_key)
   if seen then
-    local encoded = seen
     table.insert(results, "duplicate")
-    table.insert(results, encoded)
-    table.insert(results, kinds_of(cjson.decode(encoded)))
+    table.insert(results, seen)
+    table.insert(results, kinds_of(cjson.decode(seen)))
   else
-    local changes = record(KEYS[base + 1], KEYS[base + 2], item.facts)
+    local changes = record(KEYS[base + 1], KEYS[base + 2], event.facts)
     local encoded = (#changes == 0) and "[]" or cjson.encode(changes)
-    if item.announce and #changes > 0 then
-      announce(KEYS[base + 4], item.announce, changes)
+    if shared and event.announce_id ~= "" and #changes > 0 then
+      local envelope = {
+        event_id = event.announce_id, company = event.company, cause_event_id = event.cause,
+      }
+      for name, value in pairs(shared) do envelope[name] = value end
+      announce(KEYS[base + 4], envelope, changes)
     end
     redis.call("SET", seen_key, encoded, "EX", tonumber(ARGV[1]))
     table.insert(results, "applied")

@@ -73,9 +73,8 @@ class IngestService:
         if not indexed:
             return {}
         try:
-            announced_at = utc_now().isoformat()
-            batch = [self._recording(event, announced_at) for _, event in indexed]
-            recorded = await self._history.record_many(batch)
+            batch = [self._recording(event) for _, event in indexed]
+            recorded = await self._history.record_many(batch, self._announcement_envelope())
             done = [
                 (event, outcome)
                 for (_, event), outcome in zip(indexed, recorded, strict=True)
@@ -90,21 +89,24 @@ class IngestService:
             for (index, _), outcome in zip(indexed, recorded, strict=True)
         }
 
-    def _recording(self, event: Event, announced_at: str) -> Recording:
-        """The facts, and on one Redis the announcement the store writes with them."""
+    def _recording(self, event: Event) -> Recording:
+        """The facts, and on one Redis where the store announces them, under which id."""
         facts = _facts_of(event)
         if not self._history.announces_atomically:
             return Recording(event.company, event.event_id, facts)
-        envelope = {
-            "event_id": derived_id(event.event_id, "history"),
-            "schema_version": HistoryUpdated.SCHEMA_VERSION,
-            "occurred_at": announced_at,
-            "producer": PRODUCER,
-            "company": event.company,
-            "cause_event_id": event.event_id,
-        }
         stream = self._streams.for_company(self._streams.history, event.company)
-        return Recording(event.company, event.event_id, facts, stream, envelope)
+        announcement_id = derived_id(event.event_id, "history")
+        return Recording(event.company, event.event_id, facts, stream, announcement_id)
+
+    def _announcement_envelope(self) -> dict[str, str | int] | None:
+        """What every HistoryUpdated the store writes for this batch shares."""
+        if not self._history.announces_atomically:
+            return None
+        return {
+            "schema_version": HistoryUpdated.SCHEMA_VERSION,
+            "occurred_at": utc_now().isoformat(),
+            "producer": PRODUCER,
+        }
 
     async def _publish_signals(self, done: list[tuple[Event, RecordOutcome]]) -> None:
         """Alert signals of facts whose announcements the store wrote; a redelivery repeats

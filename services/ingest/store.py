@@ -53,20 +53,28 @@ class RecordOutcome:
 
 @dataclass(frozen=True)
 class Recording:
-    """One event's facts, and (on one Redis) the envelope of the HistoryUpdated announcing
-    them on `announce_on`; the script adds the changes it actually made."""
+    """One event's facts, and (on one Redis) the stream and id of the HistoryUpdated that
+    announces them; the script writes the announcement with the changes it actually made."""
 
     company: str
     event_id: str
     facts: list[Fact]
     announce_on: str | None = None
-    announcement: dict[str, Any] | None = None
+    announcement_id: str = ""
 
-    def script_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {"facts": _fact_items(self.facts)}
-        if self.announce_on is not None and self.announcement is not None:
-            item["announce"] = self.announcement
-        return item
+    def script_args(self) -> list[str]:
+        """The event's part of the script's flat arguments (see record_facts.lua)."""
+        args = [self.announcement_id, self.company, self.event_id, str(len(self.facts))]
+        for fact in self.facts:
+            args += (
+                fact.field,
+                str(fact.value),
+                str(fact.precision),
+                known_at_text(fact.known_at),
+                fact.event_id,
+                fact.currency or "",
+            )
+        return args
 
 
 @dataclass(frozen=True)
@@ -107,15 +115,20 @@ class RedisHistoryStore:
             raise outcome
         return outcome
 
-    async def record_many(self, batch: list[Recording]) -> list[RecordOutcome | BaseException]:
-        """Each event's facts atomic with its dedupe mark (and its announcement, on one Redis)."""
+    async def record_many(
+        self, batch: list[Recording], announcement: dict[str, str | int] | None = None
+    ) -> list[RecordOutcome | BaseException]:
+        """Each event's facts atomic with its dedupe mark, and on one Redis with its
+        announcement: the items' ids plus the envelope fields in `announcement`."""
         companies = sorted({item.company for item in batch})
         if not self.announces_atomically:
             return await self._record_concurrently(batch, companies)
         keys = [key for item in batch for key in self._keys_with_stream(item)]
-        items = [item.script_item() for item in batch]
+        args: list[str | int] = [DEDUPE_TTL_S, json.dumps(announcement) if announcement else ""]
+        for item in batch:
+            args += item.script_args()
         async with self._redis.pipeline(transaction=False) as pipe:
-            await self._record(keys=keys, args=[DEDUPE_TTL_S, json.dumps(items)], client=pipe)
+            await self._record(keys=keys, args=args, client=pipe)
             pipe.sadd(self._streams.key("companies"), *companies)
             result, _ = await pipe.execute(raise_on_error=False)
         if isinstance(result, BaseException):
@@ -132,7 +145,7 @@ class RedisHistoryStore:
         calls = [
             self._record(
                 keys=self._keys_with_stream(item),
-                args=[DEDUPE_TTL_S, json.dumps([item.script_item()])],
+                args=[DEDUPE_TTL_S, "", *item.script_args()],
             )
             for item in batch
         ]
@@ -205,20 +218,6 @@ def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[Fa
         if key not in latest or version.known_at >= latest[key].known_at:
             latest[key] = version
     return list(latest.values())
-
-
-def _fact_items(facts: list[Fact]) -> list[dict[str, str]]:
-    return [
-        {
-            "f": fact.field,
-            "v": str(fact.value),
-            "p": str(fact.precision),
-            "t": known_at_text(fact.known_at),
-            "e": fact.event_id,
-            "c": fact.currency or "",
-        }
-        for fact in facts
-    ]
 
 
 def _split(field: str) -> tuple[str, str]:
