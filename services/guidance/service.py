@@ -229,7 +229,8 @@ class GuidanceService:
 
     async def _on_guidance(self, update: HistoryUpdated, metric: str, period: str) -> None:
         """Signals from the guidance as now recorded (a replayed older statement repeats the
-        current state, not its own), then a band check against it."""
+        current state, not its own), then its outcome if the actual is already known (history
+        may arrive in any order), else a band check against it."""
         guidance = await self.current_guidance(update.company, metric, period)
         if guidance is None:
             return
@@ -238,6 +239,7 @@ class GuidanceService:
         if arithmetic is not None:
             signals.append(arithmetic)
         await self._signal(signals)
+        await self._on_actual(update.company, metric, period)
         await self.check_band(update.company, metric, period)
 
     async def _on_actual(self, company: str, metric: str, period: str) -> None:

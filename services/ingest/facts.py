@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import lru_cache
 
 from schemas.metrics import MetricReported
 from schemas.money import Scale
@@ -35,8 +36,12 @@ class Fact:
 def stated_precision(amount: Decimal, scale: Scale = Scale.UNITS) -> Decimal:
     """One unit of the last stated digit, in whole units: Decimal('4153.2') millions → 100000."""
     exponent = amount.as_tuple().exponent
-    step = Decimal(1).scaleb(exponent if isinstance(exponent, int) else 0)
-    return step * scale.factor
+    return _step(exponent if isinstance(exponent, int) else 0, scale)
+
+
+@lru_cache(maxsize=256)
+def _step(exponent: int, scale: Scale) -> Decimal:
+    return Decimal(1).scaleb(exponent) * scale.factor
 
 
 def known_at_text(moment: datetime) -> str:

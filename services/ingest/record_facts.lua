@@ -4,6 +4,8 @@
 -- KEYS: for event i (1-based), KEYS[4i-3] latest-value hash, KEYS[4i-2] versions hash,
 --       KEYS[4i-1] the event's dedupe mark, KEYS[4i] the stream to announce on (unused when
 --       the item has no "announce" part: a cluster announces from the client instead)
+--       and, on one Redis, a last key: the set of known companies, to which each event's company
+--       is added (a cluster adds them from the client: the set lives on another slot)
 -- ARGV[1] dedupe-mark TTL in seconds
 -- ARGV[2] JSON of the envelope fields every announcement of the batch shares, or "" when the
 --         caller announces (a cluster)
@@ -112,6 +114,7 @@ local function kinds_of(changes)
 end
 
 local shared = (ARGV[2] ~= "") and cjson.decode(ARGV[2]) or nil
+local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
 local results = {}
 local cursor, i = 3, 0
 while cursor <= #ARGV do
@@ -136,6 +139,7 @@ while cursor <= #ARGV do
       announce(KEYS[base + 4], envelope, changes)
     end
     redis.call("SET", seen_key, encoded, "EX", tonumber(ARGV[1]))
+    if registry then redis.call("SADD", registry, event.company) end
     table.insert(results, "applied")
     table.insert(results, encoded)
     table.insert(results, kinds_of(changes))

@@ -94,6 +94,7 @@ class RedisHistoryStore:
         self._streams = streams
         source = resources.files("services.ingest").joinpath("record_facts.lua").read_text()
         self._record = redis.register_script(source)
+        self._single = not isinstance(redis, RedisCluster)
 
     def keys(self, company: str, event_id: str) -> list[str]:
         return [
@@ -106,7 +107,7 @@ class RedisHistoryStore:
     def announces_atomically(self) -> bool:
         """One Redis: the script writes the announcement too. A cluster cannot (the stream and
         the company's keys live on different slots), so the client announces after."""
-        return not isinstance(self._redis, RedisCluster)
+        return self._single
 
     async def record(self, company: str, event_id: str, facts: list[Fact]) -> RecordOutcome:
         """Apply the facts and the event's dedupe mark in one atomic step."""
@@ -120,19 +121,17 @@ class RedisHistoryStore:
     ) -> list[RecordOutcome | BaseException]:
         """Each event's facts atomic with its dedupe mark, and on one Redis with its
         announcement: the items' ids plus the envelope fields in `announcement`."""
-        companies = sorted({item.company for item in batch})
         if not self.announces_atomically:
-            return await self._record_concurrently(batch, companies)
+            return await self._record_concurrently(batch, sorted({i.company for i in batch}))
         keys = [key for item in batch for key in self._keys_with_stream(item)]
+        keys.append(self._streams.key("companies"))  # one Redis: the script registers them
         args: list[str | int] = [DEDUPE_TTL_S, json.dumps(announcement) if announcement else ""]
         for item in batch:
             args += item.script_args()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            await self._record(keys=keys, args=args, client=pipe)
-            pipe.sadd(self._streams.key("companies"), *companies)
-            result, _ = await pipe.execute(raise_on_error=False)
-        if isinstance(result, BaseException):
-            return [result] * len(batch)
+        try:
+            result = await self._record(keys=keys, args=args)
+        except Exception as error:
+            return [error] * len(batch)
         return [_outcome(result[i : i + 3], announced=True) for i in range(0, len(result), 3)]
 
     def _keys_with_stream(self, item: Recording) -> list[str]:

@@ -97,6 +97,23 @@ def loan_volume(company: str, period: str, value: str) -> MetricReported:
 
 
 @pytest.mark.timeout(120)
+async def test_guidance_recorded_after_its_actuals_still_yields_its_outcome(
+    redis_url: str, namespace: str
+) -> None:
+    quarters = [loan_volume("ACME", f"2020Q{q}", "25000") for q in (1, 2, 3, 4)]
+    guided = GuidanceIssued(company="ACME", metric="loan_volume", period="FY2020", basis=Basis.OPERATIONAL,
+                            low=Decimal("90000"), high=Decimal("95000"), currency="CNY", scale=Scale.MILLIONS,
+                            issued_in_period="2020Q1")  # fmt: skip
+    async with pipeline(worker_settings(redis_url, namespace)) as workers:
+        await publish_and_settle(workers, quarters)
+        await publish_and_settle(workers, [guided])  # e.g. a backfill that loads guidance last
+        alerts = await all_alerts(workers)
+
+    outcomes = [(a.subject, a.period, a.state) for a in alerts if a.kind is AlertKind.OUTCOME]
+    assert outcomes == [("loan_volume", "FY2020", "beat")], "100,000 is above 90,000-95,000"
+
+
+@pytest.mark.timeout(120)
 async def test_a_silence_suppresses_matching_alerts_until_it_expires(
     redis_url: str, namespace: str
 ) -> None:

@@ -30,7 +30,8 @@ async def test_a_window_of_one_finishes_each_batch_before_taking_the_next() -> N
     window, batch = BatchWindow(1), Batch()
     batch.release.set()
     await window.handle(batch.handle())
-    assert batch.done and window.in_flight == 0
+    assert batch.done
+    assert window.in_flight == 0
 
 
 async def test_a_wider_window_takes_the_next_batch_while_earlier_ones_run() -> None:
@@ -51,10 +52,13 @@ async def test_a_wider_window_takes_the_next_batch_while_earlier_ones_run() -> N
     for batch in batches[1:]:
         batch.release.set()
     await asyncio.wait_for(window.drain(), 5)
-    assert all(batch.done for batch in batches) and window.in_flight == 0
+    assert all(batch.done for batch in batches)
+    assert window.in_flight == 0
 
 
-async def test_a_failed_batch_is_logged_and_frees_its_slot(caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_failed_batch_is_logged_and_frees_its_slot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     window = BatchWindow(2)
 
     async def fail() -> None:

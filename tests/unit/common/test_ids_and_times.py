@@ -30,7 +30,9 @@ def test_the_same_cause_gives_the_same_id_and_another_cause_another() -> None:
     st.datetimes(
         min_value=datetime(1990, 1, 1),
         max_value=datetime(2100, 1, 1),
-        timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5))]
+        ),
     )
 )
 def test_known_at_text_is_fixed_width_utc(moment: datetime) -> None:
