@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from functools import lru_cache
 
 QUARTER_PATTERN = re.compile(r"^(?P<year>\d{4})Q(?P<quarter>[1-4])$")
 FISCAL_YEAR_PATTERN = re.compile(r"^FY(?P<year>\d{4})$")
@@ -75,6 +76,7 @@ class Quarter:
         return tuple(f"{self.year}-{m:02d}" for m in range(first, first + 3))  # type: ignore[return-value]
 
 
+@lru_cache(maxsize=8192)  # validated on every event; busy streams repeat a few periods
 def frequency_of(period: str) -> Frequency:
     """Which kind of period a string names; raises PeriodError for anything else."""
     if QUARTER_PATTERN.match(period):

@@ -7,9 +7,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from functools import cached_property
 from importlib import resources
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -31,24 +30,23 @@ class RecordedChange:
     currency: str | None
 
 
-@dataclass(frozen=True)
-class RecordOutcome:
+class RecordOutcome(NamedTuple):
     """What recording one event did. The changes stay encoded until someone asks: most events
     of a busy stream only record new figures, and nothing downstream of the store needs
     their details in this process."""
 
     duplicate: bool
     encoded_changes: bytes
-    kinds: frozenset[str] = frozenset()
+    kinds: bytes = b""  # the changes' kinds, comma-separated: b"recorded,restated"
     announced: bool = False  # the store already put the announcement on its stream
 
-    @cached_property
+    @property
     def changes(self) -> tuple[RecordedChange, ...]:
         return tuple(_decode_changes(self.encoded_changes))
 
     @property
     def restated(self) -> bool:
-        return "restated" in self.kinds
+        return b"restated" in self.kinds.split(b",")
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,11 @@ class RedisHistoryStore:
             result = await self._record(keys=keys, args=args)
         except Exception as error:
             return [error] * len(batch)
-        return [_outcome(result[i : i + 3], announced=True) for i in range(0, len(result), 3)]
+        replies = iter(result)
+        return [
+            RecordOutcome(status == b"duplicate", encoded, kinds, announced=True)
+            for status, encoded, kinds in zip(replies, replies, replies, strict=True)
+        ]
 
     def _keys_with_stream(self, item: Recording) -> list[str]:
         keys = self.keys(item.company, item.event_id)
@@ -196,14 +198,9 @@ class RedisHistoryStore:
         return sorted(as_text(m) for m in members)
 
 
-def _outcome(result: object, *, announced: bool = False) -> RecordOutcome:
+def _outcome(result: object) -> RecordOutcome:
     status, encoded, kinds = cast(list[bytes], result)
-    return RecordOutcome(
-        duplicate=status == b"duplicate",
-        encoded_changes=encoded,
-        kinds=frozenset(kinds.decode().split(",")) if kinds else frozenset(),
-        announced=announced,
-    )
+    return RecordOutcome(status == b"duplicate", encoded, kinds)
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
