@@ -6,10 +6,14 @@ dedupe and the atomic Lua write with its announcement; ack), on a backlog loaded
 worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog.
 
 Latency: the workers run as deployed, two `guidepost run` processes (ingest, guidance and
-alerts with coalesce_ms=0; forecast alone, coalescing each company's burst over 2 s); events
-are published at a fixed rate across 100 companies, each one restating a distinct fact, so
-each one yields exactly one alert (ingest → signal → alerts → alert stream). The baseline is
-the raw publish → XREADGROUP latency at the same rate.
+alerts; forecast alone). A warm-up load records the original facts and is drained through
+every group first. Then events are published at a fixed rate across 100 companies, each one
+restating a distinct fact, so each one yields exactly one alert (ingest → signal → alerts →
+alert stream) while the guidance and forecast workers consume every announcement too. The
+target holds "when no full refit is due": the forecast worker marks each restated company
+dirty, and its coalescing window (10 minutes) keeps the refits out of the measured minute
+(their cost is bench.forecast's). The baseline is the raw publish → XREADGROUP latency at
+the same rate.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from schemas.alerts import Alert
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
 from services.common.embedded import EmbeddedRedis
-from services.common.streams import ensure_group
+from services.common.streams import backlog, ensure_group
 
 B_DATA = DATA_FIELD.encode()
 LATENCY_COMPANIES = 100
@@ -151,7 +155,6 @@ def start_worker(
         "GUIDEPOST_REDIS_URL": url,
         "GUIDEPOST_NAMESPACE": namespace,
         "GUIDEPOST_COALESCE_MS": str(coalesce_ms),
-        "GUIDEPOST_BLOCK_MS": "5",
         "GUIDEPOST_LOG_LEVEL": "ERROR",
     }
     command = [sys.executable, "-m", "services.cli", "run", "--services", services]
@@ -159,13 +162,25 @@ def start_worker(
 
 
 async def until_drained(client: aioredis.Redis, streams: Streams, timeout_s: float) -> None:
+    """Until every group of every stream the workers consume has nothing left to do (the
+    warm-up's downstream work too, so it does not compete with the measured events)."""
+    consumed = (streams.metrics, streams.history, streams.forecasts, streams.signals)
     deadline = time.perf_counter() + timeout_s
     while time.perf_counter() < deadline:
-        groups: Any = await client.xinfo_groups(streams.metrics)
-        if groups and all(int(g["pending"]) == 0 and not g.get("lag") for g in groups):
+        if await _all_have_groups(client, consumed) and await backlog(client, consumed) == 0:
             return
         await asyncio.sleep(0.1)
     raise TimeoutError("the warm-up load did not drain")
+
+
+async def _all_have_groups(client: aioredis.Redis, streams: tuple[str, ...]) -> bool:
+    for stream in streams:
+        try:
+            if not await client.xinfo_groups(stream):
+                return False
+        except aioredis.ResponseError:  # the stream does not exist yet
+            return False
+    return True
 
 
 async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
@@ -183,8 +198,8 @@ async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
     # their own process, so they never stall the event loop that carries ingest and alerts
     workers = [
         start_worker(url, streams.namespace, "ingest,guidance,alerts"),
-        # a company's burst of restatements is one refit per window, not one per event
-        start_worker(url, streams.namespace, "forecast", coalesce_ms=2000),
+        # marks every restated company dirty; no refit falls due while latency is measured
+        start_worker(url, streams.namespace, "forecast", coalesce_ms=600_000),
     ]
     try:
         await until_drained(client, streams, timeout_s=120)
