@@ -132,6 +132,7 @@ class ForecastService:
         self._full_refit_s = full_refit_s
         self.fits = {"full": 0, "incremental": 0}  # metric fits of each kind, for benchmarks
         self._wake = asyncio.Event()
+        self._next_check = 0.0  # when the refit loop looks at the dirty set next (epoch s)
         self._redis = redis
         self._streams = streams
         self._history = history
@@ -156,7 +157,8 @@ class ForecastService:
                 pipe.zadd(self.dirty_key, {event.company: time.time()}, nx=True)
                 pipe.hincrby(self.generation_key, event.company, 1)
             await pipe.execute()
-        self._wake.set()
+        if time.time() + self._coalesce_ms / 1000 < self._next_check:
+            self._wake.set()  # due before the loop would look again; else waking is wasted work
         return [None] * len(events)
 
     async def pending(self) -> int:
@@ -182,7 +184,9 @@ class ForecastService:
         if stop.is_set() or delay <= 0:
             return
         self._wake.clear()
+        self._next_check = time.time() + delay
         await _wait(self._wake, delay)
+        self._next_check = 0.0  # checking now: marks arriving meanwhile need no wake
 
     async def refit_due(self) -> int:
         due_before = time.time() - self._coalesce_ms / 1000
