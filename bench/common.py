@@ -50,6 +50,28 @@ def peak_rss_mb() -> float:
     return round(max(own, children) / 1024, 1)
 
 
+class CpuMeter:
+    """CPU seconds each named process spends between `start` and `per_event` (user + system),
+    reported in microseconds per event: where the time of a measured phase goes."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        import psutil  # the bench extra
+
+        self._processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self._start: dict[str, float] = {}
+
+    def _used(self) -> dict[str, float]:
+        times = {name: p.cpu_times() for name, p in self._processes.items()}
+        return {name: t.user + t.system for name, t in times.items()}
+
+    def start(self) -> None:
+        self._start = self._used()
+
+    def per_event(self, events: int) -> dict[str, int]:
+        now = self._used()
+        return {name: round((now[name] - self._start[name]) / events * 1e6) for name in self._start}
+
+
 def metric_body(company: str, day: int, value: int, *, restated: bool = False) -> str:
     """A valid MetricReported as JSON, built without pydantic (fast for large loads)."""
     period = f"2024-{1 + day // 28:02d}-{1 + day % 28:02d}"

@@ -28,7 +28,15 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from bench.common import arguments, emit, log, metric_body, operational_bodies, percentile_ms
+from bench.common import (
+    CpuMeter,
+    arguments,
+    emit,
+    log,
+    metric_body,
+    operational_bodies,
+    percentile_ms,
+)
 from schemas.alerts import Alert
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
@@ -183,7 +191,10 @@ async def _all_have_groups(client: aioredis.Redis, streams: tuple[str, ...]) -> 
     return True
 
 
-async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
+async def guidepost_latency(
+    url: str, rate: int, seconds: int, redis_pid: int
+) -> tuple[list[float], dict[str, int]]:
+    """Latencies, and the CPU each process spent per measured event (µs)."""
     streams = Streams("bench-latency")
     client = aioredis.Redis.from_url(url)
     count = rate * seconds
@@ -215,8 +226,18 @@ async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
             read_alerts(client, streams.alerts, len(restatements), seen, seconds + 30)
         )
         await asyncio.sleep(0.2)
+        cpu = CpuMeter(
+            {
+                "ingest_guidance_alerts": workers[0].pid,
+                "forecast": workers[1].pid,
+                "redis": redis_pid,
+                "load_generator": os.getpid(),
+            }
+        )
+        cpu.start()
         await paced(client, streams.metrics, restatements, rate, sent)
         await reader
+        cpu_per_event = cpu.per_event(len(restatements))
     finally:
         for worker in workers:
             worker.terminate()
@@ -225,7 +246,8 @@ async def guidepost_latency(url: str, rate: int, seconds: int) -> list[float]:
     missing = len(sent) - len(seen)
     if missing:
         log(f"{missing} alerts did not arrive in time; their latency is counted as the timeout")
-    return [seen.get(key, time.perf_counter()) - at for key, at in sent.items()]
+    latencies = [seen.get(key, time.perf_counter()) - at for key, at in sent.items()]
+    return latencies, cpu_per_event
 
 
 async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
@@ -269,7 +291,10 @@ async def main() -> None:
         log("ingest throughput: raw")
         raw_eps = await raw_ingest(server.url, bodies)
         log("latency: guidepost")
-        latencies = await guidepost_latency(server.url, args.rate, args.seconds)
+        assert server.process is not None
+        latencies, cpu_us = await guidepost_latency(
+            server.url, args.rate, args.seconds, server.process.pid
+        )
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
     emit(
@@ -285,6 +310,7 @@ async def main() -> None:
             "p99_ms": percentile_ms(latencies, 99),
             "raw_p50_ms": percentile_ms(raw, 50),
             "raw_p99_ms": percentile_ms(raw, 99),
+            "cpu_us_per_event": cpu_us,
         },
         as_json=args.json,
     )

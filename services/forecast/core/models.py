@@ -314,16 +314,31 @@ def growth(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> Mod
     y = series.y
     pred = np.full(y.size, np.nan)
     observed = np.flatnonzero(series.observed[: series.n_hist])
-    for k in range(max(min_obs, 3) - 1, observed.size):
-        past = observed[: k + 1]
-        values = y[past[-GROWTH_WINDOW - 1 :]]
-        if np.any(values <= 0):
-            continue
-        rates = np.diff(np.log(values)) / np.diff(past[-GROWTH_WINDOW - 1 :])
-        shrunk = rates.sum() / (rates.size + GROWTH_PSEUDO_ZEROS)
-        upto = observed[k + 1] + 1 if k + 1 < observed.size else y.size
-        steps = np.arange(past[-1] + 1, upto) - past[-1]
-        pred[past[-1] + 1 : upto] = values[-1] * np.exp(shrunk * steps)
+    first = max(min_obs, 3) - 1
+    if observed.size <= first:
+        return ModelRun(pred, ())
+    values = y[observed]
+    positive = values > 0
+    logs = np.log(np.where(positive, values, 1.0))
+    # rate[j]: growth per quarter from observation j-1 to j; each origin k averages the last
+    # GROWTH_WINDOW of them (fewer early on), all at once with cumulative sums
+    rate = np.concatenate(([0.0], np.diff(logs) / np.diff(observed)))
+    k = np.arange(observed.size)
+    since = np.maximum(k - GROWTH_WINDOW, 0)  # the first observation in origin k's window
+    rate_sum = np.cumsum(rate)
+    window_sum = rate_sum - rate_sum[since]
+    bad = np.cumsum(~positive)
+    bad_in_window: np.ndarray = bad - np.concatenate(([0], bad))[since]
+    shrunk = window_sum / (k - since + GROWTH_PSEUDO_ZEROS)
+    usable = (k >= first) & (bad_in_window == 0)
+    # position p is forecast from the last observation before it (ŷ_p = y_k·exp(ĝ_k·(p − k)))
+    positions = np.arange(y.size)
+    origin = np.searchsorted(observed, positions, side="left") - 1
+    covered = origin >= 0
+    origin = np.where(covered, origin, 0)
+    fill = covered & usable[origin]
+    steps = positions - observed[origin]
+    pred[fill] = (values[origin] * np.exp(shrunk[origin] * steps))[fill]
     return ModelRun(pred, ())
 
 

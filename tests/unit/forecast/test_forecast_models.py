@@ -11,6 +11,8 @@ from numpy.testing import assert_allclose
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from services.forecast.core.models import (
+    GROWTH_PSEUDO_ZEROS,
+    GROWTH_WINDOW,
     Series,
     damped_trend,
     drift,
@@ -225,3 +227,31 @@ def test_growth_model_shrinks_the_mean_log_growth_toward_zero() -> None:
 def test_growth_model_is_silent_on_non_positive_values() -> None:
     run = growth(series([100.0, -5.0, 121.0, NAN]), None, 2)
     assert np.isnan(run.pred[-1])
+
+
+def growth_one_origin_at_a_time(y: np.ndarray, n_hist: int, min_obs: int) -> np.ndarray:
+    """The growth model as its docstring states it, origin by origin (the reference)."""
+    pred = np.full(y.size, np.nan)
+    observed = np.flatnonzero(np.isfinite(y[:n_hist]))
+    for k in range(max(min_obs, 3) - 1, observed.size):
+        window = observed[max(k - GROWTH_WINDOW, 0) : k + 1]
+        if np.any(y[window] <= 0):
+            continue
+        rates = np.diff(np.log(y[window])) / np.diff(window)
+        shrunk = rates.sum() / (rates.size + GROWTH_PSEUDO_ZEROS)
+        upto = observed[k + 1] + 1 if k + 1 < observed.size else y.size
+        steps = np.arange(window[-1] + 1, upto) - window[-1]
+        pred[window[-1] + 1 : upto] = y[window[-1]] * np.exp(shrunk * steps)
+    return pred
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_growth_model_computes_every_origin_as_the_reference_does(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_hist, future = int(rng.integers(0, 30)), int(rng.integers(0, 4))
+    y = rng.uniform(-50, 1000, n_hist + future)
+    y[rng.random(y.size) < 0.2] = NAN  # gaps
+    y[n_hist:] = NAN
+    min_obs = int(rng.integers(1, 6))
+    run = growth(Series(y=y, n_hist=n_hist, start_ordinal=0), None, min_obs)
+    assert_allclose(run.pred, growth_one_origin_at_a_time(y, n_hist, min_obs), rtol=1e-12)
