@@ -3,7 +3,8 @@
 Throughput: operational-metric events through `guidepost run --services ingest` as deployed
 (FastStream's batch subscriber reading 100 entries at a time; decode, validate, dead-letter;
 dedupe and the atomic Lua write with its announcement; ack), on a backlog loaded before the
-worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog.
+worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog; `--trials`
+alternating pairs, medians reported.
 
 Latency: the workers run as deployed, two `guidepost run` processes (ingest, guidance and
 alerts; forecast alone). A warm-up load records the original facts and is drained through
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -55,10 +57,10 @@ async def load(client: aioredis.Redis, stream: str, bodies: list[str]) -> None:
             await pipe.execute()
 
 
-async def guidepost_ingest(url: str, bodies: list[str]) -> float:
+async def guidepost_ingest(url: str, bodies: list[str], namespace: str) -> float:
     """`guidepost run --services ingest` as deployed, on a backlog loaded before it starts;
     timed from its first read to the moment nothing is pending or undelivered."""
-    streams = Streams("bench-ingest")
+    streams = Streams(namespace)
     client = aioredis.Redis.from_url(url)
     await ensure_group(client, streams.metrics, Groups.INGEST)
     await load(client, streams.metrics, bodies)
@@ -102,9 +104,8 @@ async def until(
     raise TimeoutError(f"{condition.__name__} did not hold within {timeout_s} s")
 
 
-async def raw_ingest(url: str, bodies: list[str]) -> float:
+async def raw_ingest(url: str, bodies: list[str], stream: str) -> float:
     client = aioredis.Redis.from_url(url)
-    stream = "bench-raw:in:metrics"
     await ensure_group(client, stream, "raw")
     await load(client, stream, bodies)
     started = time.perf_counter()
@@ -282,14 +283,22 @@ async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
     return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
 
 
+async def throughput(url: str, bodies: list[str], trials: int) -> tuple[list[float], list[float]]:
+    """Alternating trials on fresh streams (a single short run of the raw loop moves by ±25%
+    with whatever else the machine does); the ratio is the median of the paired trials'."""
+    guidepost, raw = [], []
+    for trial in range(trials):
+        log(f"ingest throughput, trial {trial + 1} of {trials}: raw, then guidepost")
+        raw.append(await raw_ingest(url, bodies, f"bench-raw-{trial}:in:metrics"))
+        guidepost.append(await guidepost_ingest(url, bodies, f"bench-ingest-{trial}"))
+    return guidepost, raw
+
+
 async def main() -> None:
-    args = arguments(__doc__ or "", events=50_000, rate=1_000, seconds=10)
+    args = arguments(__doc__ or "", events=50_000, rate=1_000, seconds=10, trials=3)
     bodies = list(operational_bodies(args.events, companies=1_000))
     with EmbeddedRedis() as server:
-        log("ingest throughput: guidepost")
-        guidepost_eps = await guidepost_ingest(server.url, bodies)
-        log("ingest throughput: raw")
-        raw_eps = await raw_ingest(server.url, bodies)
+        guidepost, raw_trials = await throughput(server.url, bodies, args.trials)
         log("latency: guidepost")
         assert server.process is not None
         latencies, cpu_us = await guidepost_latency(
@@ -297,12 +306,15 @@ async def main() -> None:
         )
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
+    ratios = [g / r for g, r in zip(guidepost, raw_trials, strict=True)]
     emit(
         {
             "events": args.events,
-            "guidepost_eps": round(guidepost_eps),
-            "raw_eps": round(raw_eps),
-            "ratio": round(guidepost_eps / raw_eps, 3),
+            "trials": args.trials,
+            "guidepost_eps": round(statistics.median(guidepost)),
+            "raw_eps": round(statistics.median(raw_trials)),
+            "ratio": round(statistics.median(ratios), 3),
+            "ratio_trials": [round(ratio, 3) for ratio in ratios],
             "rate_eps": args.rate,
             "latency_events": len(latencies),
             "latency_companies": LATENCY_COMPANIES,
