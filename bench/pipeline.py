@@ -57,22 +57,28 @@ async def load(client: aioredis.Redis, stream: str, bodies: list[str]) -> None:
             await pipe.execute()
 
 
-async def guidepost_ingest(url: str, bodies: list[str], namespace: str) -> float:
+async def guidepost_ingest(
+    url: str, bodies: list[str], namespace: str, redis_pid: int
+) -> tuple[float, dict[str, int]]:
     """`guidepost run --services ingest` as deployed, on a backlog loaded before it starts;
-    timed from its first read to the moment nothing is pending or undelivered."""
+    timed from its first read to the moment nothing is pending or undelivered. Also the CPU
+    the worker and Redis spent per event meanwhile (µs)."""
     streams = Streams(namespace)
     client = aioredis.Redis.from_url(url)
     await ensure_group(client, streams.metrics, Groups.INGEST)
     await load(client, streams.metrics, bodies)
     worker = start_worker(url, streams.namespace, "ingest")
+    cpu = CpuMeter({"worker": worker.pid, "redis": redis_pid})
     try:
         started = await until(lambda: _group(client, streams.metrics), _reading, timeout_s=60)
+        cpu.start()
         finished = await until(lambda: _group(client, streams.metrics), _drained, timeout_s=600)
+        cpu_per_event = cpu.per_event(len(bodies))
     finally:
         worker.terminate()
         worker.wait(timeout=20)
         await client.aclose()
-    return len(bodies) / (finished - started)
+    return len(bodies) / (finished - started), cpu_per_event
 
 
 async def _group(client: aioredis.Redis, stream: str) -> dict[str, Any]:
@@ -283,27 +289,33 @@ async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
     return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
 
 
-async def throughput(url: str, bodies: list[str], trials: int) -> tuple[list[float], list[float]]:
+async def throughput(
+    url: str, bodies: list[str], trials: int, redis_pid: int
+) -> tuple[list[float], list[float], dict[str, int]]:
     """Alternating trials on fresh streams (a single short run of the raw loop moves by ±25%
-    with whatever else the machine does); the ratio is the median of the paired trials'."""
+    with whatever else the machine does); the ratio is the median of the paired trials'.
+    CPU per event is the last trial's."""
     guidepost, raw = [], []
+    cpu: dict[str, int] = {}
     for trial in range(trials):
         log(f"ingest throughput, trial {trial + 1} of {trials}: raw, then guidepost")
         raw.append(await raw_ingest(url, bodies, f"bench-raw-{trial}:in:metrics"))
-        guidepost.append(await guidepost_ingest(url, bodies, f"bench-ingest-{trial}"))
-    return guidepost, raw
+        eps, cpu = await guidepost_ingest(url, bodies, f"bench-ingest-{trial}", redis_pid)
+        guidepost.append(eps)
+    return guidepost, raw, cpu
 
 
 async def main() -> None:
     args = arguments(__doc__ or "", events=50_000, rate=1_000, seconds=10, trials=3)
     bodies = list(operational_bodies(args.events, companies=1_000))
     with EmbeddedRedis() as server:
-        guidepost, raw_trials = await throughput(server.url, bodies, args.trials)
-        log("latency: guidepost")
         assert server.process is not None
-        latencies, cpu_us = await guidepost_latency(
-            server.url, args.rate, args.seconds, server.process.pid
+        redis_pid = server.process.pid
+        guidepost, raw_trials, ingest_cpu = await throughput(
+            server.url, bodies, args.trials, redis_pid
         )
+        log("latency: guidepost")
+        latencies, cpu_us = await guidepost_latency(server.url, args.rate, args.seconds, redis_pid)
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
     ratios = [g / r for g, r in zip(guidepost, raw_trials, strict=True)]
@@ -315,6 +327,7 @@ async def main() -> None:
             "raw_eps": round(statistics.median(raw_trials)),
             "ratio": round(statistics.median(ratios), 3),
             "ratio_trials": [round(ratio, 3) for ratio in ratios],
+            "ingest_cpu_us_per_event": ingest_cpu,
             "rate_eps": args.rate,
             "latency_events": len(latencies),
             "latency_companies": LATENCY_COMPANIES,
