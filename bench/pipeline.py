@@ -99,7 +99,7 @@ async def until(
     condition: Callable[[dict[str, Any]], bool],
     *,
     timeout_s: float,
-    every_s: float = 0.002,
+    every_s: float = 0.02,
 ) -> float:
     """When `condition` first held of what `probe` returned (polled every `every_s`)."""
     deadline = time.perf_counter() + timeout_s
