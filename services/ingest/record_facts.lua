@@ -36,6 +36,7 @@ local function insert_in_time_order(versions, fact)
     if fact.t < version.t then position = i; break end
   end
   table.insert(versions, position, fact)
+  return position
 end
 
 local function change_kind(versions, fact)
@@ -59,12 +60,16 @@ local function record(latest_key, versions_key, facts)
     local versions = raw and cjson.decode(raw) or {}
     local kind, latest = change_kind(versions, fact)
     if kind ~= nil then
-      insert_in_time_order(versions, fact)
+      local position = insert_in_time_order(versions, fact)
       redis.call("HSET", versions_key, fact.f, cjson.encode(versions))
       if kind ~= "late" then
         redis.call("HSET", latest_key, fact.f, cjson.encode(fact))
         local previous = latest and latest.v or false
         table.insert(changes, {f = fact.f, k = kind, v = fact.v, prev = previous, c = fact.c})
+      elseif position == #versions - 1 and not same_value(fact, latest) then
+        -- a version learned late, just before the current one: the current value now
+        -- restates it (whatever order the two arrived in, the story is the same)
+        table.insert(changes, {f = fact.f, k = "restated", v = latest.v, prev = fact.v, c = latest.c})
       end
     end
   end

@@ -65,3 +65,19 @@ async def test_a_restated_quarter_keeps_both_versions_and_raises_one_restatement
         "restated from CNY 1,107.7 million to CNY 1,099.2 million (CNY -8.5 million)"
         in restated.summary
     )
+
+
+@pytest.mark.timeout(120)
+async def test_a_restatement_learned_before_the_original_still_raises_one_restatement_alert(
+    redis_url: str, namespace: str
+) -> None:
+    async with pipeline(worker_settings(redis_url, namespace)) as workers:
+        await publish_and_settle(workers, [net_income("1099.2", datetime(2024, 5, 20, tzinfo=UTC))])
+        await publish_and_settle(workers, [net_income("1107.7", datetime(2024, 3, 1, tzinfo=UTC))])
+        alerts = await all_alerts(workers)
+
+    (restated,) = [a for a in alerts if a.kind is AlertKind.RESTATEMENT]
+    assert (
+        "restated from CNY 1,107.7 million to CNY 1,099.2 million (CNY -8.5 million)"
+        in restated.summary
+    )
