@@ -17,6 +17,9 @@ from redis.asyncio.connection import AbstractConnection
 from services.common.settings import RedisSettings
 from services.common.wire import PlainJsonFormat
 
+OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)
+log = logging.getLogger(__name__)
+
 
 def tls_context(settings: RedisSettings) -> ssl.SSLContext | None:
     if settings.redis_url.scheme != "rediss":
@@ -99,7 +102,7 @@ def create_broker(
         extra["middlewares"] = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),)
     security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
     extra.setdefault("message_format", PlainJsonFormat)
-    broker_type = RedisClusterBroker if settings.redis_cluster else RedisBroker
+    broker_type = OutageTolerantClusterBroker if settings.redis_cluster else OutageTolerantBroker
     return broker_type(
         str(settings.redis_url),
         security=security,
@@ -108,6 +111,36 @@ def create_broker(
         **{k: v for k, v in credentials(settings).items() if v is not None},
         **extra,
     )
+
+
+class OutageTolerantBroker(RedisBroker):
+    async def start(self) -> None:
+        await self.connect()
+        await start_through_outages(self)
+
+
+class OutageTolerantClusterBroker(RedisClusterBroker):
+    async def start(self) -> None:
+        await self.connect()
+        await start_through_outages(self)
+
+
+async def start_through_outages(broker: RedisBroker) -> None:
+    """Start every subscriber and publisher, surviving Redis going away half-way through.
+
+    FastStream starts its subscribers one by one, each with a round trip to Redis; the first
+    ones already consume while the later ones start. If Redis drops in between, FastStream's
+    start raises and the process dies although every subscriber would recover. Here a
+    subscriber that could not start stays stopped, and the workers' group watcher starts it
+    once Redis answers again."""
+    for subscriber in broker.subscribers:
+        try:
+            await subscriber.start()
+        except OUTAGE as problem:
+            log.warning("a subscriber waits for Redis to start: %s", problem)
+    for publisher in broker.publishers:
+        await publisher.start()
+    broker.running = True
 
 
 def _str(value: object | None) -> str | None:
