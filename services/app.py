@@ -169,7 +169,12 @@ def build_workers(
             **common,  # type: ignore[arg-type]
         )
         _consume(
-            workers, streams.history, Groups.FORECAST, HistoryUpdated, workers.forecast.mark_all
+            workers,
+            streams.history,
+            Groups.FORECAST,
+            HistoryUpdated,
+            workers.forecast.mark_all,
+            linger_ms=mark_linger_ms(settings),
         )
     if Service.GUIDANCE in settings.services:
         checker = GuidanceService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
@@ -205,8 +210,21 @@ def build_workers(
     return workers
 
 
+def mark_linger_ms(settings: WorkerSettings) -> int:
+    """Refit marks wait to be read in bigger batches: half the coalescing window, at most
+    100 ms. A refit is due a coalescing window after its company's first mark, so this delays
+    it by at most half a window, and saves a read, a write and an ack per few events."""
+    return min(settings.coalesce_ms // 2, 100)
+
+
 def _consume(
-    workers: Workers, stream: str, group: str, event_type: type[Event], apply: Apply
+    workers: Workers,
+    stream: str,
+    group: str,
+    event_type: type[Event],
+    apply: Apply,
+    *,
+    linger_ms: int = 0,
 ) -> None:
     """One consumption per physical stream: every partition of a partitioned stream."""
     for physical in workers.streams.all_of(stream):
@@ -221,6 +239,7 @@ def _consume(
                 max_deliveries=workers.settings.max_deliveries,
                 max_payload_bytes=workers.settings.max_payload_bytes,
                 metrics=workers.metrics,
+                linger_ms=linger_ms,
             )
         )
 

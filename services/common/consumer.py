@@ -83,6 +83,7 @@ class Consumption:
     max_payload_bytes: int
     dead_letter_max_length: int = 1_000_000
     metrics: ConsumptionMetrics = NO_METRICS
+    linger_ms: int = 0  # after a read that came back short, wait this long before the next
 
     @property
     def errors_key(self) -> str:

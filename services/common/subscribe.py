@@ -81,6 +81,7 @@ def subscribe(
     """
     stream, group, consumer = consumption.stream, consumption.group, settings.consumer_name
     batches = window or BatchWindow(1)
+    linger_s, full = consumption.linger_ms / 1000, settings.batch_size
 
     @broker.subscriber(
         stream=StreamSub(
@@ -97,9 +98,12 @@ def subscribe(
         title=f"{group}:{stream}",
     )
     async def read_batch(raw: Any) -> None:
-        await batches.handle(
-            consumption.consume_batch(list(zip(_ids(raw), raw["data"], strict=True)))
-        )
+        entries = list(zip(_ids(raw), raw["data"], strict=True))
+        await batches.handle(consumption.consume_batch(entries))
+        if linger_s and len(entries) < full:
+            # a consumer that is not on a latency path trades a little delay for bigger
+            # batches: every read and ack costs a round trip, whatever it carries
+            await asyncio.sleep(linger_s)
 
     if not claim_abandoned:
         return

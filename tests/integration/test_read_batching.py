@@ -1,0 +1,60 @@
+"""Refit marks are read in batches: a trickle of history announcements costs the forecast
+worker a few reads, not one each (every read and ack is a round trip), and every company is
+still marked."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from schemas.history import ChangeKind, FactChange, HistoryUpdated
+from schemas.streams import Groups
+from services.app import Workers
+from services.common.streams import publish
+from tests.support.pipeline import pipeline, worker_settings
+
+pytestmark = pytest.mark.integration
+TRICKLE = 20
+
+
+def announcement(company: str) -> HistoryUpdated:
+    change = FactChange(
+        metric="loan_volume", period="2024Q1", kind=ChangeKind.RECORDED, value=Decimal(1)
+    )
+    return HistoryUpdated(company=company, cause_event_id=f"{company}-cause", facts=(change,))
+
+
+def batches_read(workers: Workers) -> float:
+    labels = {"stream": workers.streams.history, "group": Groups.FORECAST}
+    count = workers.metrics.registry.get_sample_value("guidepost_handling_seconds_count", labels)
+    return count or 0.0
+
+
+async def until_marked(workers: Workers, companies: int, timeout_s: float = 30) -> None:
+    assert workers.forecast is not None
+    deadline = time.monotonic() + timeout_s
+    while await workers.forecast.pending() < companies:
+        assert time.monotonic() < deadline, "not every company was marked for a refit"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(60)
+async def test_a_trickle_of_announcements_is_marked_in_a_few_reads(
+    redis_url: str, namespace: str
+) -> None:
+    # a coalescing window of ten minutes: marks may wait the longest linger (100 ms)
+    settings = worker_settings(redis_url, namespace, services="forecast", coalesce_ms=600_000)
+    async with pipeline(settings) as workers:
+        for serial in range(TRICKLE):
+            await publish(
+                workers.redis, workers.streams.history, [announcement(f"CO{serial}")],
+                max_length=1_000, streams=workers.streams,
+            )  # fmt: skip
+            await asyncio.sleep(0.005)  # pacing the publisher: one announcement every ~5 ms
+        await until_marked(workers, TRICKLE)
+        reads = batches_read(workers)
+
+    assert 1 <= reads <= TRICKLE // 4
