@@ -74,8 +74,8 @@ class AlertService:
 
     async def observe_many(self, observations: Sequence[Observation]) -> None:
         now = utc_now()
-        silences = await self.silences.active(now)
-        known, complete = await self._known_records(observations)
+        known, complete, silences_version = await self._known_records(observations)
+        silences = await self.silences.active(now, version=silences_version)
         writes: list[tuple[Observation, AlertRecord, Alert | None]] = []
         for observation in observations:
             key = (observation.company, observation.fingerprint)
@@ -123,9 +123,10 @@ class AlertService:
 
     async def _known_records(
         self, observations: Sequence[Observation]
-    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str]]:
+    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str], object]:
         """Each observed alert's record and, for companies where a rule could inhibit one of
-        them, every record of the company (the inhibition candidates) — one round trip."""
+        them, every record of the company (the inhibition candidates); and the silences'
+        version — one round trip."""
         complete = {
             o.company
             for o in observations
@@ -135,28 +136,32 @@ class AlertService:
             {(o.company, o.fingerprint) for o in observations if o.company not in complete}
         )
         async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self.silences.version_key)
             for company in sorted(complete):
                 pipe.hgetall(self._streams.company_key(company, "alerts"))
             for company, fingerprint in single:
                 pipe.hget(self._streams.company_key(company, "alerts"), fingerprint)
-            replies = await pipe.execute()
+            silences_version, *replies = await pipe.execute()
         known: dict[tuple[str, str], AlertRecord | None] = {}
         for company, raw in zip(sorted(complete), replies, strict=False):
             known.update({(company, as_text(k)): decode_record(v) for k, v in raw.items()})
         for key, raw in zip(single, replies[len(complete) :], strict=True):
             known[key] = decode_record(raw) if raw else None
-        return known, complete
+        return known, complete, silences_version
 
     async def records(self, company: str) -> dict[str, AlertRecord]:
         raw = await self._redis.hgetall(self._streams.company_key(company, "alerts"))  # type: ignore[misc]
         return {as_text(k): decode_record(v) for k, v in raw.items()}
 
 
+_UNREAD = object()
+
+
 class RedisSilenceStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._key = streams.key("silences")
-        self._version_key = streams.key("silences", "version")
+        self.version_key = streams.key("silences", "version")
         self._cached: tuple[object, list[Silence]] | None = None
 
     async def add(self, silence: Silence) -> None:
@@ -170,12 +175,14 @@ class RedisSilenceStore:
         }
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hset(self._key, silence.id, json.dumps(document, default=str))
-            pipe.incr(self._version_key)
+            pipe.incr(self.version_key)
             await pipe.execute()
 
-    async def active(self, now: datetime) -> list[Silence]:
-        """Silences in force; re-read only when a silence was added or expired since."""
-        version = await self._redis.get(self._version_key)
+    async def active(self, now: datetime, *, version: object = _UNREAD) -> list[Silence]:
+        """Silences in force; re-read only when a silence was added or expired since (the
+        caller may have read `version`, the counter every change bumps, already)."""
+        if version is _UNREAD:
+            version = await self._redis.get(self.version_key)
         if self._cached is None or self._cached[0] != version:
             self._cached = (version, await self.all())
         return [silence for silence in self._cached[1] if silence.is_active(at=now)]
