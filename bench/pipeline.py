@@ -297,6 +297,19 @@ async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
     return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
 
 
+async def round_trip_cpu_us(url: str, count: int = 2_000) -> float:
+    """CPU (µs, this process) of one awaited command on the asyncio client: what every
+    read, write and ack of a small batch pays whatever it carries."""
+    client = aioredis.Redis.from_url(url)
+    await client.ping()
+    started = time.process_time()
+    for _ in range(count):
+        await client.ping()
+    spent = time.process_time() - started
+    await client.aclose()
+    return round(spent / count * 1e6, 1)
+
+
 async def throughput(
     url: str, bodies: list[str], trials: int, redis_pid: int
 ) -> tuple[list[float], list[float], dict[str, int]]:
@@ -326,6 +339,7 @@ async def main() -> None:
         latencies, cpu_us = await guidepost_latency(server.url, args.rate, args.seconds, redis_pid)
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
+        round_trip_us = await round_trip_cpu_us(server.url)
     ratios = [g / r for g, r in zip(guidepost, raw_trials, strict=True)]
     emit(
         {
@@ -344,6 +358,7 @@ async def main() -> None:
             "raw_p50_ms": percentile_ms(raw, 50),
             "raw_p99_ms": percentile_ms(raw, 99),
             "cpu_us_per_event": cpu_us,
+            "round_trip_cpu_us": round_trip_us,
         },
         as_json=args.json,
     )
