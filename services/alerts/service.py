@@ -123,7 +123,7 @@ class AlertService:
 
     async def _known_records(
         self, observations: Sequence[Observation]
-    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str], object]:
+    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str], bytes | None]:
         """Each observed alert's record and, for companies where a rule could inhibit one of
         them, every record of the company (the inhibition candidates); and the silences'
         version — one round trip."""
@@ -154,15 +154,12 @@ class AlertService:
         return {as_text(k): decode_record(v) for k, v in raw.items()}
 
 
-_UNREAD = object()
-
-
 class RedisSilenceStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._key = streams.key("silences")
         self.version_key = streams.key("silences", "version")
-        self._cached: tuple[object, list[Silence]] | None = None
+        self._cached: tuple[bytes | None, list[Silence]] | None = None
 
     async def add(self, silence: Silence) -> None:
         document = {
@@ -178,11 +175,9 @@ class RedisSilenceStore:
             pipe.incr(self.version_key)
             await pipe.execute()
 
-    async def active(self, now: datetime, *, version: object = _UNREAD) -> list[Silence]:
-        """Silences in force; re-read only when a silence was added or expired since (the
-        caller may have read `version`, the counter every change bumps, already)."""
-        if version is _UNREAD:
-            version = await self._redis.get(self.version_key)
+    async def active(self, now: datetime, *, version: bytes | None) -> list[Silence]:
+        """Silences in force; re-read only when `version` (the counter at `version_key`, which
+        every change bumps, as the caller read it with its other reads) moved."""
         if self._cached is None or self._cached[0] != version:
             self._cached = (version, await self.all())
         return [silence for silence in self._cached[1] if silence.is_active(at=now)]
