@@ -10,10 +10,12 @@ import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
 from faststream.redis import RedisBroker, RedisClusterBroker
+from faststream.redis.configs.state import ConnectionState, RedisConnectionState
 from faststream.security import BaseSecurity
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
+from services.common.multiplex import Endpoint, MultiplexedRedis
 from services.common.settings import RedisSettings
 from services.common.wire import PlainJsonFormat
 
@@ -51,9 +53,12 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(str(settings.redis_url), **options)
         return cast(aioredis.Redis, cluster)
-    client = aioredis.Redis.from_url(str(settings.redis_url), health_check_interval=10, **options)
-    pool = client.connection_pool
+    pool = aioredis.ConnectionPool.from_url(
+        str(settings.redis_url), health_check_interval=10, **options
+    )
     pool.connection_class = packed_by_hiredis(pool.connection_class)
+    client = MultiplexedRedis(connection_pool=pool, endpoint=endpoint_of(settings))
+    client.auto_close_connection_pool = True
     return client
 
 
@@ -102,21 +107,54 @@ def create_broker(
         extra["middlewares"] = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),)
     security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
     extra.setdefault("message_format", PlainJsonFormat)
-    broker_type = OutageTolerantClusterBroker if settings.redis_cluster else OutageTolerantBroker
-    return broker_type(
-        str(settings.redis_url),
-        security=security,
-        logger=logging.getLogger("guidepost.broker"),  # our handlers and format, stderr not stdout
-        log_level=logging.DEBUG,  # one line per message is noise at INFO; errors still log
+    options: dict[str, Any] = {
+        "security": security,
+        "logger": logging.getLogger("guidepost.broker"),  # our handlers and format, on stderr
+        "log_level": logging.DEBUG,  # one line per message is noise at INFO; errors still log
         **{k: v for k, v in credentials(settings).items() if v is not None},
         **extra,
-    )
+    }
+    if settings.redis_cluster:
+        return OutageTolerantClusterBroker(str(settings.redis_url), **options)
+    return OutageTolerantBroker(str(settings.redis_url), endpoint=endpoint_of(settings), **options)
+
+
+def endpoint_of(settings: RedisSettings) -> Endpoint:
+    return Endpoint.of(str(settings.redis_url), **credentials(settings), tls=tls_context(settings))
 
 
 class OutageTolerantBroker(RedisBroker):
+    """FastStream's broker on a `MultiplexedRedis`: its reads on lean connections of their
+    own, the rest pipelined on one (FastStream's per-read cost is most of a small batch's)."""
+
+    def __init__(self, *args: Any, endpoint: Endpoint, **kwargs: Any) -> None:
+        self._endpoint = endpoint
+        super().__init__(*args, **kwargs)
+
+    def _make_connection_state(
+        self, connection_options: dict[str, Any], kwargs: dict[str, Any]
+    ) -> ConnectionState[Any]:
+        return MultiplexedConnectionState(connection_options, self._endpoint)
+
     async def start(self) -> None:
         await self.connect()
         await start_through_outages(self)
+
+
+class MultiplexedConnectionState(RedisConnectionState):
+    __slots__ = ("_endpoint",)
+
+    def __init__(self, options: dict[str, Any], endpoint: Endpoint) -> None:
+        super().__init__(options)
+        self._endpoint = endpoint
+
+    async def connect(self) -> aioredis.Redis:
+        pool = aioredis.ConnectionPool(**self._options)
+        client = MultiplexedRedis(connection_pool=pool, endpoint=self._endpoint)
+        client.auto_close_connection_pool = True
+        self._client = client
+        self._connected = True
+        return client
 
 
 class OutageTolerantClusterBroker(RedisClusterBroker):
