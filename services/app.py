@@ -181,7 +181,14 @@ def build_workers(
         _consume(
             workers, streams.forecasts, Groups.GUIDANCE, ForecastUpdated, checker.apply_forecasts
         )
-        _consume(workers, streams.history, Groups.GUIDANCE, HistoryUpdated, checker.apply_history)
+        _consume(
+            workers,
+            streams.history,
+            Groups.GUIDANCE,
+            HistoryUpdated,
+            checker.apply_history,
+            linger_ms=settings.guidance_linger_ms,
+        )
     if Service.ALERTS in settings.services:
         repeat = timedelta(seconds=settings.alert_repeat_interval_s)
         workers.alerts = AlertService(

@@ -90,6 +90,14 @@ class WorkerSettings(RedisSettings):
     coalesce_ms: int = Field(
         default=50, ge=0, description="A burst for one company within this window is one refit."
     )
+    guidance_linger_ms: int = Field(
+        default=20,
+        ge=0,
+        le=1_000,
+        description="After a read of history announcements that came back short, the guidance "
+        "worker waits this long before the next: a steady flow is checked in batches (far less "
+        "CPU per announcement), and an outcome check may come this much later.",
+    )
     webhook_url: AnyUrl | None = None
     webhook_secret: SecretStr | None = None
     webhook_max_attempts: int = Field(default=5, ge=1)

@@ -1,6 +1,6 @@
-"""Refit marks are read in batches: a trickle of history announcements costs the forecast
-worker a few reads, not one each (every read and ack is a round trip), and every company is
-still marked."""
+"""History announcements are read in batches by the workers off the alert path: a trickle
+costs the forecast worker (refit marks) and the guidance worker (outcome checks) a few reads,
+not one each (every read and ack is a round trip), and every announcement is still handled."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from schemas.history import ChangeKind, FactChange, HistoryUpdated
 from schemas.streams import Groups
 from services.app import Workers
-from services.common.streams import publish
+from services.common.streams import backlog, publish
 from tests.support.pipeline import pipeline, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -27,8 +27,8 @@ def announcement(company: str) -> HistoryUpdated:
     return HistoryUpdated(company=company, cause_event_id=f"{company}-cause", facts=(change,))
 
 
-def batches_read(workers: Workers) -> float:
-    labels = {"stream": workers.streams.history, "group": Groups.FORECAST}
+def batches_read(workers: Workers, group: str = Groups.FORECAST) -> float:
+    labels = {"stream": workers.streams.history, "group": group}
     count = workers.metrics.registry.get_sample_value("guidepost_handling_seconds_count", labels)
     return count or 0.0
 
@@ -58,3 +58,37 @@ async def test_a_trickle_of_announcements_is_marked_in_a_few_reads(
         reads = batches_read(workers)
 
     assert 1 <= reads <= TRICKLE // 4
+
+
+async def trickle(workers: Workers) -> None:
+    for serial in range(TRICKLE):
+        await publish(
+            workers.redis, workers.streams.history, [announcement(f"CO{serial}")],
+            max_length=1_000, streams=workers.streams,
+        )  # fmt: skip
+        await asyncio.sleep(0.005)
+
+
+async def until_consumed(workers: Workers, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while await backlog(workers.redis, [workers.streams.history]):
+        assert time.monotonic() < deadline, "the announcements were not all consumed"
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("linger_ms", "most_reads"), [(20, TRICKLE // 3), (0, TRICKLE)])
+async def test_the_guidance_worker_reads_a_trickle_in_batches_only_while_it_lingers(
+    redis_url: str, namespace: str, linger_ms: int, most_reads: int
+) -> None:
+    settings = worker_settings(
+        redis_url, namespace, services="guidance", guidance_linger_ms=linger_ms
+    )
+    async with pipeline(settings) as workers:
+        await trickle(workers)
+        await until_consumed(workers)
+        reads = batches_read(workers, Groups.GUIDANCE)
+
+    assert 1 <= reads <= most_reads
+    if linger_ms == 0:
+        assert reads > TRICKLE // 2  # without the linger, about one read per announcement
