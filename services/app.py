@@ -27,7 +27,7 @@ from schemas.results import ResultsPublished
 from schemas.streams import Groups, Streams
 from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
-from services.common.consumer import Apply, Consumption
+from services.common.consumer import Apply, ApplyAcknowledging, Consumption
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
@@ -197,7 +197,17 @@ def build_workers(
             atomic=not settings.redis_cluster,
             **common,  # type: ignore[arg-type]
         )
-        _consume(workers, streams.signals, Groups.ALERTS, AlertSignal, workers.alerts.apply_all)
+        _consume(
+            workers,
+            streams.signals,
+            Groups.ALERTS,
+            AlertSignal,
+            workers.alerts.apply_all,
+            # one MULTI holds the signals' entries and the alerts' records on one Redis only
+            acknowledging=None
+            if settings.redis_cluster
+            else workers.alerts.apply_all_acknowledging,
+        )
         if settings.webhook_url is not None:
             sink = WebhookSink(
                 url=str(settings.webhook_url),
@@ -232,6 +242,7 @@ def _consume(
     apply: Apply,
     *,
     linger_ms: int = 0,
+    acknowledging: ApplyAcknowledging | None = None,
 ) -> None:
     """One consumption per physical stream: every partition of a partitioned stream."""
     for physical in workers.streams.all_of(stream):
@@ -247,6 +258,7 @@ def _consume(
                 max_payload_bytes=workers.settings.max_payload_bytes,
                 metrics=workers.metrics,
                 linger_ms=linger_ms,
+                apply_acknowledging=acknowledging,
             )
         )
 

@@ -31,6 +31,7 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
+from services.common.consumer import Acknowledgement
 from services.common.metrics import NO_METRICS, AlertMetrics
 from services.common.streams import dead_letter
 from services.common.wire import as_text, entry_fields
@@ -69,10 +70,23 @@ class AlertService:
             return [error] * len(events)
         return [None] * len(events)
 
+    async def apply_all_acknowledging(
+        self, events: Sequence[Event], acknowledgement: Acknowledgement
+    ) -> list[BaseException | None]:
+        """`apply_all`, the batch's entries acknowledged in the same MULTI (on one Redis)."""
+        try:
+            observations = [_observation(e) for e in events]  # type: ignore[arg-type]
+            await self.observe_many(observations, acknowledgement)
+        except Exception as error:
+            return [error] * len(events)
+        return [None] * len(events)
+
     async def observe(self, observation: Observation) -> None:
         await self.observe_many([observation])
 
-    async def observe_many(self, observations: Sequence[Observation]) -> None:
+    async def observe_many(
+        self, observations: Sequence[Observation], acknowledgement: Acknowledgement | None = None
+    ) -> None:
         now = utc_now()
         known, complete, silences_version = await self._known_records(observations)
         silences = await self.silences.active(now, version=silences_version)
@@ -98,12 +112,23 @@ class AlertService:
             notice = decision.notification
             alert = alert_from_notification(notice, producer=PRODUCER) if notice else None
             writes.append((observation, decision.record, alert))
-        await self._write(writes)
+        await self._write(writes, acknowledgement)
 
-    async def _write(self, writes: list[tuple[Observation, AlertRecord, Alert | None]]) -> None:
+    async def _write(
+        self,
+        writes: list[tuple[Observation, AlertRecord, Alert | None]],
+        acknowledgement: Acknowledgement | None = None,
+    ) -> None:
         """MULTI on one Redis; on a cluster the stream and the records live on different slots,
-        so the notices go first and their deterministic ids let subscribers drop a repeat."""
+        so the notices go first and their deterministic ids let subscribers drop a repeat.
+        An acknowledgement goes last in the MULTI: MULTI refuses the whole block if a command
+        cannot be queued (out of memory, say), and a queued one fails only on a key of the
+        wrong type, which no retry would mend."""
         if not writes:
+            if acknowledgement is not None:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    acknowledgement.add_to(pipe)
+                    await pipe.execute()
             return
         async with self._redis.pipeline(transaction=self._atomic) as pipe:
             for observation, record, alert in writes:
@@ -116,6 +141,8 @@ class AlertService:
                     )
                 key = self._streams.company_key(observation.company, "alerts")
                 pipe.hset(key, observation.fingerprint, encode_record(record))
+            if acknowledgement is not None:
+                acknowledgement.add_to(pipe)
             await pipe.execute()
         for _, _, alert in writes:
             if alert is not None:

@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -29,6 +30,26 @@ log = logging.getLogger(__name__)
 
 Apply = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | None]]]
 Entry = tuple[bytes, dict[bytes, bytes]]
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The entries of a batch, for a handler that acknowledges them in its own last write
+    (atomically with its effects, one round trip less per batch)."""
+
+    stream: str
+    group: str
+    entry_ids: tuple[bytes, ...]
+
+    def add_to(self, pipe: Any) -> None:
+        pipe.xack(self.stream, self.group, *self.entry_ids)
+
+
+# all or nothing: it returns no failure only if its write acknowledged every entry with its
+# effects, and acknowledged none if any failed
+ApplyAcknowledging = Callable[
+    [Sequence[Event], Acknowledgement], Awaitable[Sequence[BaseException | None]]
+]
 
 
 async def apply_each(
@@ -84,6 +105,7 @@ class Consumption:
     dead_letter_max_length: int = 1_000_000
     metrics: ConsumptionMetrics = NO_METRICS
     linger_ms: int = 0  # after a read that came back short, wait this long before the next
+    apply_acknowledging: ApplyAcknowledging | None = None  # used instead of `apply` when set
 
     @property
     def errors_key(self) -> str:
@@ -104,22 +126,51 @@ class Consumption:
         started = time.perf_counter()
         self.metrics.consumed(self.stream, self.group, len(entries))
         valid: list[tuple[bytes, Event]] = []
-        done: list[bytes] = []
+        rejected: list[bytes] = []
         for entry_id, fields in entries:
             outcome = self.decode(fields)
             if isinstance(outcome, Rejection):
                 await self._reject(entry_id, fields, outcome, deliveries)
-                done.append(entry_id)
+                rejected.append(entry_id)
             else:
                 valid.append((entry_id, outcome))
-        results = await self.apply([event for _, event in valid]) if valid else []
+        first_delivery = deliveries == 1
+        results = await self._apply(valid, first_delivery=first_delivery)
+        applied: list[bytes] = []
         for (entry_id, event), failure in zip(valid, results, strict=True):
             if failure is None:
-                done.append(entry_id)
+                applied.append(entry_id)
             else:
                 await self._remember_failure(entry_id, event, failure)
-        await self._ack(done, retried=deliveries > 1)
+        if self._acknowledged_by_handler(valid, results, first_delivery=first_delivery):
+            applied = []  # the handler's own write acknowledged them
+        await self._ack(rejected + applied, retried=not first_delivery)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
+
+    async def _apply(
+        self, valid: list[tuple[bytes, Event]], *, first_delivery: bool
+    ) -> Sequence[BaseException | None]:
+        """A retried entry may have a remembered error to forget as it is acknowledged, so only
+        first deliveries let the handler acknowledge."""
+        if not valid:
+            return []
+        events = [event for _, event in valid]
+        if self.apply_acknowledging is None or not first_delivery:
+            return await self.apply(events)
+        entry_ids = tuple(entry_id for entry_id, _ in valid)
+        return await self.apply_acknowledging(
+            events, Acknowledgement(self.stream, self.group, entry_ids)
+        )
+
+    def _acknowledged_by_handler(
+        self,
+        valid: list[tuple[bytes, Event]],
+        results: Sequence[BaseException | None],
+        *,
+        first_delivery: bool,
+    ) -> bool:
+        handed = self.apply_acknowledging is not None and first_delivery and bool(valid)
+        return handed and all(failure is None for failure in results)
 
     def decode(self, fields: dict[bytes, bytes]) -> Event | Rejection:
         try:
