@@ -159,7 +159,14 @@ def build_workers(
             (streams.metrics, MetricReported),
             (streams.guidance, GuidanceIssued),
         ):
-            _consume(workers, stream, Groups.INGEST, event_type, ingest.apply_all)
+            _consume(
+                workers,
+                stream,
+                Groups.INGEST,
+                event_type,
+                ingest.apply_all,
+                acknowledging=ingest.apply_all_acknowledging,
+            )
     if Service.FORECAST in settings.services:
         workers.forecast = ForecastService(
             history=history,

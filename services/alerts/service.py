@@ -31,9 +31,8 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
-from services.common.consumer import Acknowledgement
 from services.common.metrics import NO_METRICS, AlertMetrics
-from services.common.streams import dead_letter
+from services.common.streams import Acknowledgement, dead_letter
 from services.common.wire import as_text, entry_fields
 
 PRODUCER = "guidepost-alerts"

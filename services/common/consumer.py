@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic import ValidationError
@@ -23,26 +22,13 @@ from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
 from services.common.metrics import NO_METRICS, ConsumptionMetrics
-from services.common.streams import dead_letter, delivery_count
+from services.common.streams import Acknowledgement, dead_letter, delivery_count
 from services.common.wire import UndecodableEntryError, entry_body, printable_fields
 
 log = logging.getLogger(__name__)
 
 Apply = Callable[[Sequence[Event]], Awaitable[Sequence[BaseException | None]]]
 Entry = tuple[bytes, dict[bytes, bytes]]
-
-
-@dataclass(frozen=True)
-class Acknowledgement:
-    """The entries of a batch, for a handler that acknowledges them in its own last write
-    (atomically with its effects, one round trip less per batch)."""
-
-    stream: str
-    group: str
-    entry_ids: tuple[bytes, ...]
-
-    def add_to(self, pipe: Any) -> None:
-        pipe.xack(self.stream, self.group, *self.entry_ids)
 
 
 # all or nothing: it returns no failure only if its write acknowledged every entry with its

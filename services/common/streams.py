@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -33,6 +34,20 @@ async def delivery_count(redis: aioredis.Redis, stream: str, group: str, entry_i
     return int(pending[0]["times_delivered"]) if pending else 0
 
 
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The entries of a batch, for a handler that acknowledges them in its own last write
+    (atomically with its effects, one round trip less per batch)."""
+
+    stream: str
+    group: str
+    entry_ids: tuple[bytes, ...]
+
+    def add_to(self, pipe: Any) -> None:
+        """Queue the XACK on `pipe` (a MULTI holding the batch's effects)."""
+        pipe.xack(self.stream, self.group, *self.entry_ids)
+
+
 async def publish(
     redis: aioredis.Redis,
     stream: str,
@@ -40,21 +55,27 @@ async def publish(
     *,
     max_length: int,
     streams: Streams | None = None,
+    acknowledging: Acknowledgement | None = None,
 ) -> None:
     """Append events in one round trip.
 
     With `streams`, each event goes to its company's partition of `stream`, and company-keyed
     streams are not capped here: `trim_acknowledged` trims them only behind every group.
     Other streams (alerts, dead letters: read by outside subscribers) keep an approximate cap.
+    With `acknowledging` (on one Redis), the entries that caused the events are acknowledged
+    after them in the same MULTI: MULTI refuses the whole block if a command cannot be queued
+    (out of memory, say), and an XADD that was queued fails only on a key of the wrong type.
     """
-    if not events:
+    if not events and acknowledging is None:
         return
     acked_trim = streams is not None and stream in streams.partitioned
     cap = None if acked_trim else max_length
-    async with redis.pipeline(transaction=False) as pipe:
+    async with redis.pipeline(transaction=acknowledging is not None and bool(events)) as pipe:
         for event in events:
             target = streams.for_company(stream, event.company) if streams else stream
             pipe.xadd(target, entry_fields(event), maxlen=cap, approximate=True)  # type: ignore[arg-type]
+        if acknowledging is not None:
+            acknowledging.add_to(pipe)
         await pipe.execute()
 
 

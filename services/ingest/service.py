@@ -25,7 +25,7 @@ from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
 from services.common.consumer import apply_each
 from services.common.ids import derived_id
-from services.common.streams import publish
+from services.common.streams import Acknowledgement, publish
 from services.guidance.core import Band, classify_revision
 from services.ingest.facts import Fact, facts_from_metric, facts_from_results
 from services.ingest.guidance_store import (
@@ -67,8 +67,25 @@ class IngestService:
         outcomes.update((i, outcome) for (i, _), outcome in zip(guidance, applied, strict=True))
         return [outcomes[i] for i in range(len(events))]
 
+    async def apply_all_acknowledging(
+        self, events: Sequence[Event], acknowledgement: Acknowledgement
+    ) -> list[BaseException | None]:
+        """`apply_all`; on one Redis, a batch of facts is acknowledged in the MULTI that
+        publishes its alert signals (all or nothing: a failed event leaves every entry to the
+        consumption). Batches with guidance are applied, then acknowledged on their own."""
+        if self._history.announces_atomically and not any(
+            isinstance(e, GuidanceIssued) for e in events
+        ):
+            outcomes = await self._apply_fact_batch(list(enumerate(events)), acknowledgement)
+            return [outcomes[i] for i in range(len(events))]
+        results = await self.apply_all(events)
+        if all(result is None for result in results):
+            await publish(self._redis, self._streams.signals, [], max_length=self._max_length,
+                          acknowledging=acknowledgement)  # fmt: skip
+        return results
+
     async def _apply_fact_batch(
-        self, indexed: list[tuple[int, Event]]
+        self, indexed: list[tuple[int, Event]], acknowledgement: Acknowledgement | None = None
     ) -> dict[int, BaseException | None]:
         if not indexed:
             return {}
@@ -80,8 +97,10 @@ class IngestService:
                 for (_, event), outcome in zip(indexed, recorded, strict=True)
                 if not isinstance(outcome, BaseException)
             ]
+            if len(done) < len(indexed):
+                acknowledgement = None  # all or nothing: the consumption acknowledges the rest
             await self._announce_once([(e, o) for e, o in done if not o.announced])
-            await self._publish_signals([(e, o) for e, o in done if o.announced])
+            await self._publish_signals([(e, o) for e, o in done if o.announced], acknowledgement)
         except Exception as error:
             return {index: error for index, _ in indexed}
         return {
@@ -108,14 +127,26 @@ class IngestService:
             "producer": PRODUCER,
         }
 
-    async def _publish_signals(self, done: list[tuple[Event, RecordOutcome]]) -> None:
+    async def _publish_signals(
+        self,
+        done: list[tuple[Event, RecordOutcome]],
+        acknowledgement: Acknowledgement | None = None,
+    ) -> None:
         """Alert signals of facts whose announcements the store wrote; a redelivery repeats
         them with the same ids, which the alert lifecycle absorbs."""
-        if not done:
+        if not done and acknowledgement is None:
             return
         signals = [s for event, outcome in done for s in self._signals(event, outcome)]
-        signals += await self._unit_slip_signals(done)
-        await self._publish_announcements([([], signals)])
+        if done:
+            signals += await self._unit_slip_signals(done)
+        await publish(
+            self._redis,
+            self._streams.signals,
+            signals,
+            max_length=self._max_length,
+            streams=self._streams,
+            acknowledging=acknowledgement,
+        )
 
     async def _announce_once(self, done: list[tuple[Event, RecordOutcome]]) -> None:
         """(On a cluster.) Publish what each event changed, unless a previous delivery already

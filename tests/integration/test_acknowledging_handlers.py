@@ -16,8 +16,8 @@ from schemas.alerts import AlertKind, AlertSignal, Condition, Severity
 from schemas.base import Event
 from schemas.metrics import MetricReported
 from schemas.streams import Groups, Streams
-from services.common.consumer import Acknowledgement, Consumption, Entry
-from services.common.streams import publish
+from services.common.consumer import Consumption, Entry
+from services.common.streams import Acknowledgement, publish
 from tests.reliability.support import daily_metric
 from tests.support.pipeline import pipeline, worker_settings
 
@@ -161,20 +161,44 @@ async def test_the_alerts_worker_acknowledges_a_signal_that_changes_nothing(
 
 
 async def until_read(redis: aioredis.Redis, stream: str, timeout_s: float = 10) -> None:
+    """Until the stream's group has read its last entry."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         groups: Any = await redis.xinfo_groups(stream)
-        if groups and int(groups[0]["entries-read"] or 0) > 0:
+        if groups and int(groups[0]["lag"] or 0) == 0 and int(groups[0]["entries-read"] or 0):
             return
         await asyncio.sleep(0.01)
-    raise TimeoutError("the alerts worker did not read the signal")
+    raise TimeoutError(f"{stream} was not read to its end in {timeout_s} s")
 
 
-async def until_acknowledged(redis: aioredis.Redis, stream: str, *, timeout_s: float) -> int:
+async def until_acknowledged(
+    redis: aioredis.Redis, stream: str, *, timeout_s: float, group: str = Groups.ALERTS
+) -> int:
     """Entries still pending once none are, or when `timeout_s` ran out."""
     deadline = time.monotonic() + timeout_s
-    left = await pending(redis, stream, group=Groups.ALERTS)
+    left = await pending(redis, stream, group=group)
     while left and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-        left = await pending(redis, stream, group=Groups.ALERTS)
+        left = await pending(redis, stream, group=group)
     return left
+
+
+async def test_ingest_acknowledges_facts_with_their_signals_or_on_their_own(
+    redis_url: str, namespace: str
+) -> None:
+    original, restated = daily_metric("ACK", 0, 100), daily_metric("ACK", 0, 900, restated=True)
+    settings = worker_settings(redis_url, namespace, services="ingest", claim_idle_ms=60_000)
+    async with pipeline(settings) as workers:
+        for event in (original, restated):  # no signal, then a restatement signal
+            await publish(
+                workers.redis, workers.streams.metrics, [event], max_length=1_000,
+                streams=workers.streams,
+            )  # fmt: skip
+            await until_read(workers.redis, workers.streams.metrics)
+            left = await until_acknowledged(
+                workers.redis, workers.streams.metrics, group=Groups.INGEST, timeout_s=5
+            )
+            assert left == 0
+        signals: Any = await workers.redis.xlen(workers.streams.signals)
+
+    assert signals == 1

@@ -16,8 +16,9 @@ from schemas.base import Event
 from schemas.deadletter import FailureReason
 from schemas.streams import Groups
 from services.app import build_workers, running
-from services.common.consumer import Apply
+from services.common.consumer import Apply, ApplyAcknowledging
 from services.common.embedded import EmbeddedRedis
+from services.common.streams import Acknowledgement
 from services.ingest.store import RedisHistoryStore
 from services.ops import dead_letters, replay
 from tests.reliability.support import daily_metric, report
@@ -28,13 +29,27 @@ MAX_DELIVERIES = 3
 
 
 class BrokenFor:
-    """Wraps a Consumption's apply: the effect of one event fails until `fixed`."""
+    """Wraps a Consumption's apply: the effect of one event fails until `fixed`.
 
-    def __init__(self, apply: Apply, event_id: str) -> None:
+    A batch holding it takes the plain path, as a failing event does in the acknowledging
+    handlers (all or nothing): the others are applied and the consumption acknowledges them."""
+
+    def __init__(
+        self, apply: Apply, event_id: str, acknowledging: ApplyAcknowledging | None = None
+    ) -> None:
         self._apply = apply
+        self._acknowledging = acknowledging
         self._event_id = event_id
         self.fixed = False
         self.failures = 0
+
+    async def acknowledging(
+        self, events: Sequence[Event], acknowledgement: Acknowledgement
+    ) -> Sequence[BaseException | None]:
+        poisoned = not self.fixed and any(e.event_id == self._event_id for e in events)
+        if poisoned or self._acknowledging is None:
+            return await self(events)
+        return await self._acknowledging(events, acknowledgement)
 
     async def __call__(self, events: Sequence[Event]) -> list[BaseException | None]:
         healthy = [e for e in events if self.fixed or e.event_id != self._event_id]
@@ -61,8 +76,9 @@ async def test_a_poison_event_is_dead_lettered_after_max_deliveries_and_replays_
     events = [daily_metric("POISON", day, 100 + day) for day in range(200)]
     poison = events[50]
     consumption = next(c for c in workers.consumptions if c.stream == workers.streams.metrics)
-    broken = BrokenFor(consumption.apply, poison.event_id)
+    broken = BrokenFor(consumption.apply, poison.event_id, consumption.apply_acknowledging)
     consumption.apply = broken
+    consumption.apply_acknowledging = broken.acknowledging
     client = redis.Redis.from_url(private_redis.url)
     store = RedisHistoryStore(workers.redis, workers.streams)
 
