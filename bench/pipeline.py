@@ -7,7 +7,8 @@ worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog
 alternating pairs, medians reported.
 
 Latency: the workers run as deployed, one `guidepost run` process per worker kind (ingest,
-guidance, alerts, forecast), as compose runs them. A warm-up load records the original facts
+guidance, alerts, forecast), as compose runs them; `--latency-trials` runs (3), medians
+reported. A warm-up load records the original facts
 and is drained through every group first. Then events are published at a fixed rate across
 100 companies, each one restating a distinct fact, so each one yields exactly one alert
 (ingest → signal → alerts → alert stream) while the guidance and forecast workers consume
@@ -212,10 +213,10 @@ async def _all_have_groups(client: aioredis.Redis, streams: tuple[str, ...]) -> 
 
 
 async def guidepost_latency(
-    url: str, rate: int, seconds: int, redis_pid: int
+    url: str, rate: int, seconds: int, redis_pid: int, namespace: str = "bench-latency"
 ) -> tuple[list[float], dict[str, int]]:
     """Latencies, and the CPU each process spent per measured event (µs)."""
-    streams = Streams("bench-latency")
+    streams = Streams(namespace)
     client = aioredis.Redis.from_url(url)
     count = rate * seconds
     days = count // LATENCY_COMPANIES
@@ -328,8 +329,31 @@ async def throughput(
     return guidepost, raw, cpu
 
 
+async def latency_trials(url: str, args: Any, redis_pid: int) -> list[dict[str, Any]]:
+    """A 2-core machine near saturation swings from run to run (a queue that forms stays a
+    while): `--latency-trials` fresh runs, each on its own namespace; the medians are
+    reported, and every trial."""
+    trials = []
+    for trial in range(args.latency_trials):
+        log(f"latency, trial {trial + 1} of {args.latency_trials}: guidepost")
+        latencies, cpu_us = await guidepost_latency(
+            url, args.rate, args.seconds, redis_pid, namespace=f"bench-latency-{trial}"
+        )
+        trials.append(
+            {
+                "p50_ms": percentile_ms(latencies, 50),
+                "p99_ms": percentile_ms(latencies, 99),
+                "events": len(latencies),
+                "cpu_us_per_event": cpu_us,
+            }
+        )
+    return trials
+
+
 async def main() -> None:
-    args = arguments(__doc__ or "", events=50_000, rate=1_000, seconds=10, trials=3)
+    args = arguments(
+        __doc__ or "", events=50_000, rate=1_000, seconds=10, trials=3, latency_trials=3
+    )
     bodies = list(operational_bodies(args.events, companies=1_000))
     with EmbeddedRedis() as server:
         assert server.process is not None
@@ -337,8 +361,7 @@ async def main() -> None:
         guidepost, raw_trials, ingest_cpu = await throughput(
             server.url, bodies, args.trials, redis_pid
         )
-        log("latency: guidepost")
-        latencies, cpu_us = await guidepost_latency(server.url, args.rate, args.seconds, redis_pid)
+        trials = await latency_trials(server.url, args, redis_pid)
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
         round_trip_us = await round_trip_cpu_us(server.url)
@@ -353,13 +376,14 @@ async def main() -> None:
             "ratio_trials": [round(ratio, 3) for ratio in ratios],
             "ingest_cpu_us_per_event": ingest_cpu,
             "rate_eps": args.rate,
-            "latency_events": len(latencies),
+            "latency_events": sum(trial["events"] for trial in trials),
             "latency_companies": LATENCY_COMPANIES,
-            "p50_ms": percentile_ms(latencies, 50),
-            "p99_ms": percentile_ms(latencies, 99),
+            "p50_ms": round(statistics.median(trial["p50_ms"] for trial in trials), 3),
+            "p99_ms": round(statistics.median(trial["p99_ms"] for trial in trials), 3),
+            "latency_trials": trials,
             "raw_p50_ms": percentile_ms(raw, 50),
             "raw_p99_ms": percentile_ms(raw, 99),
-            "cpu_us_per_event": cpu_us,
+            "cpu_us_per_event": trials[-1]["cpu_us_per_event"],
             "round_trip_cpu_us": round_trip_us,
         },
         as_json=args.json,
