@@ -45,6 +45,8 @@ from bench.common import (
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
 from services.common.embedded import EmbeddedRedis
+from services.common.redis import create_redis
+from services.common.settings import RedisSettings
 from services.common.streams import backlog, ensure_group
 
 B_DATA = DATA_FIELD.encode()
@@ -300,10 +302,14 @@ async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
     return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
 
 
-async def round_trip_cpu_us(url: str, count: int = 2_000) -> float:
-    """CPU (µs, this process) of one awaited command on the asyncio client: what every
-    read, write and ack of a small batch pays whatever it carries."""
-    client = aioredis.Redis.from_url(url)
+async def round_trip_cpu_us(url: str, count: int = 2_000, *, guidepost: bool = False) -> float:
+    """CPU (µs, this process) of one awaited command on redis-py's asyncio client, or on the
+    workers' multiplexed one: what every read, write and ack of a small batch pays whatever
+    it carries."""
+    if guidepost:
+        client = create_redis(RedisSettings.model_validate({"redis_url": url}))
+    else:
+        client = aioredis.Redis.from_url(url)
     await client.ping()
     started = time.process_time()
     for _ in range(count):
@@ -365,6 +371,7 @@ async def main() -> None:
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
         round_trip_us = await round_trip_cpu_us(server.url)
+        guidepost_round_trip_us = await round_trip_cpu_us(server.url, guidepost=True)
     ratios = [g / r for g, r in zip(guidepost, raw_trials, strict=True)]
     emit(
         {
@@ -385,6 +392,7 @@ async def main() -> None:
             "raw_p99_ms": percentile_ms(raw, 99),
             "cpu_us_per_event": trials[-1]["cpu_us_per_event"],
             "round_trip_cpu_us": round_trip_us,
+            "guidepost_round_trip_cpu_us": guidepost_round_trip_us,
         },
         as_json=args.json,
     )

@@ -1,13 +1,16 @@
 """One Redis connection shared by every task of a worker, its requests pipelined.
 
-redis-py's asyncio client spends about 120 µs of CPU per command on this class of machine
-(a pool checkout under a lock, a retry wrapper, a timeout task, observability hooks), three
-times what the same round trip costs over a bare asyncio protocol. A worker's hot path is a
-few small commands per batch, so that overhead was most of its CPU at a steady trickle of
+redis-py's asyncio client spends about 120 µs of CPU per awaited command on a 2-core machine
+(a pool checkout under a lock, a retry wrapper, a timeout task, observability hooks); the same
+round trip on a bare asyncio protocol costs about half (bench.pipeline reports both:
+`round_trip_cpu_us`, `guidepost_round_trip_cpu_us`). A worker's hot path is a few small
+commands per batch, so that overhead was much of its CPU at a steady trickle of
 events. Here every non-blocking command and pipeline of the worker's client goes out on one
 connection: each request writes its commands at once and waits for as many replies, and
 Redis answers requests in the order they were written, so concurrent tasks need no lock and
-no pool. Blocking reads and connection-state commands keep redis-py's pooled connections.
+no pool. Blocking stream reads take lean connections of their own, one per read in progress;
+other blocking and connection-state commands (BLPOP, WATCH, SUBSCRIBE...) keep redis-py's
+pooled connections.
 
 A request that fails with the connection (reset, timeout, Redis restarting) raises redis-py's
 `ConnectionError` or `TimeoutError`, as the pooled client does, and the next request
@@ -43,7 +46,7 @@ Command = Sequence[Any]
 PUSH = getattr(hiredis, "PushNotification", ())
 Stack = Sequence[tuple[Command, Mapping[str, Any]]]
 _NOT_ENOUGH_DATA = object()
-# commands that block the connection or change its state stay on redis-py's own connections
+# other blocking commands, and those that change the connection's state, stay on redis-py's
 _KEPT_ON_POOL = frozenset(
     {
         "AUTH", "BLMOVE", "BLMPOP", "BLPOP", "BRPOP", "BRPOPLPUSH", "BZMPOP", "BZPOPMAX",
