@@ -125,9 +125,7 @@ class AlertService:
         wrong type, which no retry would mend."""
         if not writes:
             if acknowledgement is not None:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    acknowledgement.add_to(pipe)
-                    await pipe.execute()
+                await acknowledgement.send(self._redis)
             return
         async with self._redis.pipeline(transaction=self._atomic) as pipe:
             for observation, record, alert in writes:

@@ -47,6 +47,10 @@ class Acknowledgement:
         """Queue the XACK on `pipe` (a MULTI holding the batch's effects)."""
         pipe.xack(self.stream, self.group, *self.entry_ids)
 
+    async def send(self, redis: aioredis.Redis) -> None:
+        """On its own, for a batch that had nothing to write."""
+        await redis.xack(self.stream, self.group, *self.entry_ids)
+
 
 async def publish(
     redis: aioredis.Redis,

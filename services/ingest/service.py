@@ -80,8 +80,7 @@ class IngestService:
             return [outcomes[i] for i in range(len(events))]
         results = await self.apply_all(events)
         if all(result is None for result in results):
-            await publish(self._redis, self._streams.signals, [], max_length=self._max_length,
-                          acknowledging=acknowledgement)  # fmt: skip
+            await acknowledgement.send(self._redis)
         return results
 
     async def _apply_fact_batch(
