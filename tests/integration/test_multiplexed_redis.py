@@ -177,3 +177,41 @@ def _multiplexed(
     pool = ConnectionPool.from_url(url, password=password)
     endpoint = Endpoint.of(url, password=password, timeout_s=timeout_s)
     return MultiplexedRedis(connection_pool=pool, endpoint=endpoint)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+async def test_its_replies_equal_redis_py_s_own_in_either_protocol(
+    redis_url: str, namespace: str, protocol: int
+) -> None:
+    url = f"{redis_url}?protocol={protocol}"
+    own = redis.asyncio.Redis.from_url(url)
+    ours = MultiplexedRedis(
+        connection_pool=ConnectionPool.from_url(url), endpoint=Endpoint.of(redis_url)
+    )
+    stream, key = f"{namespace}:s", f"{namespace}:h"
+    await own.hset(key, mapping={"a": 1, "b": "two"})
+    await own.xgroup_create(stream, "g", id="0", mkstream=True)
+    await own.xadd(stream, {"f": "v"}, id="1-1")
+
+    async def replies(client: Any) -> list[Any]:
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.xrange(stream)
+            in_transaction = await pipe.execute()
+        return [
+            await client.hgetall(key),
+            await client.xinfo_groups(stream),
+            await client.xpending(stream, "g"),
+            await client.xrange(stream),
+            await client.config_get("maxmemory-policy"),
+            in_transaction,
+        ]
+
+    try:
+        assert await replies(ours) == await replies(own)
+        read = await ours.xreadgroup("g", "c", {stream: ">"}, count=10)
+        assert read == await own.xreadgroup("g", "c", {stream: "0"}, count=10)  # its pending
+    finally:
+        await own.delete(stream, key)
+        await own.aclose()
+        await ours.aclose()
