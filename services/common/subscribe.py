@@ -19,21 +19,26 @@ log = logging.getLogger(__name__)
 
 
 class BatchWindow:
-    """Up to `size` batches of one stream handled at once.
+    """Up to `size` batches of one stream handled at once, while the reads come back full.
 
     With one, the handler finishes a batch before FastStream reads the next. With more, the
     next batch is read and validated while Redis still runs the previous batch's writes, so
     Python and Redis work at the same time. Only for effects that are atomic per event and
     independent of arrival order (as if the batches came to two consumers of the group);
-    every entry is still acknowledged only after its own effect is durable."""
+    every entry is still acknowledged only after its own effect is durable.
+
+    A short read means the consumer has caught up: its batch is finished before the next read,
+    so a steady flow is read in fewer, larger batches (overlapping small ones cost the ingest
+    worker about a sixth more CPU per event at 1,000 events/s and lengthened the latency)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._slots: asyncio.Semaphore | None = None
         self._running: set[asyncio.Task[None]] = set()
 
-    async def handle(self, work: Coroutine[Any, Any, None]) -> None:
-        if self.size == 1:
+    async def handle(self, work: Coroutine[Any, Any, None], *, full: bool = True) -> None:
+        """`full`: the read that brought this batch came back with as many entries as asked."""
+        if self.size == 1 or not full:
             await work
             return
         if self._slots is None:
@@ -99,7 +104,7 @@ def subscribe(
     )
     async def read_batch(raw: Any) -> None:
         entries = list(zip(_ids(raw), raw["data"], strict=True))
-        await batches.handle(consumption.consume_batch(entries))
+        await batches.handle(consumption.consume_batch(entries), full=len(entries) >= full)
         if linger_s and len(entries) < full:
             # a consumer that is not on a latency path trades a little delay for bigger
             # batches: every read and ack costs a round trip, whatever it carries

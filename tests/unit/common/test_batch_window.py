@@ -91,3 +91,18 @@ async def test_stopping_while_waiting_for_a_slot_leaves_the_batch_unstarted() ->
     for batch in running:
         batch.release.set()
     await asyncio.wait_for(window.drain(), 5)
+
+
+async def test_a_short_read_is_finished_before_the_next_read_even_in_a_wide_window() -> None:
+    window = BatchWindow(3)
+    backlog, caught_up = Batch(), Batch()
+    await window.handle(backlog.handle())  # a full read: runs on its own
+    await asyncio.wait_for(backlog.started.wait(), 5)
+    caught_up.release.set()
+
+    await window.handle(caught_up.handle(), full=False)
+
+    assert caught_up.done, "a short read's batch is handled before the next read"
+    assert window.in_flight == 1  # the full one still runs
+    backlog.release.set()
+    await asyncio.wait_for(window.drain(), 5)
