@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
 
@@ -101,7 +102,7 @@ class Observation:
             raise ValueError("observed_at must be timezone-aware, e.g. datetime.now(UTC)")
         object.__setattr__(self, "details", MappingProxyType(dict(self.details)))
 
-    @property
+    @cached_property  # a SHA-256 the worker asks for several times per observation
     def fingerprint(self) -> str:
         return fingerprint(
             company=self.company, period=self.period, kind=self.kind, subject=self.subject
