@@ -210,10 +210,7 @@ def build_workers(
             Groups.ALERTS,
             AlertSignal,
             workers.alerts.apply_all,
-            # one MULTI holds the signals' entries and the alerts' records on one Redis only
-            acknowledging=None
-            if settings.redis_cluster
-            else workers.alerts.apply_all_acknowledging,
+            acknowledging=workers.alerts.apply_all_acknowledging,
         )
         if settings.webhook_url is not None:
             sink = WebhookSink(

@@ -63,16 +63,13 @@ class AlertService:
     async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         """A batch of signals: records read in one round trip, decided in order, written in one
         MULTI with their notices (a failure leaves the whole batch pending, to be retried)."""
-        try:
-            await self.observe_many([_observation(e) for e in events])  # type: ignore[arg-type]
-        except Exception as error:
-            return [error] * len(events)
-        return [None] * len(events)
+        return await self.apply_all_acknowledging(events, None)
 
     async def apply_all_acknowledging(
-        self, events: Sequence[Event], acknowledgement: Acknowledgement
+        self, events: Sequence[Event], acknowledgement: Acknowledgement | None
     ) -> list[BaseException | None]:
-        """`apply_all`, the batch's entries acknowledged in the same MULTI (on one Redis)."""
+        """`apply_all`, the batch's entries acknowledged with its effects (in the same MULTI on
+        one Redis, after it on a cluster)."""
         try:
             observations = [_observation(e) for e in events]  # type: ignore[arg-type]
             await self.observe_many(observations, acknowledgement)
@@ -122,11 +119,18 @@ class AlertService:
         so the notices go first and their deterministic ids let subscribers drop a repeat.
         An acknowledgement goes last in the MULTI: MULTI refuses the whole block if a command
         cannot be queued (out of memory, say), and a queued one fails only on a key of the
-        wrong type, which no retry would mend."""
-        if not writes:
-            if acknowledgement is not None:
-                await acknowledgement.send(self._redis)
-            return
+        wrong type, which no retry would mend. Without a MULTI it is sent after the writes."""
+        in_multi = acknowledgement if writes and self._atomic else None
+        if writes:
+            await self._write_records(writes, in_multi)
+        if acknowledgement is not None and in_multi is None:
+            await acknowledgement.send(self._redis)
+
+    async def _write_records(
+        self,
+        writes: list[tuple[Observation, AlertRecord, Alert | None]],
+        acknowledgement: Acknowledgement | None,
+    ) -> None:
         async with self._redis.pipeline(transaction=self._atomic) as pipe:
             for observation, record, alert in writes:
                 if alert is not None:

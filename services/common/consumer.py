@@ -121,42 +121,34 @@ class Consumption:
             else:
                 valid.append((entry_id, outcome))
         first_delivery = deliveries == 1
-        results = await self._apply(valid, first_delivery=first_delivery)
+        results, acknowledged = await self._apply(valid, first_delivery=first_delivery)
         applied: list[bytes] = []
         for (entry_id, event), failure in zip(valid, results, strict=True):
             if failure is None:
                 applied.append(entry_id)
             else:
                 await self._remember_failure(entry_id, event, failure)
-        if self._acknowledged_by_handler(valid, results, first_delivery=first_delivery):
+        if acknowledged:
             applied = []  # the handler's own write acknowledged them
         await self._ack(rejected + applied, retried=not first_delivery)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
 
     async def _apply(
         self, valid: list[tuple[bytes, Event]], *, first_delivery: bool
-    ) -> Sequence[BaseException | None]:
-        """A retried entry may have a remembered error to forget as it is acknowledged, so only
+    ) -> tuple[Sequence[BaseException | None], bool]:
+        """Each event's failure, and whether the handler acknowledged the entries itself. A
+        retried entry may have a remembered error to forget as it is acknowledged, so only
         first deliveries let the handler acknowledge."""
         if not valid:
-            return []
+            return [], False
         events = [event for _, event in valid]
         if self.apply_acknowledging is None or not first_delivery:
-            return await self.apply(events)
+            return await self.apply(events), False
         entry_ids = tuple(entry_id for entry_id, _ in valid)
-        return await self.apply_acknowledging(
+        results = await self.apply_acknowledging(
             events, Acknowledgement(self.stream, self.group, entry_ids)
         )
-
-    def _acknowledged_by_handler(
-        self,
-        valid: list[tuple[bytes, Event]],
-        results: Sequence[BaseException | None],
-        *,
-        first_delivery: bool,
-    ) -> bool:
-        handed = self.apply_acknowledging is not None and first_delivery and bool(valid)
-        return handed and all(failure is None for failure in results)
+        return results, all(failure is None for failure in results)
 
     def decode(self, fields: dict[bytes, bytes]) -> Event | Rejection:
         try:

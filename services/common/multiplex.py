@@ -221,8 +221,10 @@ class MultiplexedConnection:
         endpoint = self._endpoint
         commands: list[Command] = []
         if endpoint.resp == 3:
-            auth = () if endpoint.password is None else ("AUTH", endpoint.username or "default")
-            commands.append(("HELLO", 3, *auth, *(() if not auth else (endpoint.password,))))
+            hello: list[Any] = ["HELLO", 3]
+            if endpoint.password is not None:
+                hello += ["AUTH", endpoint.username or "default", endpoint.password]
+            commands.append(hello)
         elif endpoint.password is not None:
             user = (endpoint.username,) if endpoint.username else ()
             commands.append(("AUTH", *user, endpoint.password))
@@ -273,11 +275,19 @@ class MultiplexedRedis(aioredis.Redis):
         self._idle_readers: list[MultiplexedConnection] = []
         self._readers: list[MultiplexedConnection] = []
 
+    @classmethod
+    def owning(cls, pool: aioredis.ConnectionPool, endpoint: Endpoint) -> MultiplexedRedis:
+        """A client that closes `pool` with itself (as redis-py's `from_pool`)."""
+        client = cls(connection_pool=pool, endpoint=endpoint)
+        client.auto_close_connection_pool = True
+        return client
+
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        blocks_s = _blocking_read_s(args)
+        name = _name(args)
+        blocks_s = _blocking_read_s(name, args)
         if blocks_s is not None:
             reply = await self._blocking_read(args, blocks_s)
-        elif _kept_on_pool(args):
+        elif name in _KEPT_ON_POOL:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         else:
             (reply,) = await self.multiplexed.execute([args])
@@ -389,9 +399,9 @@ async def parse_reply(
 _CLIENT_ONLY_OPTIONS = ("EMPTY_RESPONSE", "NEVER_DECODE", "keys")
 
 
-def _blocking_read_s(args: Sequence[Any]) -> float | None:
-    """Seconds an XREAD/XREADGROUP may block (0 for BLOCK 0: forever), None if it does not."""
-    if _name(args) not in ("XREAD", "XREADGROUP"):
+def _blocking_read_s(name: str, args: Sequence[Any]) -> float | None:
+    """Seconds an XREAD/XREADGROUP may block (BLOCK 0: a year), None if it does not block."""
+    if name not in ("XREAD", "XREADGROUP"):
         return None
     for position, arg in enumerate(args[:-1]):
         if isinstance(arg, str | bytes) and arg.upper() in ("BLOCK", b"BLOCK"):
@@ -406,7 +416,3 @@ _FOREVER_S = 365 * 24 * 3600.0
 def _name(args: Sequence[Any]) -> str:
     first = args[0] if isinstance(args[0], str) else args[0].decode()
     return first.split()[0].upper()
-
-
-def _kept_on_pool(args: Sequence[Any]) -> bool:
-    return _name(args) in _KEPT_ON_POOL

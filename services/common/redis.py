@@ -57,9 +57,7 @@ def create_redis(settings: RedisSettings) -> aioredis.Redis:
         str(settings.redis_url), health_check_interval=10, **options
     )
     pool.connection_class = packed_by_hiredis(pool.connection_class)
-    client = MultiplexedRedis(connection_pool=pool, endpoint=endpoint_of(settings))
-    client.auto_close_connection_pool = True
-    return client
+    return MultiplexedRedis.owning(pool, endpoint_of(settings))
 
 
 _PACKED_CLASSES: dict[type[AbstractConnection], type[AbstractConnection]] = {}
@@ -105,7 +103,8 @@ def create_broker(
         from faststream.redis.opentelemetry import RedisTelemetryMiddleware
 
         extra["middlewares"] = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),)
-    security = BaseSecurity(ssl_context=tls_context(settings)) if tls_context(settings) else None
+    tls = tls_context(settings)
+    security = BaseSecurity(ssl_context=tls) if tls else None
     extra.setdefault("message_format", PlainJsonFormat)
     # handlers take the read as Redis returned it and validate it themselves: FastDepends'
     # per-message argument resolution would cost about a quarter of a small batch's CPU
@@ -119,11 +118,14 @@ def create_broker(
     }
     if settings.redis_cluster:
         return OutageTolerantClusterBroker(str(settings.redis_url), **options)
-    return OutageTolerantBroker(str(settings.redis_url), endpoint=endpoint_of(settings), **options)
+    endpoint = endpoint_of(settings, tls)
+    return OutageTolerantBroker(str(settings.redis_url), endpoint=endpoint, **options)
 
 
-def endpoint_of(settings: RedisSettings) -> Endpoint:
-    return Endpoint.of(str(settings.redis_url), **credentials(settings), tls=tls_context(settings))
+def endpoint_of(settings: RedisSettings, tls: ssl.SSLContext | None = None) -> Endpoint:
+    """Where the multiplexed client connects; `tls` if the caller built it already."""
+    tls = tls or tls_context(settings)
+    return Endpoint.of(str(settings.redis_url), **credentials(settings), tls=tls)
 
 
 class OutageTolerantBroker(RedisBroker):
@@ -152,9 +154,7 @@ class MultiplexedConnectionState(RedisConnectionState):
         self._endpoint = endpoint
 
     async def connect(self) -> aioredis.Redis:
-        pool = aioredis.ConnectionPool(**self._options)
-        client = MultiplexedRedis(connection_pool=pool, endpoint=self._endpoint)
-        client.auto_close_connection_pool = True
+        client = MultiplexedRedis.owning(aioredis.ConnectionPool(**self._options), self._endpoint)
         self._client = client
         self._connected = True
         return client

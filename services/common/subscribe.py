@@ -86,7 +86,7 @@ def subscribe(
     """
     stream, group, consumer = consumption.stream, consumption.group, settings.consumer_name
     batches = window or BatchWindow(1)
-    linger_s, full = consumption.linger_ms / 1000, settings.batch_size
+    linger_s, asked = consumption.linger_ms / 1000, settings.batch_size
 
     @broker.subscriber(
         stream=StreamSub(
@@ -104,8 +104,9 @@ def subscribe(
     )
     async def read_batch(raw: Any) -> None:
         entries = list(zip(_ids(raw), raw["data"], strict=True))
-        await batches.handle(consumption.consume_batch(entries), full=len(entries) >= full)
-        if linger_s and len(entries) < full:
+        full = len(entries) >= asked
+        await batches.handle(consumption.consume_batch(entries), full=full)
+        if linger_s and not full:
             # a consumer that is not on a latency path trades a little delay for bigger
             # batches: every read and ack costs a round trip, whatever it carries
             await asyncio.sleep(linger_s)

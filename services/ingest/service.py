@@ -136,8 +136,7 @@ class IngestService:
         if not done and acknowledgement is None:
             return
         signals = [s for event, outcome in done for s in self._signals(event, outcome)]
-        if done:
-            signals += await self._unit_slip_signals(done)
+        signals += await self._unit_slip_signals(done)
         await publish(
             self._redis,
             self._streams.signals,

@@ -73,6 +73,18 @@ async def pending(redis: aioredis.Redis, stream: str, group: str = GROUP) -> int
     return int(summary["pending"])
 
 
+async def failed_once(
+    redis: aioredis.Redis, streams: Streams, *, events: int
+) -> tuple[Handler, Consumption, list[Entry]]:
+    """A first delivery of `events` entries whose handler failed."""
+    handler = Handler(redis, streams)
+    handler.failing = True
+    entries = await delivered(redis, streams.metrics, bodies(events))
+    consumer = consumption(redis, streams, handler)
+    await consumer.consume_batch(entries)
+    return handler, consumer, entries
+
+
 def bodies(count: int) -> list[bytes]:
     return [daily_metric("ACK", day, 100 + day).model_dump_json().encode() for day in range(count)]
 
@@ -104,12 +116,7 @@ async def test_the_consumption_leaves_the_acknowledgement_of_applied_entries_to_
 async def test_a_failed_batch_stays_pending_with_its_error(
     redis_client: aioredis.Redis, streams: Streams
 ) -> None:
-    handler = Handler(redis_client, streams)
-    handler.failing = True
-    entries = await delivered(redis_client, streams.metrics, bodies(2))
-    consumer = consumption(redis_client, streams, handler)
-
-    await consumer.consume_batch(entries)
+    _, consumer, entries = await failed_once(redis_client, streams, events=2)
 
     assert await pending(redis_client, streams.metrics) == 2
     errors = await redis_client.hgetall(consumer.errors_key)  # type: ignore[misc]
@@ -119,11 +126,7 @@ async def test_a_failed_batch_stays_pending_with_its_error(
 async def test_a_redelivered_entry_goes_through_the_plain_path_and_forgets_its_error(
     redis_client: aioredis.Redis, streams: Streams
 ) -> None:
-    handler = Handler(redis_client, streams)
-    handler.failing = True
-    entries = await delivered(redis_client, streams.metrics, bodies(1))
-    consumer = consumption(redis_client, streams, handler)
-    await consumer.consume_batch(entries)
+    handler, consumer, entries = await failed_once(redis_client, streams, events=1)
     handler.failing = False
     claimed: Any = await redis_client.xclaim(
         streams.metrics, GROUP, "c2", min_idle_time=0, message_ids=[entries[0][0]]

@@ -176,7 +176,7 @@ def _multiplexed(
 ) -> MultiplexedRedis:
     pool = ConnectionPool.from_url(url, password=password)
     endpoint = Endpoint.of(url, password=password, timeout_s=timeout_s)
-    return MultiplexedRedis(connection_pool=pool, endpoint=endpoint)
+    return MultiplexedRedis.owning(pool, endpoint)
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
@@ -185,9 +185,7 @@ async def test_its_replies_equal_redis_py_s_own_in_either_protocol(
 ) -> None:
     url = f"{redis_url}?protocol={protocol}"
     own = redis.asyncio.Redis.from_url(url)
-    ours = MultiplexedRedis(
-        connection_pool=ConnectionPool.from_url(url), endpoint=Endpoint.of(redis_url)
-    )
+    ours = MultiplexedRedis.owning(ConnectionPool.from_url(url), Endpoint.of(redis_url))
     stream, key = f"{namespace}:s", f"{namespace}:h"
     await own.hset(key, mapping={"a": 1, "b": "two"})
     await own.xgroup_create(stream, "g", id="0", mkstream=True)

@@ -41,6 +41,15 @@ async def until_marked(workers: Workers, companies: int, timeout_s: float = 30) 
         await asyncio.sleep(0.02)
 
 
+async def trickle(workers: Workers) -> None:
+    for serial in range(TRICKLE):
+        await publish(
+            workers.redis, workers.streams.history, [announcement(f"CO{serial}")],
+            max_length=1_000, streams=workers.streams,
+        )  # fmt: skip
+        await asyncio.sleep(0.005)  # pacing the publisher: one announcement every ~5 ms
+
+
 @pytest.mark.timeout(60)
 async def test_a_trickle_of_announcements_is_marked_in_a_few_reads(
     redis_url: str, namespace: str
@@ -48,25 +57,11 @@ async def test_a_trickle_of_announcements_is_marked_in_a_few_reads(
     # a coalescing window of ten minutes: marks may wait the longest linger (100 ms)
     settings = worker_settings(redis_url, namespace, services="forecast", coalesce_ms=600_000)
     async with pipeline(settings) as workers:
-        for serial in range(TRICKLE):
-            await publish(
-                workers.redis, workers.streams.history, [announcement(f"CO{serial}")],
-                max_length=1_000, streams=workers.streams,
-            )  # fmt: skip
-            await asyncio.sleep(0.005)  # pacing the publisher: one announcement every ~5 ms
+        await trickle(workers)
         await until_marked(workers, TRICKLE)
         reads = batches_read(workers)
 
     assert 1 <= reads <= TRICKLE // 4
-
-
-async def trickle(workers: Workers) -> None:
-    for serial in range(TRICKLE):
-        await publish(
-            workers.redis, workers.streams.history, [announcement(f"CO{serial}")],
-            max_length=1_000, streams=workers.streams,
-        )  # fmt: skip
-        await asyncio.sleep(0.005)
 
 
 async def until_consumed(workers: Workers, timeout_s: float = 30) -> None:
