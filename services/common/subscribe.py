@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Self
 
 from faststream.middlewares import AckPolicy
 from faststream.redis import RedisBroker, StreamSub
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage, RedisStreamMessage
 
 from services.common.consumer import Consumption
 from services.common.settings import WorkerSettings
@@ -89,7 +90,7 @@ def subscribe(
     linger_s, asked = consumption.linger_ms / 1000, settings.batch_size
 
     @broker.subscriber(
-        stream=StreamSub(
+        stream=UnprefixedStreamSub(
             stream,
             group=group,
             consumer=consumer,
@@ -115,7 +116,7 @@ def subscribe(
         return
 
     @broker.subscriber(
-        stream=StreamSub(
+        stream=UnprefixedStreamSub(
             stream,
             group=group,
             consumer=consumer + CLAIMER_SUFFIX,
@@ -131,13 +132,35 @@ def subscribe(
         await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))
 
 
-async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream parses a copy holding at most one entry (for its headers); the handler reads
-    the entries as received.
+async def entries_untouched(
+    message: Any, original: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    """FastStream's message around the read, its entries left as received.
 
-    The Consumption decodes and validates each entry itself, so FastStream's decoding of the
-    whole batch would be wasted work, and it fails outright on entries that are not UTF-8
-    (which must reach the dead-letter stream, not loop)."""
+    The Consumption decodes and validates each entry itself, so FastStream's parser (which
+    decodes every entry's JSON, then encodes the batch again as the message body) would be
+    wasted work, and it fails outright on entries that are not UTF-8 (which must reach the
+    dead-letter stream, not loop). The first entry's id names the read in FastStream's logs.
+    The message cannot acknowledge (no group): the Consumption does, once effects are durable.
+
+    FastStream's in-memory test broker delivers entries without ids and pairs each message
+    with its pending entry by the correlation id its parser finds; its reads keep that parser."""
+    ids = message.get("message_ids")
+    if not ids:
+        return await _parsed_in_memory(message, original)
+    kind = RedisBatchStreamMessage if isinstance(message["data"], list) else RedisStreamMessage
+    first = ids[0].decode()
+    return kind(
+        raw_message=message,
+        body=b"",
+        message_id=first,
+        correlation_id=first,
+        consumer=FAKE_CONSUMER,
+        group=None,
+    )
+
+
+async def _parsed_in_memory(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
     data = message["data"]
     try:
         parsed = await original({**message, "data": data[:1] if isinstance(data, list) else data})
@@ -147,7 +170,7 @@ async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[An
     return parsed
 
 
-async def as_received(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+async def as_received(message: Any) -> Any:
     """The handler's argument: the read as Redis returned it (entry ids and fields).
 
     Handing it over as the decoded body, not through a `RedisStreamMessage` parameter, keeps
@@ -159,3 +182,12 @@ async def as_received(message: Any, original: Callable[[Any], Awaitable[Any]]) -
 def _ids(raw: Any) -> list[bytes]:
     """Entry ids; FastStream's in-memory test broker delivers entries without any."""
     return list(raw["message_ids"]) or [IN_MEMORY_ID] * len(raw["data"])
+
+
+class UnprefixedStreamSub(StreamSub[Any]):
+    """FastStream asks its subscription for the stream's name with the broker's prefix twice
+    per read, and each time deep-copies the whole subscription to add it; with no prefix (the
+    workers' broker has none) the subscription itself is the answer."""
+
+    def add_prefix(self, prefix: str) -> Self:
+        return self if not prefix else super().add_prefix(prefix)
