@@ -132,9 +132,7 @@ def subscribe(
         await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))
 
 
-async def entries_untouched(
-    message: Any, original: Callable[[Any], Awaitable[Any]]
-) -> Any:
+async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
     """FastStream's message around the read, its entries left as received.
 
     The Consumption decodes and validates each entry itself, so FastStream's parser (which
