@@ -493,15 +493,16 @@ def inhibited_by(
     rules: Iterable[InhibitRule],
 ) -> AlertRecord | None:
     """The firing alert (other than this one) that inhibits these labels, if any."""
+    candidates = [record for record in firing if record.status == "firing"]
+    if not candidates:  # the usual case: no SHA-256 of these labels needed
+        return None
     own = fingerprint(
         company=labels.get("company", ""),
         period=labels.get("period", ""),
         kind=labels.get("kind", ""),
         subject=labels.get("subject", ""),
     )
-    sources = [
-        record for record in firing if record.status == "firing" and record.fingerprint != own
-    ]
+    sources = [record for record in candidates if record.fingerprint != own]
     rules = tuple(rules)
     for source in sources:
         if any(rule.mutes(labels, source=source.labels) for rule in rules):
