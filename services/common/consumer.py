@@ -128,9 +128,8 @@ class Consumption:
                 applied.append(entry_id)
             else:
                 await self._remember_failure(entry_id, event, failure)
-        if acknowledged:
-            applied = []  # the handler's own write acknowledged them
-        await self._ack(rejected + applied, retried=not first_delivery)
+        unacknowledged = rejected if acknowledged else rejected + applied  # by the handler's write
+        await self._ack(unacknowledged, retried=not first_delivery)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
 
     async def _apply(

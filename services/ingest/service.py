@@ -137,14 +137,7 @@ class IngestService:
             return
         signals = [s for event, outcome in done for s in self._signals(event, outcome)]
         signals += await self._unit_slip_signals(done)
-        await publish(
-            self._redis,
-            self._streams.signals,
-            signals,
-            max_length=self._max_length,
-            streams=self._streams,
-            acknowledging=acknowledgement,
-        )
+        await self._publish(self._streams.signals, signals, acknowledging=acknowledgement)
 
     async def _announce_once(self, done: list[tuple[Event, RecordOutcome]]) -> None:
         """(On a cluster.) Publish what each event changed, unless a previous delivery already
@@ -210,19 +203,24 @@ class IngestService:
     ) -> None:
         updates = [u for batch, _ in announcements for u in batch]
         signals = [s for _, batch in announcements for s in batch]
+        await self._publish(self._streams.history, updates)
+        await self._publish(self._streams.signals, signals)
+
+    async def _publish(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        *,
+        acknowledging: Acknowledgement | None = None,
+    ) -> None:
+        """To the company's partition of `stream`, in one round trip (see `publish`)."""
         await publish(
             self._redis,
-            self._streams.history,
-            updates,
+            stream,
+            events,
             max_length=self._max_length,
             streams=self._streams,
-        )
-        await publish(
-            self._redis,
-            self._streams.signals,
-            signals,
-            max_length=self._max_length,
-            streams=self._streams,
+            acknowledging=acknowledging,
         )
 
     async def apply(self, event: Event) -> None:
@@ -265,13 +263,7 @@ class IngestService:
             cause_event_id=event.event_id,
             guidance=(GuidanceChange(metric=event.metric, period=event.period, revision=revision),),
         )
-        await publish(
-            self._redis,
-            self._streams.history,
-            [update],
-            max_length=self._max_length,
-            streams=self._streams,
-        )
+        await self._publish(self._streams.history, [update])
 
 
 def _four_before(period: str) -> tuple[str, ...]:

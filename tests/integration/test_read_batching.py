@@ -71,11 +71,11 @@ async def until_consumed(workers: Workers, timeout_s: float = 30) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.mark.timeout(60)
-async def test_the_guidance_worker_reads_a_trickle_in_batches_while_it_lingers(
-    redis_url: str, namespace: str
-) -> None:
-    linger_ms = 50
+async def guidance_reads_of_a_trickle(
+    redis_url: str, namespace: str, linger_ms: int
+) -> tuple[float, float]:
+    """How many reads the guidance worker took for a trickle, and how long the trickle lasted
+    (ms)."""
     settings = worker_settings(
         redis_url, namespace, services="guidance", guidance_linger_ms=linger_ms
     )
@@ -84,7 +84,15 @@ async def test_the_guidance_worker_reads_a_trickle_in_batches_while_it_lingers(
         await trickle(workers)
         lasted_ms = (time.monotonic() - started) * 1000
         await until_consumed(workers)
-        reads = batches_read(workers, Groups.GUIDANCE)
+        return batches_read(workers, Groups.GUIDANCE), lasted_ms
+
+
+@pytest.mark.timeout(60)
+async def test_the_guidance_worker_reads_a_trickle_in_batches_while_it_lingers(
+    redis_url: str, namespace: str
+) -> None:
+    linger_ms = 50
+    reads, lasted_ms = await guidance_reads_of_a_trickle(redis_url, namespace, linger_ms)
 
     # at most one read per linger while the trickle lasts, one more for its tail
     assert 1 <= reads <= min(lasted_ms // linger_ms + 2, TRICKLE // 2)
@@ -94,10 +102,6 @@ async def test_the_guidance_worker_reads_a_trickle_in_batches_while_it_lingers(
 async def test_without_a_linger_the_guidance_worker_reads_each_announcement_as_it_comes(
     redis_url: str, namespace: str
 ) -> None:
-    settings = worker_settings(redis_url, namespace, services="guidance", guidance_linger_ms=0)
-    async with pipeline(settings) as workers:
-        await trickle(workers)
-        await until_consumed(workers)
-        reads = batches_read(workers, Groups.GUIDANCE)
+    reads, _ = await guidance_reads_of_a_trickle(redis_url, namespace, linger_ms=0)
 
     assert reads > TRICKLE // 2
