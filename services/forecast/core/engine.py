@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,24 @@ def forecast(fitted: Fitted, *, target: str | None = None) -> MetricForecast:
         fitted.record, preds, ordinal=ordinal, scale=fitted.ahead_scale, horizon=horizon,
         spec=fitted.spec,
     )  # fmt: skip
-    drivers = _weighted_drivers(fitted, weights, column)
-    return _metric_forecast(fitted, ordinal, point, quantiles, weights, drivers)
+    factor = float(fitted.ahead_factor[column])
+    raw = _Raw(fitted.multiplicative, factor)
+    drivers = _weighted_drivers(fitted, weights, column, raw)
+    return _metric_forecast(fitted, ordinal, raw(point), raw(quantiles), weights, drivers)
+
+
+class _Raw:
+    """Seasonally adjusted values → values as reported, at one quarter's factor."""
+
+    def __init__(self, multiplicative: bool, factor: float) -> None:
+        self.multiplicative, self.factor = multiplicative, factor
+
+    def __call__(self, values: Any) -> Any:
+        return values * self.factor if self.multiplicative else values + self.factor
+
+    def effect(self, value: float) -> float:
+        """A contribution to the point: scaled by a multiplicative factor, unchanged otherwise."""
+        return value * self.factor if self.multiplicative else value
 
 
 def update(
@@ -134,8 +151,9 @@ def record_forecasts(fitted: Fitted) -> list[tuple[MetricForecast, float]]:
             scale=float(record.scale[k]), horizon=int(record.horizon[k]), spec=spec,
         )  # fmt: skip
         target = str(pd.Period(ordinal=ordinal, freq=FREQ))
-        result = grid_forecast(fitted.metric, target, point, quantiles, spec)
-        found.append((result, float(record.actual[k])))
+        raw = _Raw(fitted.multiplicative, float(record.factor[k]))
+        result = grid_forecast(fitted.metric, target, raw(point), raw(quantiles), spec)
+        found.append((result, raw(float(record.actual[k]))))
     return found
 
 
@@ -190,22 +208,14 @@ def calibration_pool(record: Record, min_train: int) -> Record:
     mature = record.n_before >= min_train
     if mature.sum() < MIN_POOL:
         return record
-    return Record(
-        record.ordinal[mature],
-        record.pred[:, mature],
-        record.combined[mature],
-        record.actual[mature],
-        record.scale[mature],
-        record.horizon[mature],
-        record.n_before[mature],
-    )
+    return record.select(mature)
 
 
 def empty_record(models: int) -> Record:
     none = np.zeros(0)
     return Record(
         np.zeros(0, dtype=np.int64), np.zeros((models, 0)), none, none, none, none,
-        np.zeros(0, dtype=np.int64),
+        np.zeros(0, dtype=np.int64), none,
     )  # fmt: skip
 
 
@@ -224,6 +234,8 @@ def _series(
         driver_names=spec.drivers,
         guidance_mid=mids,
         half_life=spec.half_life,
+        seasonal_half_life=spec.seasonal_half_life,
+        seasonal_test_level=spec.seasonal_test_level,
     )
 
 
@@ -283,9 +295,11 @@ def _assemble(
         record=record,
         ahead_start=series.start_ordinal + last_index + 1,
         ahead=preds[:, last_index + 1 :].copy(),
+        ahead_factor=_factors(series)[last_index + 1 :].copy(),
+        multiplicative=series.season is None or series.season.multiplicative,
         ahead_scale=error_scale(y, last_index + 1, spec),
         ahead_drivers=ahead_drivers,
-        mase_scale=_naive_mae(y),
+        mase_scale=_naive_mae(series.raw),
         guidance=guidance,
         refit_n_obs=n_obs if fitted is None else fitted.refit_n_obs,
     )
@@ -316,8 +330,15 @@ def _extend_record(
             np.append(record.scale, scale),
             np.append(record.horizon, horizon),
             np.append(record.n_before, int(counts[i])),
+            np.append(record.factor, _factors(series)[i]),
         )
     return record
+
+
+def _factors(series: Series) -> np.ndarray:
+    if series.season is None:
+        return np.ones(series.y.size)
+    return np.asarray(series.season.factor)
 
 
 def error_scale(y: np.ndarray, upto: int, spec: ForecastSpec) -> float:
@@ -336,26 +357,36 @@ def _naive_mae(y: np.ndarray) -> float:
     return mae if mae > 0 else float("nan")
 
 
-def _weighted_drivers(fitted: Fitted, weights: np.ndarray, column: int) -> tuple[Driver, ...]:
+def _weighted_drivers(
+    fitted: Fitted, weights: np.ndarray, column: int, raw: _Raw
+) -> tuple[Driver, ...]:
     if "drivers" not in fitted.model_names:
         return ()
     share = float(weights[fitted.model_names.index("drivers")])
-    return tuple(Driver(d.name, d.value, d.effect * share) for d in fitted.ahead_drivers[column])
+    return tuple(
+        Driver(d.name, d.value, raw.effect(d.effect * share)) for d in fitted.ahead_drivers[column]
+    )
 
 
 def model_skills(fitted: Fitted, weights: np.ndarray) -> tuple[ModelSkill, ...]:
     """Weight and out-of-sample MAPE (percent) / MASE of each candidate over the record."""
     record = fitted.record
+    actual = _as_reported(record.actual, record.factor, fitted.multiplicative)
+    pred = _as_reported(record.pred, record.factor[None, :], fitted.multiplicative)
     skills = []
     for k, name in enumerate(fitted.model_names):
-        ok = np.isfinite(record.pred[k]) & (record.actual != 0)
-        errors = record.actual[ok] - record.pred[k][ok]
+        ok = np.isfinite(pred[k]) & (actual != 0)
+        errors = actual[ok] - pred[k][ok]
         n = int(ok.sum())
-        mape = float(np.mean(np.abs(errors / record.actual[ok])) * 100) if n else float("nan")
+        mape = float(np.mean(np.abs(errors / actual[ok])) * 100) if n else float("nan")
         mase = float(np.mean(np.abs(errors)) / fitted.mase_scale) if n else None
         mase = mase if mase is None or np.isfinite(mase) else None
         skills.append(ModelSkill(name, float(weights[k]), mape, mase, n))
     return tuple(skills)
+
+
+def _as_reported(values: np.ndarray, factor: np.ndarray, multiplicative: bool) -> np.ndarray:
+    return np.asarray(values * factor if multiplicative else values + factor)
 
 
 def _metric_forecast(

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from services.forecast.core.seasonal import SeasonalFactors, neutral, realtime_factors
+
 DIFFUSE = 1e6
 HOLT_ALPHA = (0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
 HOLT_BETA = (0.0, 0.1, 0.3)
@@ -34,6 +36,11 @@ LEVEL_GRID_STEP = 0.25
 LEVEL_REFINE = 8
 GROWTH_WINDOW = 4
 GROWTH_PSEUDO_ZEROS = 4.0
+HW_ALPHA = (0.1, 0.3, 0.5, 0.8)
+HW_BETA = (0.0, 0.1)
+HW_PHI = (0.9, 0.98)
+HW_GAMMA = (0.05, 0.2, 0.5)
+SES_ALPHA = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class Series:
 
     ``drivers`` maps a driver name to its values on the same grid (NaN when unknown);
     ``guidance`` maps a position to (position the guidance was issued in, guided midpoint).
+    ``y`` is seasonally adjusted by ``season`` (``seasonal.py``); ``raw`` is the series as
+    reported. The candidates forecast ``y``; seasonal ones read ``raw``.
     """
 
     y: np.ndarray
@@ -50,6 +59,11 @@ class Series:
     drivers: dict[str, np.ndarray] = field(default_factory=dict)
     guidance: dict[int, tuple[int, float]] = field(default_factory=dict)
     half_life: float = 8.0
+    season: SeasonalFactors | None = None
+
+    @property
+    def raw(self) -> np.ndarray:
+        return self.y if self.season is None else self.season.to_raw(self.y, self.season.factor)
 
     @property
     def observed(self) -> np.ndarray:
@@ -102,9 +116,129 @@ def drift(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> Mode
 
 
 def seasonal_naive(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
-    """Same quarter one year earlier: ŷ_i = y_{i-4} (unavailable when that quarter is missing)."""
-    y = series.y
-    return ModelRun(np.concatenate((np.full(4, np.nan), y[:-4])), ())
+    """Same quarter one year earlier, ŷ_i = y_{i-4} as reported, where the series is seasonal
+    at i (unavailable otherwise, or when that quarter is missing); returned seasonally
+    adjusted like every candidate."""
+    season = series.season
+    if season is None:
+        return ModelRun(np.full(series.y.size, np.nan), ())
+    year_ago = np.concatenate((np.full(4, np.nan), series.raw[:-4]))
+    adjusted = season.to_adjusted(year_ago, season.factor)
+    return ModelRun(np.where(season.seasonal, adjusted, np.nan), ())
+
+
+def theta(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
+    """The Theta method (statsmodels ``ThetaModel`` with ``use_mle=False``, θ = 2) on the
+    seasonally adjusted series, where the series is seasonal: simple exponential smoothing,
+    started at the first observation with α minimising the squared one-step errors so far,
+    plus half the least-squares slope b₀ of the observations so far on time:
+    ŷ_i = ℓ_i + ½·b₀·(1/α − (1 − α)^T/α), T the number of observations before i.
+    Across a gap the slope is per quarter and the level predicts through.
+    """
+    alphas = SES_ALPHA if fixed is None else (fixed[0],)
+    grid = np.array([[a, 0.0, 1.0] for a in alphas])
+    paths = holt_paths(series.y, grid)
+    sq = np.nan_to_num((series.y[:, None] - paths) ** 2, nan=0.0)
+    score = -_exclusive_cumsum(sq)
+    chosen = _select(series, paths, score, grid, min_obs)
+    alpha = grid[np.argmax(score, axis=1), 0]
+    slope, count = _prefix_slope(series.y, series.observed)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drift = 0.5 * slope * (1.0 / alpha - (1.0 - alpha) ** count / alpha)
+    pred = chosen.pred + np.where(np.isfinite(drift), drift, 0.0)
+    return ModelRun(_where_seasonal(series, pred), (float(chosen.params[0]),))
+
+
+def _where_seasonal(series: Series, pred: np.ndarray) -> np.ndarray:
+    """The seasonal candidates speak only where the series is seasonal (``seasonal.py``)."""
+    if series.season is None:
+        return np.full(pred.size, np.nan)
+    return np.where(series.season.seasonal, pred, np.nan)
+
+
+def _prefix_slope(y: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope of the observations before each position on their positions, and
+    how many there were (slope NaN before two)."""
+    t = np.arange(y.size, dtype=float)
+    values = np.where(observed, y, 0.0)
+    weight = observed.astype(float)
+    n = _exclusive_cumsum(weight)
+    st, sy = _exclusive_cumsum(t * weight), _exclusive_cumsum(values)
+    stt, sty = _exclusive_cumsum(t * t * weight), _exclusive_cumsum(t * values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (n * sty - st * sy) / (n * stt - st**2)
+    return np.where(n >= 2, slope, np.nan), n
+
+
+def holt_winters_grid() -> np.ndarray:
+    """Grid of (α, β, φ, γ) in statsmodels' ``ExponentialSmoothing`` convention."""
+    mesh = np.array(np.meshgrid(HW_ALPHA, HW_BETA, HW_PHI, HW_GAMMA, indexing="ij"))
+    return mesh.reshape(4, -1).T
+
+
+def holt_winters_paths(y: np.ndarray, grid: np.ndarray, *, multiplicative: bool) -> np.ndarray:
+    """Holt-Winters one-step forecasts (additive damped trend, seasonal period 4), one column
+    per (α, β, φ, γ) row; statsmodels ``ExponentialSmoothing(trend="add", damped_trend=True,
+    seasonal="mul" | "add", seasonal_periods=4)`` with known initial values:
+
+        ŷ_t = (ℓ + φb)·s_{t−4}   (or + s_{t−4})
+        ℓ ← α·y_t/s_{t−4} + (1 − α)(ℓ + φb)
+        b ← β(ℓ_new − ℓ) + (1 − β)φb
+        s_t ← γ·y_t/(ℓ + φb) + (1 − γ)s_{t−4}
+
+    Initialised on the first complete year: ℓ its mean, b = 0, s its ratios to ℓ (or
+    differences); forecasts start after it. A missing y_t predicts through (ℓ ← ℓ + φb, the
+    seasonal state kept).
+    """
+    alpha, beta, phi, gamma = (grid[:, k] for k in range(4))
+    pred = np.full((y.size, len(grid)), np.nan)
+    start = _first_complete_year(y)
+    if start is None:
+        return pred
+    first = y[start : start + 4]
+    level = np.full(len(grid), float(first.mean()))
+    trend = np.zeros(len(grid))
+    seasons = [np.full(len(grid), v / level[0] if multiplicative else v - level[0]) for v in first]
+    for i in range(start + 4, y.size):
+        phase = (i - start) % 4
+        season = seasons[phase]
+        base = level + phi * trend
+        pred[i] = base * season if multiplicative else base + season
+        if not np.isfinite(y[i]):
+            level = base
+            continue
+        deseasoned = y[i] / season if multiplicative else y[i] - season
+        new_level = alpha * deseasoned + (1 - alpha) * base
+        seasons[phase] = (
+            gamma * (y[i] / base if multiplicative else y[i] - base) + (1 - gamma) * season
+        )
+        trend = beta * (new_level - level) + (1 - beta) * phi * trend
+        level = new_level
+    return pred
+
+
+def _first_complete_year(y: np.ndarray) -> int | None:
+    observed = np.isfinite(y)
+    runs = np.convolve(observed.astype(int), np.ones(4, dtype=int), mode="valid")
+    full = np.flatnonzero(runs == 4)
+    return int(full[0]) if full.size else None
+
+
+def holt_winters(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> ModelRun:
+    """Holt-Winters (ETS with season length 4) on the series as reported, where the series is
+    seasonal; (α, β, φ, γ) minimise the squared one-step errors so far. Multiplicative
+    seasonality for a positive series, additive otherwise. Returned seasonally adjusted."""
+    season = series.season
+    if season is None:
+        return ModelRun(np.full(series.y.size, np.nan), ())
+    grid = holt_winters_grid() if fixed is None else np.array([fixed])
+    raw = series.raw
+    positive = bool(np.all(raw[np.isfinite(raw)] > 0))
+    paths = holt_winters_paths(raw, grid, multiplicative=positive)
+    sq = np.nan_to_num((raw[:, None] - paths) ** 2, nan=0.0)
+    chosen = _select(series, paths, -_exclusive_cumsum(sq), grid, min_obs)
+    adjusted = season.to_adjusted(chosen.pred, season.factor)
+    return ModelRun(_where_seasonal(series, adjusted), chosen.params)
 
 
 def holt_grid() -> np.ndarray:
@@ -451,6 +585,8 @@ MODELS: dict[str, ModelFn] = {
     "naive": naive,
     "drift": drift,
     "seasonal_naive": seasonal_naive,
+    "theta": theta,
+    "holt_winters": holt_winters,
     "damped_trend": damped_trend,
     "local_linear_trend": local_linear_trend,
     "local_level": local_level,
@@ -468,8 +604,11 @@ def make_series(
     driver_names: tuple[str, ...],
     guidance_mid: dict[pd.Period, tuple[pd.Period, float]],
     half_life: float,
+    seasonal_half_life: float | None = None,
+    seasonal_test_level: float = 0.1,
 ) -> Series:
-    """The metric (and its drivers) on the history grid extended ``horizon`` quarters ahead."""
+    """The metric (and its drivers) on the history grid extended ``horizon`` quarters ahead,
+    seasonally adjusted in real time unless ``seasonal_half_life`` is None."""
     if metric not in history.columns:
         raise ValueError(f"metric {metric!r} not in history columns {list(history.columns)}")
     start = history.index[0]
@@ -480,16 +619,29 @@ def make_series(
         return np.concatenate((values, np.full(horizon, np.nan)))
 
     names = [d for d in driver_names if d in history.columns and d != metric]
+    raw = extend(metric)
+    season = (
+        neutral(raw.size)
+        if seasonal_half_life is None
+        else realtime_factors(
+            raw, n_hist, half_life=seasonal_half_life, test_level=seasonal_test_level
+        )
+    )
     positions = {
         (period - start).n: ((issued - start).n, mid)
         for period, (issued, mid) in guidance_mid.items()
-        if period >= start
+        if start <= period < start + raw.size
+    }
+    adjusted_mids = {
+        i: (issued, float(season.to_adjusted(np.array(mid), season.factor[i])))
+        for i, (issued, mid) in positions.items()
     }
     return Series(
-        y=extend(metric),
+        y=season.adjust(raw),
         n_hist=n_hist,
         start_ordinal=int(start.ordinal),
         drivers={name: extend(name) for name in names},
-        guidance=positions,
+        guidance=adjusted_mids,
         half_life=half_life,
+        season=season,
     )

@@ -12,6 +12,8 @@ MODEL_NAMES = (
     "naive",
     "drift",
     "seasonal_naive",
+    "theta",
+    "holt_winters",
     "damped_trend",
     "local_linear_trend",
     "local_level",
@@ -19,9 +21,7 @@ MODEL_NAMES = (
     "drivers",
     "guidance",
 )
-# Seasonal naive stays available but out of the default median: quarterly profits here show
-# no stable seasonal pattern, and a year-old value is biased after any level shift.
-DEFAULT_MODELS = tuple(name for name in MODEL_NAMES if name != "seasonal_naive")
+DEFAULT_MODELS = MODEL_NAMES
 COMBINATIONS = ("median", "skill")
 CALIBRATIONS = ("robust", "rms-empirical")
 ERROR_SCALES = ("volatility", "level")
@@ -63,6 +63,9 @@ class ForecastSpec:
     ``calibration``: "rms-empirical" (RMS Student-t blended with empirical quantiles,
     ``half_life``; default) or "robust" (recency-weighted MAD scale, Student-t,
     ``calibration_half_life``).
+    ``seasonal_half_life`` (quarters): the series is seasonally adjusted in real time where a
+    stable-seasonality F-test at ``seasonal_test_level`` says it is seasonal, with seasonal
+    factors weighted by age at this half-life (``seasonal.py``); None turns adjustment off.
     ``error_scale``: what errors are divided by before they are calibrated and pooled, and the
     interval multiplied by at the forecast origin: "volatility" (mean absolute quarterly change
     of the last four changes, default) or "level" (mean |value| of the last four values).
@@ -84,6 +87,8 @@ class ForecastSpec:
     calibration: str = "rms-empirical"
     calibration_half_life: float = 4.0
     error_scale: str = "volatility"
+    seasonal_half_life: float | None = 12.0
+    seasonal_test_level: float = 0.1
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.models) - set(MODEL_NAMES))
@@ -95,6 +100,12 @@ class ForecastSpec:
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         if self.error_scale not in ERROR_SCALES:
             raise ValueError(f"error_scale must be one of {ERROR_SCALES}, got {self.error_scale!r}")
+        if self.seasonal_half_life is not None and self.seasonal_half_life <= 0:
+            raise ValueError(f"seasonal_half_life must be positive, got {self.seasonal_half_life}")
+        if not 0 < self.seasonal_test_level < 1:
+            raise ValueError(
+                f"seasonal_test_level must lie in (0, 1), got {self.seasonal_test_level}"
+            )
         if self.min_train < 2:
             raise ValueError(f"min_train must be at least 2 observed points, got {self.min_train}")
         if self.full_refit_every < 1:
@@ -206,7 +217,9 @@ class Record:
     """Out-of-sample record: for each past observed quarter forecast one step ahead, each
     candidate's forecast (rows follow the fit's ``model_names``), the combined forecast made
     then, the actual, the error scale, the quarters since the previous observation and how
-    many observations preceded it. Ordinals are pandas quarterly Period ordinals.
+    many observations preceded it, and the seasonal factor of its quarter. Forecasts,
+    actuals and scales are seasonally adjusted (``seasonal.py``). Ordinals are pandas
+    quarterly Period ordinals.
     """
 
     ordinal: np.ndarray
@@ -216,17 +229,23 @@ class Record:
     scale: np.ndarray
     horizon: np.ndarray
     n_before: np.ndarray
+    factor: np.ndarray
 
     def head(self, count: int) -> Record:
         """The first ``count`` entries: what was known before entry ``count``."""
+        return self.select(np.arange(self.ordinal.size) < count)
+
+    def select(self, keep: np.ndarray) -> Record:
+        """The entries where ``keep`` is true."""
         return Record(
-            self.ordinal[:count],
-            self.pred[:, :count],
-            self.combined[:count],
-            self.actual[:count],
-            self.scale[:count],
-            self.horizon[:count],
-            self.n_before[:count],
+            self.ordinal[keep],
+            self.pred[:, keep],
+            self.combined[keep],
+            self.actual[keep],
+            self.scale[keep],
+            self.horizon[keep],
+            self.n_before[keep],
+            self.factor[keep],
         )
 
     @property
@@ -238,7 +257,8 @@ class Record:
 class Fitted:
     """Compact state of a fit: fixed parameters, per-model forecasts ahead, out-of-sample record.
 
-    ``ahead[m, j]`` is candidate m's forecast for the quarter with ordinal ``ahead_start + j``;
+    ``ahead[m, j]`` is candidate m's seasonally adjusted forecast for the quarter with ordinal
+    ``ahead_start + j`` and ``ahead_factor[j]`` that quarter's seasonal factor;
     ``ahead_drivers[j]`` the drivers model's inputs and effects for it. ``guidance`` keeps
     (guided quarter, issuing quarter, midpoint) ordinals so that an update can reuse it.
     No statsmodels results objects and no history are kept.
@@ -254,6 +274,8 @@ class Fitted:
     record: Record
     ahead_start: int
     ahead: np.ndarray
+    ahead_factor: np.ndarray
+    multiplicative: bool
     ahead_scale: float
     ahead_drivers: tuple[tuple[Driver, ...], ...]
     mase_scale: float

@@ -155,3 +155,40 @@ def test_backtest_intervals_cover_about_nominal_on_random_walks() -> None:
     assert len(rows) > 100
     assert 0.70 <= inside80 <= 0.92
     assert 0.88 <= inside95 <= 1.0
+
+
+def seasonal_history(quarters: int = 32, seed: int = 5) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    pattern = np.array([0.8, 1.05, 1.3, 0.85])
+    step = np.arange(quarters)
+    values = (400 + 6 * step) * pattern[step % 4] * rng.lognormal(0, 0.02, quarters)
+    index = pd.period_range("2015Q1", periods=quarters, freq="Q-DEC", name="period")
+    frame = pd.DataFrame({"net_income": values}, index=index)
+    frame.iloc[[9, 17], 0] = np.nan
+    return frame
+
+
+def test_a_seasonal_series_is_forecast_with_its_seasonal_pattern() -> None:
+    history = seasonal_history()
+    peak, trough = (
+        forecast(fit(history, metric="net_income"), target=t) for t in ("2023Q3", "2023Q4")
+    )
+    assert peak.point > 1.3 * trough.point
+    assert peak.point == pytest.approx((400 + 6 * 34) * 1.3, rel=0.06)
+    assert peak.lo95 < peak.point < peak.hi95
+
+
+def test_seasonal_record_equals_refitting_at_every_origin() -> None:
+    history = seasonal_history()
+    fast = run_backtest(history, metrics=("net_income",)).to_dict()["forecasts"]
+    assert len(fast) >= 20
+    for row in fast[-8:]:
+        period = pd.Period(row["period"], "Q-DEC")
+        slow = forecast(
+            fit(history.loc[history.index < period], metric="net_income"), target=row["period"]
+        )
+        assert_allclose(
+            [slow.point, slow.lo80, slow.hi95],
+            [row["forecast"], row["lo80"], row["hi95"]],
+            rtol=1e-9,
+        )

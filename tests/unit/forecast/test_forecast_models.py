@@ -20,6 +20,8 @@ from services.forecast.core.models import (
     growth,
     guidance,
     holt_paths,
+    holt_winters,
+    holt_winters_paths,
     level_filter,
     level_profile,
     level_ratios,
@@ -31,7 +33,9 @@ from services.forecast.core.models import (
     local_linear_trend,
     naive,
     seasonal_naive,
+    theta,
 )
+from services.forecast.core.seasonal import SeasonalFactors, neutral, realtime_factors
 
 pytestmark = pytest.mark.unit
 NAN = np.nan
@@ -59,9 +63,99 @@ def test_drift_extends_the_line_from_first_to_last_observation() -> None:
     assert_allclose(run.pred, [NAN, NAN, NAN, 16, 18])
 
 
-def test_seasonal_naive_repeats_the_same_quarter_last_year() -> None:
-    run = seasonal_naive(series([1, 2, 3, NAN, 5, 6, 7, 8]), None, 1)
-    assert_allclose(run.pred, [NAN, NAN, NAN, NAN, 1, 2, 3, NAN])
+def test_seasonal_naive_repeats_the_same_quarter_last_year_where_seasonal() -> None:
+    y = np.array([1, 2, 3, NAN, 5, 6, 7, 8], dtype=float)
+    factor = np.array([1, 1, 1, 1, 0.5, 2.0, 1.0, 1.0])
+    flags = np.array([False] * 4 + [True, True, True, False])
+    season = SeasonalFactors(factor, flags, multiplicative=True)
+    run = seasonal_naive(
+        Series(y=season.adjust(y), n_hist=8, start_ordinal=0, season=season), None, 1
+    )
+    # adjusted like every candidate: the year-old value divided by the target's factor
+    assert_allclose(run.pred, [NAN, NAN, NAN, NAN, 1 / 0.5, 2 / 2.0, 3, NAN])
+
+
+def test_seasonal_candidates_stay_silent_on_a_series_without_seasonality() -> None:
+    y = 100 + np.cumsum(np.random.default_rng(1).normal(1, 3, 32))
+    plain = series(list(y), season=neutral(32))
+    for model in (seasonal_naive, theta, holt_winters):
+        assert np.isnan(model(plain, None, 1).pred).all()
+
+
+def quarterly_seasonal(seed: int = 4, size: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pattern = np.array([0.8, 1.1, 1.25, 0.85])
+    return (200 + 3 * np.arange(size)) * pattern[np.arange(size) % 4] * rng.lognormal(0, 0.02, size)
+
+
+def test_theta_matches_statsmodels_theta_model_at_its_alpha() -> None:
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    y = 100 + 2.0 * np.arange(16) + np.random.default_rng(9).normal(0, 3, 16)
+    fitted = ThetaModel(y, period=4, deseasonalize=False).fit(use_mle=False)
+    alpha = float(fitted.params["alpha"])
+    season = SeasonalFactors(np.ones(17), np.ones(17, dtype=bool), multiplicative=True)
+    extended = np.append(y, NAN)
+    run = theta(Series(y=extended, n_hist=16, start_ordinal=0, season=season), (alpha,), 1)
+    assert_allclose(run.pred[16], float(fitted.forecast(1).iloc[0]), rtol=1e-6)
+
+
+def test_holt_winters_recursion_matches_statsmodels_exponential_smoothing() -> None:
+    y = quarterly_seasonal()
+    params = (0.3, 0.1, 0.9, 0.2)
+    level = float(y[:4].mean())
+    ours = holt_winters_paths(y, np.array([params]), multiplicative=True)[:, 0]
+    # our states start from the first year itself; statsmodels' from before its first value:
+    # so statsmodels runs on the years after the first, starting from the states we start from
+    reference = ExponentialSmoothing(
+        y[4:], trend="add", damped_trend=True, seasonal="mul", seasonal_periods=4,
+        initialization_method="known", initial_level=level, initial_trend=0.0,
+        initial_seasonal=y[:4] / level,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = reference.fit(
+            smoothing_level=params[0], smoothing_trend=params[1], damping_trend=params[2],
+            smoothing_seasonal=params[3], optimized=False,
+        )  # fmt: skip
+    assert_allclose(ours[4:], fitted.fittedvalues, rtol=1e-9)
+
+
+def test_seasonal_factors_equal_statsmodels_decomposition_of_the_past_without_decay() -> None:
+    from statsmodels.tsa.seasonal import seasonal_decompose
+
+    y = quarterly_seasonal(size=28)
+    season = realtime_factors(y, y.size, half_life=1e12, test_level=0.1)
+    for t in (16, 20, 27):
+        reference = seasonal_decompose(y[:t], model="multiplicative", period=4).seasonal
+        assert season.seasonal[t]
+        assert_allclose(season.factor[t], reference[t - 4], rtol=1e-9)
+
+
+def test_seasonal_factors_use_nothing_from_the_quarter_they_adjust_or_later() -> None:
+    y = quarterly_seasonal(size=32)
+    base = realtime_factors(y, y.size, half_life=12.0, test_level=0.1)
+    for t in (14, 22, 31):
+        changed = y.copy()
+        changed[t:] *= 3.0
+        again = realtime_factors(changed, y.size, half_life=12.0, test_level=0.1)
+        assert_allclose(again.factor[: t + 1], base.factor[: t + 1])
+
+
+def test_seasonality_is_found_in_a_seasonal_series_and_not_in_a_random_walk() -> None:
+    seasonal = realtime_factors(quarterly_seasonal(), 40, half_life=12.0, test_level=0.1)
+    walk = 100 + np.cumsum(np.random.default_rng(2).normal(0, 3, 40))
+    plain = realtime_factors(walk, 40, half_life=12.0, test_level=0.1)
+    assert seasonal.seasonal[20:].all()
+    assert plain.seasonal[20:].mean() < 0.3
+
+
+def test_a_series_with_zeros_is_adjusted_additively() -> None:
+    y = quarterly_seasonal() - 150.0
+    y[7] = 0.0
+    season = realtime_factors(y, y.size, half_life=12.0, test_level=0.1)
+    assert not season.multiplicative
+    assert_allclose(season.to_raw(season.adjust(y), season.factor), y)
 
 
 def test_holt_recursion_matches_statsmodels_exponential_smoothing() -> None:
