@@ -12,10 +12,20 @@ missing in it) and custom vintages are refit at every origin.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from services.common.distribution import (
+    BandProbabilities,
+    band_outcome,
+    band_probabilities,
+    brier,
+    log_score,
+    pit,
+    ranked_probability_score,
+)
 from services.forecast.core.company import (
     NET_INCOME,
     NON_GAAP,
@@ -25,12 +35,16 @@ from services.forecast.core.company import (
     non_gaap_past,
     ways_available,
 )
-from services.forecast.core.data import guidance_band, quarter
+from services.forecast.core.data import guidance_before, quarter
 from services.forecast.core.engine import fit, record_forecasts
+from services.forecast.core.evidence import GuidedBand
+from services.forecast.core.guided import Evidence, GuidedCall, Pair, walk_calls
 from services.forecast.core.models import naive as naive_model
 from services.forecast.core.types import (
     BacktestReport,
     BacktestRow,
+    BandSummary,
+    CallScores,
     ForecastSpec,
     MetricForecast,
     MetricSummary,
@@ -47,99 +61,104 @@ def run_backtest(
     start: str | None = None,
     history_as_of: HistoryAsOf | None = None,
     spec: ForecastSpec = ForecastSpec(),
+    evidence: Evidence | None = None,
 ) -> BacktestReport:
-    """Out-of-sample forecasts for every eligible quarter and their summary per metric."""
+    """Out-of-sample forecasts for every eligible quarter and their summary per metric.
+
+    Guided quarters are called as the live service calls them (``guided.py``): the
+    statistical forecast stacked with the guidance evidence known before the quarter, the
+    stacking weight learned from the calls resolved before it (whatever their metric).
+    """
     label = start or spec.backtest_start
     first = quarter(label) if label else None
-    rows: list[BacktestRow] = []
-    summary: dict[str, MetricSummary] = {}
+    pairs: dict[str, list[Pair]] = {}
     for metric in metrics:
         if metric not in history.columns:
             raise ValueError(f"metric {metric!r} not in history columns {list(history.columns)}")
-        found = _metric_rows(history, metric, guidance, first, history_as_of, spec)
-        rows.extend(found)
-        summary[metric] = summarise(found, history, metric, guidance)
-    return BacktestReport(tuple(rows), summary)
+        pairs[metric] = _metric_pairs(history, metric, guidance, history_as_of, spec)
+    rows = guided_rows(pairs, history, guidance, evidence or Evidence())
+    kept = [r for r in rows if first is None or quarter(r.period) >= first]
+    summary = {
+        metric: summarise([r for r in kept if r.metric == metric], history, metric, guidance)
+        for metric in pairs
+    }
+    return BacktestReport(tuple(kept), summary)
 
 
-def _metric_rows(
+def _metric_pairs(
     history: pd.DataFrame,
     metric: str,
     guidance: pd.DataFrame | None,
-    first: pd.Period | None,
     history_as_of: HistoryAsOf | None,
     spec: ForecastSpec,
-) -> list[BacktestRow]:
+) -> list[Pair]:
     if history_as_of is None and metric == NON_GAAP:
-        return _non_gaap_rows(history, guidance, first, spec)
+        return _non_gaap_pairs(history, guidance, spec)
     if history_as_of is None:
-        return _rows_from_one_fit(history, metric, guidance, first, spec)
-    periods = eligible_periods(history[metric], spec.min_train, first)
+        return record_forecasts(fit(history, metric=metric, spec=spec, guidance=guidance))
+    periods = eligible_periods(history[metric], spec.min_train, None)
     return [
-        row
+        pair
         for period in periods
-        if (row := _refit_row(history, metric, guidance, period, history_as_of, spec)) is not None
+        if (pair := _refit_pair(history, metric, guidance, period, history_as_of, spec)) is not None
     ]
 
 
-def _refit_row(
+def _refit_pair(
     history: pd.DataFrame,
     metric: str,
     guidance: pd.DataFrame | None,
     period: pd.Period,
     history_as_of: HistoryAsOf | None,
     spec: ForecastSpec,
-) -> BacktestRow | None:
-    """Refit on the data known before ``period`` and forecast it."""
+) -> Pair | None:
+    """Refit on the data known before ``period`` and forecast it (statistically)."""
     as_of = history_as_of or (lambda when: history.loc[history.index < when])
     known = guidance_before(guidance, period)
-    forecasts = forecast_company(as_of(period), target=str(period), guidance=known, spec=spec)
+    forecasts = forecast_company(
+        as_of(period), target=str(period), guidance=known, spec=spec, evidence=None
+    )
     if metric not in forecasts:
         return None
-    actual = float(history[metric].to_numpy()[history.index.get_loc(period)])
-    return _row(forecasts[metric], actual, guidance)
+    return forecasts[metric], _actual(history, metric, period)
 
 
-def _non_gaap_rows(
-    history: pd.DataFrame,
-    guidance: pd.DataFrame | None,
-    first: pd.Period | None,
-    spec: ForecastSpec,
-) -> list[BacktestRow]:
+def _actual(history: pd.DataFrame, metric: str, period: pd.Period) -> float:
+    return float(history[metric].to_numpy()[history.index.get_loc(period)])
+
+
+def _non_gaap_pairs(
+    history: pd.DataFrame, guidance: pd.DataFrame | None, spec: ForecastSpec
+) -> list[Pair]:
     """Each eligible quarter's non-GAAP forecast chosen from the three fits' records."""
     past = non_gaap_past(non_gaap_fits(history, guidance, spec))
-    rows = []
-    for period in eligible_periods(history[NON_GAAP], spec.min_train, first):
+    pairs: list[Pair] = []
+    for period in eligible_periods(history[NON_GAAP], spec.min_train, None):
         target = str(period)
         options = {way: past[way][target][0] for way in past if target in past[way]}
         if not options or set(options) != ways_available(history, period, spec):
-            row = _refit_row(history, NON_GAAP, guidance, period, None, spec)
-            rows.extend([] if row is None else [row])
+            pair = _refit_pair(history, NON_GAAP, guidance, period, None, spec)
+            pairs.extend([] if pair is None else [pair])
             continue
         chosen = options[choose_way(past, options, before=target)]
-        actual = float(history[NON_GAAP].to_numpy()[history.index.get_loc(period)])
-        rows.append(_row(chosen, actual, guidance))
-    return rows
+        pairs.append((chosen, _actual(history, NON_GAAP, period)))
+    return pairs
 
 
-def _rows_from_one_fit(
+def guided_rows(
+    pairs: dict[str, list[Pair]],
     history: pd.DataFrame,
-    metric: str,
     guidance: pd.DataFrame | None,
-    first: pd.Period | None,
-    spec: ForecastSpec,
+    evidence: Evidence,
 ) -> list[BacktestRow]:
-    fitted = fit(history, metric=metric, spec=spec, guidance=guidance)
+    """Rows in period order; guided quarters are called with what was known before them."""
     return [
-        _row(result, actual, guidance)
-        for result, actual in record_forecasts(fitted)
-        if first is None or quarter(result.target) >= first
+        _row(statistical, actual) if call is None else _guided_row(call, actual)
+        for statistical, actual, call in walk_calls(pairs, history, guidance, evidence)
     ]
 
 
-def _row(result: MetricForecast, actual: float, guidance: pd.DataFrame | None) -> BacktestRow:
-    band = guidance_band(guidance, metric=result.metric, period=quarter(result.target))
-    probs = result.band_probabilities(low=band[0], high=band[1]) if band else None
+def _row(result: MetricForecast, actual: float) -> BacktestRow:
     return BacktestRow(
         period=result.target,
         metric=result.metric,
@@ -148,11 +167,30 @@ def _row(result: MetricForecast, actual: float, guidance: pd.DataFrame | None) -
         hi80=result.hi80,
         lo95=result.lo95,
         hi95=result.hi95,
-        p_below=probs.p_below if probs else None,
-        p_inside=probs.p_inside if probs else None,
-        p_above=probs.p_above if probs else None,
         actual=actual,
         model=result.method,
+        pit=pit(result.quantiles, actual),
+    )
+
+
+def _guided_row(call: GuidedCall, actual: float) -> BacktestRow:
+    result, band = call.forecast, call.band
+    probs = band_probabilities(result.quantiles, low=band.low, high=band.high)
+    alone = band_probabilities(call.guidance_only, low=band.low, high=band.high)
+    outcome = band_outcome(actual, low=band.low, high=band.high)
+    return replace(
+        _row(result, actual),
+        low=band.low,
+        high=band.high,
+        p_below=probs.p_below,
+        p_inside=probs.p_inside,
+        p_above=probs.p_above,
+        outcome=outcome,
+        brier=brier(probs, outcome),
+        rps=ranked_probability_score(probs, outcome),
+        log_score=log_score(probs, outcome),
+        guidance_weight=call.weight,
+        guidance_only=alone.as_tuple(),
     )
 
 
@@ -164,29 +202,21 @@ def eligible_periods(series: pd.Series, min_train: int, first: pd.Period | None)
     return [p for p in periods if first is None or p >= first]
 
 
-def guidance_before(guidance: pd.DataFrame | None, period: pd.Period) -> pd.DataFrame | None:
-    """Guidance statements issued before ``period`` (what a forecaster then could know)."""
-    if guidance is None:
-        return None
-    issued = guidance["issued_in_quarter"].map(lambda label: quarter(label) < period)
-    return guidance.loc[issued.astype(bool)]
-
-
 def summarise(
     rows: list[BacktestRow],
     history: pd.DataFrame,
     metric: str,
     guidance: pd.DataFrame | None,
 ) -> MetricSummary:
-    """MAPE (percent), MASE, interval coverage (percent) and the baselines' MAPE."""
+    """MAPE (percent), MASE, interval coverage (percent), the baselines' MAPE and the scores
+    of the band calls."""
     if not rows:
         return MetricSummary(None, None, None, None, None, None, None)
     periods = [quarter(r.period) for r in rows]
     actual = np.array([r.actual for r in rows])
     point = np.array([r.forecast for r in rows])
     naive, drift = _baselines(history[metric], periods)
-    mids = [_mid(guidance, metric, p) for p in periods]
-    guided = [(a, m) for a, m in zip(actual, mids, strict=True) if m is not None]
+    guided = [r for r in rows if r.low is not None or r.high is not None]
     return MetricSummary(
         mape=_mape(actual, point),
         mase=_mase(history[metric], periods, actual, point),
@@ -194,8 +224,46 @@ def summarise(
         coverage95=_coverage(actual, [(r.lo95, r.hi95) for r in rows]),
         naive_mape=_mape(actual, naive),
         drift_mape=_mape(actual, drift),
-        guidance_mid_mape=_mape(*map(np.array, zip(*guided, strict=True))) if guided else None,
+        guidance_mid_mape=_midpoint_mape(guided),
+        bands=band_summary(guided),
     )
+
+
+def band_summary(rows: list[BacktestRow]) -> BandSummary | None:
+    """Mean scores of the calls beside the uniform, midpoint and guidance-only calls."""
+    if not rows:
+        return None
+    uniform = BandProbabilities(1 / 3, 1 / 3, 1 / 3)
+    inside = BandProbabilities(0.0, 1.0, 0.0)
+    calls = [
+        (BandProbabilities(r.p_below or 0.0, r.p_inside or 0.0, r.p_above or 0.0), r) for r in rows
+    ]
+    alone = [(BandProbabilities(*(r.guidance_only or (0, 0, 0))), r) for r in rows]
+    return BandSummary(
+        calls=len(rows),
+        model=_scores(calls),
+        uniform=_scores([(uniform, r) for r in rows]),
+        midpoint=_scores([(inside, r) for r in rows]),
+        guidance_only=_scores(alone),
+        mape=_mape(np.array([r.actual for r in rows]), np.array([r.forecast for r in rows])),
+        midpoint_mape=_midpoint_mape(rows),
+    )
+
+
+def _scores(calls: list[tuple[BandProbabilities, BacktestRow]]) -> CallScores:
+    outcomes = [(p, str(r.outcome)) for p, r in calls]
+    return CallScores(
+        brier=float(np.mean([brier(p, o) for p, o in outcomes])),
+        rps=float(np.mean([ranked_probability_score(p, o) for p, o in outcomes])),
+        log_score=float(np.mean([log_score(p, o) for p, o in outcomes])),
+    )
+
+
+def _midpoint_mape(rows: list[BacktestRow]) -> float | None:
+    if not rows:
+        return None
+    mids = [GuidedBand(r.low, r.high).reference for r in rows]
+    return _mape(np.array([r.actual for r in rows]), np.array(mids))
 
 
 def _baselines(series: pd.Series, periods: list[pd.Period]) -> tuple[np.ndarray, np.ndarray]:
@@ -207,11 +275,6 @@ def _baselines(series: pd.Series, periods: list[pd.Period]) -> tuple[np.ndarray,
     positions = [(p - start).n for p in periods]
     full = Series(y, y.size, int(start.ordinal))
     return naive_model(full, None, 1).pred[positions], drift(full, None, 1).pred[positions]
-
-
-def _mid(guidance: pd.DataFrame | None, metric: str, period: pd.Period) -> float | None:
-    band = guidance_band(guidance_before(guidance, period), metric=metric, period=period)
-    return None if band is None else (band[0] + band[1]) / 2
 
 
 def _mape(actual: np.ndarray, forecast: np.ndarray) -> float | None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from services.forecast.core.data import quarter
 from services.forecast.core.engine import fit, forecast, record_forecasts
+from services.forecast.core.guided import Evidence, Pair, guide
 from services.forecast.core.types import Fitted, ForecastSpec, MetricForecast, ModelSkill
 
 NET_INCOME = "net_income"
@@ -32,6 +33,7 @@ TARGET_METRICS = (NET_INCOME, NON_GAAP)
 MIN_SKILL_QUARTERS = 2
 RECONCILED, DIRECT = "reconciled", "direct"
 Past = dict[str, dict[str, tuple[MetricForecast, float]]]
+DEFAULT_EVIDENCE = Evidence()
 
 
 @dataclass(frozen=True)
@@ -49,29 +51,43 @@ def forecast_company(
     target: str,
     guidance: pd.DataFrame | None = None,
     spec: ForecastSpec = ForecastSpec(),
+    evidence: Evidence | None = DEFAULT_EVIDENCE,
 ) -> dict[str, MetricForecast]:
-    """Forecasts for ``target`` of net income, non-GAAP net income and any guided metric."""
+    """Forecasts for ``target`` of net income, non-GAAP net income and any guided metric; a
+    guided figure stacked with the guidance evidence (``guided.py``) unless ``evidence`` is
+    None (the statistical forecast alone)."""
     fits = non_gaap_fits(history, guidance, spec)
+    others = {
+        metric: fit(history, metric=metric, spec=spec, guidance=guidance)
+        for metric in _metrics(history, target=target, guidance=guidance)
+        if metric not in TARGET_METRICS and _enough(history, metric, spec)
+    }
     results: dict[str, MetricForecast] = {}
     if fits.net_income is not None:
         results[NET_INCOME] = forecast(fits.net_income, target=target)
     non_gaap = non_gaap_forecast(fits, target, results.get(NET_INCOME))
     if non_gaap is not None:
         results[NON_GAAP] = non_gaap
-    for metric in _metrics(history, target=target, guidance=guidance):
-        if metric not in TARGET_METRICS and _enough(history, metric, spec):
-            results[metric] = one_metric(history, metric, target, guidance, spec)
-    return results
+    results.update({metric: forecast(f, target=target) for metric, f in others.items()})
+    if evidence is None:
+        return results
+    return guide(results, past_pairs(fits, others), history, guidance, evidence)
 
 
-def one_metric(
-    history: pd.DataFrame,
-    metric: str,
-    target: str,
-    guidance: pd.DataFrame | None,
-    spec: ForecastSpec,
-) -> MetricForecast:
-    return forecast(fit(history, metric=metric, spec=spec, guidance=guidance), target=target)
+def past_pairs(fits: NonGaapFits, others: Mapping[str, Fitted]) -> dict[str, list[Pair]]:
+    """Every fit's out-of-sample forecasts of past quarters with their actuals (non-GAAP by
+    the way its skill rule chose for each quarter)."""
+    pairs = {metric: record_forecasts(f) for metric, f in others.items()}
+    if fits.net_income is not None:
+        pairs[NET_INCOME] = record_forecasts(fits.net_income)
+    past = non_gaap_past(fits)
+    chosen = []
+    for target in sorted(set(past[RECONCILED]) | set(past[DIRECT]), key=quarter):
+        options = {way: past[way][target][0] for way in past if target in past[way]}
+        way = choose_way(past, options, before=target)
+        chosen.append(past[way][target])
+    pairs[NON_GAAP] = chosen
+    return pairs
 
 
 def non_gaap_fits(

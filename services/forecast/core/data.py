@@ -93,6 +93,14 @@ def quarterly_guidance(
     return midpoints
 
 
+def guidance_before(guidance: pd.DataFrame | None, period: pd.Period) -> pd.DataFrame | None:
+    """Guidance statements issued before ``period`` (what a forecaster then could know)."""
+    if guidance is None:
+        return None
+    issued = guidance["issued_in_quarter"].map(lambda label: quarter(label) < period)
+    return guidance.loc[issued.astype(bool)]
+
+
 def guidance_band(
     guidance: pd.DataFrame | None, *, metric: str, period: pd.Period
 ) -> tuple[float, float] | None:

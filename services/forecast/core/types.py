@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -21,7 +21,9 @@ MODEL_NAMES = (
     "drivers",
     "guidance",
 )
-DEFAULT_MODELS = MODEL_NAMES
+# The guidance track-record candidate stays available, out of the default median: guidance
+# now enters as evidence stacked with the statistical forecast (``guided.py``), not as a vote.
+DEFAULT_MODELS = tuple(name for name in MODEL_NAMES if name != "guidance")
 COMBINATIONS = ("median", "skill")
 CALIBRATIONS = ("robust", "rms-empirical")
 ERROR_SCALES = ("volatility", "level")
@@ -290,6 +292,10 @@ class Fitted:
 
 @dataclass(frozen=True)
 class BacktestRow:
+    """One out-of-sample forecast and its actual; for a guided quarter, also the band, the call
+    P(below / inside / above), where the actual landed and the call's proper scores, and the
+    call the guidance evidence alone would have made (``guidance_only``)."""
+
     period: str
     metric: str
     forecast: float
@@ -297,11 +303,45 @@ class BacktestRow:
     hi80: float
     lo95: float
     hi95: float
-    p_below: float | None
-    p_inside: float | None
-    p_above: float | None
     actual: float
     model: str
+    pit: float | None = None
+    low: float | None = None
+    high: float | None = None
+    p_below: float | None = None
+    p_inside: float | None = None
+    p_above: float | None = None
+    outcome: str | None = None
+    brier: float | None = None
+    rps: float | None = None
+    log_score: float | None = None
+    guidance_weight: float | None = None
+    guidance_only: tuple[float, float, float] | None = None
+
+
+@dataclass(frozen=True)
+class CallScores:
+    """Mean proper scores of band calls: 3-class Brier, ranked probability score, log score
+    (lower is better for all three)."""
+
+    brier: float
+    rps: float
+    log_score: float
+
+
+@dataclass(frozen=True)
+class BandSummary:
+    """The band calls of one metric beside three reference calls on the same quarters: the
+    uniform 1/3 call, the guidance midpoint taken as a sure call inside the band, and the
+    guidance evidence alone (the track record, no statistical forecast)."""
+
+    calls: int
+    model: CallScores
+    uniform: CallScores
+    midpoint: CallScores
+    guidance_only: CallScores
+    mape: float | None
+    midpoint_mape: float | None
 
 
 @dataclass(frozen=True)
@@ -313,6 +353,7 @@ class MetricSummary:
     naive_mape: float | None
     drift_mape: float | None
     guidance_mid_mape: float | None
+    bands: BandSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -339,6 +380,6 @@ class BacktestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "forecasts": [vars(row).copy() for row in self.forecasts],
-            "summary": {metric: vars(s).copy() for metric, s in self.summary.items()},
+            "forecasts": [asdict(row) for row in self.forecasts],
+            "summary": {metric: asdict(s) for metric, s in self.summary.items()},
         }

@@ -50,12 +50,15 @@ def test_backtest_report_has_the_agreed_shape(
     report = run_backtest(history, guidance=guidance).to_dict()
     row = report["forecasts"][0]
     assert set(row) == {"period", "metric", "forecast", "lo80", "hi80", "lo95", "hi95",
-                        "p_below", "p_inside", "p_above", "actual", "model"}  # fmt: skip
+                        "p_below", "p_inside", "p_above", "actual", "model", "pit", "low",
+                        "high", "outcome", "brier", "rps", "log_score", "guidance_weight",
+                        "guidance_only"}  # fmt: skip
     assert set(report["summary"]) == {"net_income", "non_gaap_net_income"}
     summary = report["summary"]["net_income"]
     assert set(summary) == {"mape", "mase", "coverage80", "coverage95", "naive_mape",
-                            "drift_mape", "guidance_mid_mape"}  # fmt: skip
+                            "drift_mape", "guidance_mid_mape", "bands"}  # fmt: skip
     assert summary["guidance_mid_mape"] is None
+    assert summary["bands"] is None
     assert all(r["p_inside"] is None for r in report["forecasts"])
 
 
@@ -68,6 +71,14 @@ def test_band_probabilities_appear_where_guidance_exists(history: pd.DataFrame) 
     last = report["forecasts"][-1]
     assert last["period"] == "2024Q1"
     assert last["p_below"] + last["p_inside"] + last["p_above"] == pytest.approx(1.0)
+    assert last["outcome"] == "inside"
+    assert last["brier"] == pytest.approx(
+        last["p_below"] ** 2 + (1 - last["p_inside"]) ** 2 + last["p_above"] ** 2
+    )
+    bands = report["summary"]["net_income"]["bands"]
+    assert bands["calls"] == 1
+    assert bands["uniform"]["brier"] == pytest.approx(2 / 3)
+    assert bands["midpoint"]["brier"] == 0.0
     assert report["summary"]["net_income"]["guidance_mid_mape"] == pytest.approx(
         100 * abs(1160.1 - 1150.0) / 1160.1
     )

@@ -10,6 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from services.forecast.core import ForecastSpec, fit, forecast, run_backtest, update
+from services.forecast.core.types import MODEL_NAMES
 
 pytestmark = pytest.mark.unit
 
@@ -43,7 +44,7 @@ def test_changing_a_future_value_changes_no_past_forecast(synthetic: pd.DataFram
     past = [(a, b) for a, b in zip(before, after, strict=True) if a["period"] <= "2022Q2"]
     assert len(past) >= 8
     for a, b in past:
-        assert {**a, "actual": None} == {**b, "actual": None}
+        assert {**a, "actual": None, "pit": None} == {**b, "actual": None, "pit": None}
     assert before[-1]["forecast"] != after[-1]["forecast"]
 
 
@@ -125,7 +126,8 @@ def test_median_weights_pick_the_middle_candidate(synthetic: pd.DataFrame) -> No
 
 
 def test_update_takes_new_guidance_into_the_forecast(synthetic: pd.DataFrame) -> None:
-    fitted = fit(synthetic, metric="net_income", spec=ForecastSpec(combination="skill"))
+    spec = ForecastSpec(combination="skill", models=MODEL_NAMES)  # the candidate, opted in
+    fitted = fit(synthetic, metric="net_income", spec=spec)
     guidance = pd.DataFrame(
         {"issued_in_quarter": ["2023Q4"], "for_quarter": ["2024Q1"], "metric": ["net_income"],
          "low": [2_000.0], "high": [2_200.0]}
