@@ -133,13 +133,17 @@ def backfill(
     """Turn the history CSV format into events, known as of each quarter's release."""
     from schemas.money import Scale
     from services.common.publishing import publish_events
-    from services.ingest.backfill import CsvUnits, guidance_events, history_events
+    from services.ingest.backfill import BackfillError, CsvUnits, guidance_events, history_events
 
     units = CsvUnits(currency, Scale(scale), reporting_lag_days)
     console.print(f"money columns read as {units.currency} {units.scale.value}")
-    events = list(history_events(history, company=company, units=units, until=until))
-    if guidance is not None:
-        events += guidance_events(guidance, company=company, units=units, until=until)
+    try:
+        events = list(history_events(history, company=company, units=units, until=until))
+        if guidance is not None:
+            events += guidance_events(guidance, company=company, units=units, until=until)
+    except BackfillError as problem:
+        errors.print(f"[red]{problem}[/red]; nothing was published.")
+        raise typer.Exit(2) from None
     settings = _settings(RedisSettings, redis_url)
     for start in track(range(0, len(events), 200), description="publishing"):
         _run(publish_events(settings, events[start : start + 200]))
