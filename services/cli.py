@@ -164,7 +164,7 @@ def backtest(
     from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 
     frame = load_history_csv(history)
-    table = load_guidance_csv(guidance) if guidance else None
+    table = load_guidance_csv(guidance, history=frame) if guidance else None
     metrics = tuple(metric) if metric else ("net_income", "non_gaap_net_income")
     report = run_backtest(frame, guidance=table, metrics=metrics, start=start).to_dict()
     if json_output:

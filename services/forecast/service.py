@@ -59,6 +59,7 @@ from services.forecast.core.company import (
     implied_sbc,
     non_gaap_forecast,
 )
+from services.forecast.core.data import derive_yoy_bands
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
@@ -292,7 +293,7 @@ class ForecastService:
         target = next_target(history.frame)
         if target is None:
             return []
-        guidance_frame = guidance_table(guidance)
+        guidance_frame = derive_yoy_bands(guidance_table(guidance), history.frame)
         results = self.forecast_metrics(company, history.frame, target, guidance_frame)
         as_of = max(v.known_at for v in versions)
         digest = _digest(history.frame, guidance_frame)
@@ -461,7 +462,8 @@ def next_target(frame: pd.DataFrame) -> str | None:
 
 
 def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
-    """Guidance in the core's columns, money in millions (withdrawn statements left out)."""
+    """Guidance in the core's columns, money in millions (withdrawn statements left out; a
+    statement of growth alone has NaN low and high until `derive_yoy_bands`)."""
     rows = [
         {
             "issued_in_quarter": v.issued_in_period or v.period,
@@ -473,7 +475,7 @@ def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
             "yoy_high_pct": float(v.yoy_high_pct) if v.yoy_high_pct else float("nan"),
         }
         for v in guidance
-        if v.status == "issued" and v.low is not None and v.high is not None
+        if v.status == "issued" and (v.band() is not None or v.growth() is not None)
     ]
     columns = [
         "issued_in_quarter",

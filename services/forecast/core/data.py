@@ -12,6 +12,8 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from services.guidance.core import derive_yoy_band
+
 FREQ = "Q-DEC"
 NON_NUMERIC_COLUMNS = ("source_url", "period_end")
 GUIDANCE_COLUMNS = (
@@ -54,13 +56,18 @@ def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(frame.reindex(full))
 
 
-def load_guidance_csv(path: str | PathLike[str]) -> pd.DataFrame:
-    """Guidance statements: issuing quarter, guided period (``2024Q2`` or ``FY2020``), range."""
+def load_guidance_csv(
+    path: str | PathLike[str], *, history: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Guidance statements: issuing quarter, guided period (``2024Q2`` or ``FY2020``), range.
+    A row with empty low and high states growth alone (yoy_low_pct, yoy_high_pct); with
+    ``history`` its band is derived from the prior year's actual (`derive_yoy_bands`)."""
     raw = pd.read_csv(path, dtype={"issued_in_quarter": str, "for_quarter": str, "metric": str})
     missing = [c for c in GUIDANCE_COLUMNS[:4] if c not in raw.columns]
     if missing:
         raise ValueError(f"{path}: guidance needs columns {missing}")
-    return guidance_frame(raw)
+    frame = guidance_frame(raw)
+    return frame if history is None else derive_yoy_bands(frame, history)
 
 
 def guidance_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -94,17 +101,96 @@ def quarterly_guidance(
 
 
 def guidance_band(
-    guidance: pd.DataFrame | None, *, metric: str, period: pd.Period
+    guidance: pd.DataFrame | None,
+    *,
+    metric: str,
+    period: pd.Period,
+    history: pd.DataFrame | None = None,
 ) -> tuple[float, float] | None:
-    """The latest (low, high) range guided for ``metric`` in ``period``, if any."""
+    """The latest (low, high) range guided for ``metric`` in ``period``, if any. With
+    ``history``, guidance stated as year-on-year growth alone gets its band derived from the
+    prior year's actual there (see `derive_yoy_bands`); a one-sided band is not a range."""
     if guidance is None or guidance.empty:
         return None
+    if history is not None:
+        guidance = derive_yoy_bands(guidance, history)
     rows = guidance[(guidance["metric"] == metric) & (guidance["for_quarter"] == str(period))]
     rows = rows.dropna(subset=["low", "high"]).sort_values("issued_in_quarter")
     if rows.empty:
         return None
     last = rows.iloc[-1]
     return float(last["low"]), float(last["high"])
+
+
+def derive_yoy_bands(guidance: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Guidance with the bands of growth-only statements filled in from ``history``.
+
+    A row with no low and high but a stated growth gets low = prior x (1 + yoy_low_pct / 100)
+    and high = prior x (1 + yoy_high_pct / 100) for each stated bound (the other stays NaN),
+    where prior is the metric's actual in the same quarter a year earlier (for ``FY2024``, the
+    sum of the four quarters of 2023). Rows whose prior is unknown or not positive keep their
+    NaN band. The ``derived_from`` column says what each derived band rests on.
+    """
+    frame = guidance.copy()
+    if "derived_from" not in frame.columns:
+        frame["derived_from"] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for index, row in frame.iterrows():
+        derived = _derived_band(row, history)
+        if derived is not None:
+            frame.loc[index, ["low", "high"]] = derived[0], derived[1]
+            frame.loc[index, "derived_from"] = derived[2]
+    return frame
+
+
+def _derived_band(row: pd.Series, history: pd.DataFrame) -> tuple[float, float, str] | None:
+    low, high, yoy_low, yoy_high = (
+        _as_float(row[c]) for c in ("low", "high", "yoy_low_pct", "yoy_high_pct")
+    )
+    if np.isfinite(low) or np.isfinite(high) or not (np.isfinite(yoy_low) or np.isfinite(yoy_high)):
+        return None
+    prior = prior_year_actual(history, metric=str(row["metric"]), period=str(row["for_quarter"]))
+    if prior is None or prior[1] <= 0:
+        return None
+    label, value = prior
+    low_bound, high_bound = derive_yoy_band(
+        prior_actual=value, yoy_low_pct=_stated(yoy_low), yoy_high_pct=_stated(yoy_high)
+    )
+    text = f"the {label} actual of {value:,.1f} grown {_growth_words(yoy_low, yoy_high)}"
+    return _or_nan(low_bound), _or_nan(high_bound), text
+
+
+def _stated(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def prior_year_actual(
+    history: pd.DataFrame, *, metric: str, period: str
+) -> tuple[str, float] | None:
+    """(label, value) of the prior year's actual of ``period`` (a quarter, or FYyyyy: the sum
+    of that year's four quarters), None when not all of it is in ``history``."""
+    if metric not in history.columns:
+        return None
+    if period.startswith("FY"):
+        year = int(period[2:]) - 1
+        quarters = [quarter(f"{year}Q{q}") for q in range(1, 5)]
+        label = f"FY{year}"
+    else:
+        quarters = [quarter(period) - 4]
+        label = str(quarters[0])
+    values = [history[metric].get(q, np.nan) for q in quarters]
+    if not all(np.isfinite(v) for v in values):
+        return None
+    return label, float(sum(values))
+
+
+def _growth_words(low: float, high: float) -> str:
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{low:+.1f}% to {high:+.1f}%"
+    return f"at least {low:+.1f}%" if np.isfinite(low) else f"at most {high:+.1f}%"
 
 
 def _as_float(value: object) -> float:
