@@ -20,6 +20,7 @@ import pandas as pd
 
 from schemas.periods import Frequency, Quarter, frequency_of, period_end, quarter_of
 from schemas.registry import Aggregation, metric_spec
+from services.forecast.core.identities import Derivation, fill_identities
 
 Observation = tuple[str, str, float]  # metric, period, value in the model's unit
 
@@ -28,13 +29,19 @@ Observation = tuple[str, str, float]  # metric, period, value in the model's uni
 class QuarterlyHistory:
     frame: pd.DataFrame  # PeriodIndex (Q-DEC) named 'period', one float column per metric
     partial: frozenset[tuple[str, str]]  # (metric, quarter) aggregated from incomplete data
+    derived: tuple[Derivation, ...] = ()  # figures the accounting identities filled in
 
 
 def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
+    """The quarterly frame, its gaps then filled where accounting identities determine them
+    (reported fiscal years of flows take part: a year less three quarters is the fourth)."""
     direct: dict[tuple[str, Quarter], float] = {}
     finer: dict[tuple[str, Quarter], list[tuple[str, float]]] = defaultdict(list)
+    years: dict[tuple[str, int], float] = {}
     for metric, period, value in observations:
         if frequency_of(period) is Frequency.FISCAL_YEAR:
+            if metric_spec(metric).aggregation is Aggregation.SUM:
+                years[(metric, int(period[2:]))] = value
             continue
         quarter = quarter_of(period)
         if frequency_of(period) is Frequency.QUARTER:
@@ -52,7 +59,8 @@ def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
             partial.add((metric, str(quarter)))
             value = _nowcast(metric, quarter, periods, value)
         values[(metric, quarter)] = value
-    return QuarterlyHistory(_frame(values), frozenset(partial))
+    filled = fill_identities(_frame(values), fiscal_years=years)
+    return QuarterlyHistory(filled.frame, frozenset(partial), filled.derived)
 
 
 def _aggregate(

@@ -2,7 +2,8 @@
 
 History: one row per fiscal quarter, a ``PeriodIndex`` (freq ``Q-DEC``) named ``period``, one
 float column per metric, NaN where a figure is unknown. Missing quarters are added as all-NaN
-rows so that the index is contiguous; nothing is ever interpolated.
+rows so that the index is contiguous; nothing is ever interpolated, and a gap is filled only
+where an accounting identity determines it (`identities`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from services.forecast.core.identities import Filled, fill_identities
 from services.guidance.core import derive_yoy_band
 
 FREQ = "Q-DEC"
@@ -37,11 +39,18 @@ def quarter(label: str | pd.Period) -> pd.Period:
 
 
 def load_history_csv(path: str | PathLike[str]) -> pd.DataFrame:
-    """Quarterly history from a CSV with a ``quarter`` column (``2024Q1``) and metric columns."""
+    """Quarterly history from a CSV with a ``quarter`` column (``2024Q1``) and metric columns,
+    its gaps filled where accounting identities determine them (`identities`; the fills are
+    listed by `load_history_with_derivations`)."""
+    return load_history_with_derivations(path).frame
+
+
+def load_history_with_derivations(path: str | PathLike[str]) -> Filled:
+    """`load_history_csv`'s frame and the figures the identities derived in it."""
     raw = pd.read_csv(path, dtype={"quarter": str})
     if "quarter" not in raw.columns:
         raise ValueError(f"{path}: expected a 'quarter' column, got {list(raw.columns)}")
-    return history_frame(raw.set_index("quarter"))
+    return fill_identities(history_frame(raw.set_index("quarter")))
 
 
 def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
