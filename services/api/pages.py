@@ -190,20 +190,27 @@ def _trend_card(chart: TrendChart) -> str:
 def _forecast_table(forecasts: Sequence[ForecastUpdated]) -> str:
     if not forecasts:
         return '<p class="empty">No forecasts yet.</p>'
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("metric", "period", "point", "80%", "95%", "unit", "n obs", "method")
-    )
+    columns = ("metric", "period", "point", "80%", "95%", "unit", "n obs", "method", "derived")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     rows = "".join(
         f"<tr><td>{escape(f.metric)}</td><td>{escape(f.period)}</td>"
         f"<td>{figure(float(f.point))}</td>"
         f"<td>{figure(float(f.lo80))}–{figure(float(f.hi80))}</td>"
         f"<td>{figure(float(f.lo95))}–{figure(float(f.hi95))}</td>"
         f'<td class="text">{escape(f.currency)} {escape(f.scale.value)}</td><td>{f.n_obs}</td>'
-        f'<td class="text">{escape(f.method)}</td></tr>'
+        f'<td class="text">{escape(f.method)}</td>'
+        f'<td class="text derived">{_derived_inputs(f)}</td></tr>'
         for f in forecasts
     )
     return f'<table class="forecasts"><tr>{head}</tr>{rows}</table>'
+
+
+def _derived_inputs(forecast: ForecastUpdated) -> str:
+    """The history figures an accounting identity filled in, each with its rule on hover."""
+    return ", ".join(
+        f'<span title="{escape(d.derived_from)}">{escape(d.metric)} {escape(d.period)}</span>'
+        for d in forecast.derived_inputs
+    )
 
 
 def alert_timeline(alerts: Sequence[Alert]) -> str:

@@ -34,6 +34,7 @@ from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.forecasts import (
     ChangePointFound,
+    DerivedInput,
     DriverEffect,
     ForecastUpdated,
     ModelContribution,
@@ -41,15 +42,14 @@ from schemas.forecasts import (
     TrendUpdated,
     TrendVerdict,
 )
-from schemas.money import Scale
-from schemas.periods import Quarter
+from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
 from services.common.ids import derived_id
 from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
 from services.common.wire import as_text
-from services.forecast.assemble import QuarterlyHistory, assemble
+from services.forecast.assemble import MODEL_SCALE, QuarterlyHistory, assemble, observations_of
 from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
 from services.forecast.core.company import (
     NET_INCOME,
@@ -60,13 +60,13 @@ from services.forecast.core.company import (
     non_gaap_forecast,
 )
 from services.forecast.core.data import derive_yoy_bands
+from services.forecast.core.identities import Derivation
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-forecast"
-MODEL_SCALE = Scale.MILLIONS  # the core sees money in millions of the company's currency
 CLEAR_IF_UNCHANGED = """
 if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
   redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1]); return 1
@@ -237,7 +237,7 @@ class ForecastService:
         versions = latest_as_of(await self._history.versions(company), None)
         guidance = await self._guidance.all(company)
         currency = _currency(versions)
-        history = assemble(_observations(versions))
+        history = assemble(observations_of(versions))
         previous = await self._stored_forecasts(company)
         earlier_trends = await self._stored_trends(company)
         # numerical work off the event loop, so the process's other consumers keep flowing
@@ -298,7 +298,14 @@ class ForecastService:
         as_of = max(v.known_at for v in versions)
         digest = _digest(history.frame, guidance_frame)
         return [
-            _forecast_event(company, result, currency=currency, as_of=as_of, digest=digest)
+            _forecast_event(
+                company,
+                result,
+                currency=currency,
+                as_of=as_of,
+                digest=digest,
+                derived=derived_inputs(result, history.derived),
+            )
             for result in results.values()
             if metric_spec(result.metric).unit is Unit.MONEY
         ]
@@ -493,24 +500,6 @@ def _millions(value: str | None) -> float:
     return float(Decimal(value) / MODEL_SCALE.factor) if value is not None else float("nan")
 
 
-def _observations(versions: list[FactVersion]) -> list[tuple[str, str, float]]:
-    return [(v.metric, v.period, _model_value(v)) for v in versions if _known_metric(v.metric)]
-
-
-def _known_metric(metric: str) -> bool:
-    try:
-        metric_spec(metric)
-    except KeyError:
-        return False
-    return True
-
-
-def _model_value(version: FactVersion) -> float:
-    if metric_spec(version.metric).unit is Unit.MONEY:
-        return float(version.value / MODEL_SCALE.factor)
-    return float(version.value)
-
-
 def _currency(versions: list[FactVersion]) -> str:
     currencies = {v.currency for v in versions if v.currency}
     if len(currencies) > 1:
@@ -527,8 +516,31 @@ def _money(value: float) -> Decimal:
     return Decimal(repr(round(value, 3)))
 
 
+def derived_inputs(
+    result: MetricForecast, derived: Sequence[Derivation]
+) -> tuple[DerivedInput, ...]:
+    """The identity-filled quarters of the forecast's metric, its components (non-GAAP is net
+    income plus SBC) and its drivers, in the model's scale."""
+    used = {result.metric, *(d.name for d in result.drivers)}
+    if result.metric == NON_GAAP:
+        used |= {NET_INCOME, SBC}
+    return tuple(
+        DerivedInput(
+            metric=d.metric, period=d.period, value=_money(d.value), derived_from=d.text[:300]
+        )
+        for d in derived
+        if d.metric in used and QUARTER_PATTERN.match(d.period)
+    )
+
+
 def _forecast_event(
-    company: str, result: MetricForecast, *, currency: str, as_of: str, digest: str
+    company: str,
+    result: MetricForecast,
+    *,
+    currency: str,
+    as_of: str,
+    digest: str,
+    derived: tuple[DerivedInput, ...] = (),
 ) -> ForecastUpdated:
     return ForecastUpdated(
         event_id=derived_id(company, "forecast", result.metric, result.target, digest),
@@ -558,6 +570,7 @@ def _forecast_event(
         drivers=tuple(
             DriverEffect(name=d.name, value=d.value, effect=d.effect) for d in result.drivers
         ),
+        derived_inputs=derived,
         n_obs=result.n_obs,
         method=result.method[:200],
         as_of=datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),

@@ -21,6 +21,8 @@ from services.forecast.core.identities import (
     Derivation,
     fill_identities,
 )
+from services.forecast.service import derived_inputs
+from tests.unit.forecast.conftest import synthetic_history
 
 pytestmark = pytest.mark.unit
 NI, NG, SBC, ATTR = (
@@ -206,3 +208,28 @@ def test_the_bundled_history_fills_share_based_compensation_and_no_reported_figu
     assert {d.metric for d in filled.derived} == {SBC, NCI_LOSS}
     assert at(filled.frame, NCI_LOSS, "2024Q1") == pytest.approx(1164.3 - 1160.1)
     assert at(filled.frame, SBC, "2019Q2") == pytest.approx(692 - 618)
+
+
+def test_a_forecast_lists_the_derived_figures_of_its_metric_components_and_drivers() -> None:
+    derivations = (
+        Derivation(NI, "2023Q4", 560.0, "net_income = a - b", ((NG, "2023Q4"), (SBC, "2023Q4"))),
+        Derivation(
+            SBC, "2023Q3", 20.0, "share_based_comp = c - d", ((NG, "2023Q3"), (NI, "2023Q3"))
+        ),
+        Derivation(NI, "FY2023", 2100.0, "net_income FY2023 = sum", ((NI, "2023Q1"),)),
+        Derivation("loan_volume", "2023Q4", 9.0, "loan_volume = e", (("loan_volume", "FY2023"),)),
+    )
+    net_income = forecast_company(synthetic_history(), target="2024Q3")[NI]
+    non_gaap = forecast_company(synthetic_history(), target="2024Q3")[NG]
+
+    assert "loan_volume" in {d.name for d in net_income.drivers}
+    assert [(d.metric, d.period) for d in derived_inputs(net_income, derivations)] == [
+        (NI, "2023Q4"),
+        ("loan_volume", "2023Q4"),
+    ]
+    driven = [("loan_volume", "2023Q4")] if non_gaap.drivers else []
+    assert [(d.metric, d.period) for d in derived_inputs(non_gaap, derivations)] == [
+        (NI, "2023Q4"),
+        (SBC, "2023Q3"),
+        *driven,
+    ]
