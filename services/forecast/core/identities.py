@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 NCI_LOSS = "net_loss_attributable_to_noncontrolling_interests"
@@ -83,39 +84,97 @@ def fill_identities(
     """Fill what the identities determine (see the module docstring). ``frame`` has a
     quarterly PeriodIndex and one float column per metric; ``fiscal_years`` holds the reported
     fiscal-year figures of flow metrics (whose quarters sum to their year)."""
-    values = frame.astype(float)
-    years = dict(fiscal_years or {})
+    table = _Table.of(frame)
+    years = {key: value for key, value in (fiscal_years or {}).items() if np.isfinite(value)}
     derived: list[Derivation] = []
     while True:  # each pass fills at least one of finitely many cells, or stops
-        found = [d for identity in identities for d in _solve(values, identity)]
-        found = found or _quarters_from_years(values, years)
-        found = found or _years_from_quarters(values, years)
+        found = [d for identity in identities for d in _solve(table, identity)]
+        found = found or _quarters_from_years(table, years)
+        found = found or _years_from_quarters(table, years)
         if not found:
-            return Filled(values, tuple(derived))
+            break
         for derivation in _first_per_cell(found):
-            values = _place(values, years, derivation)
+            _place(table, years, derivation)
             derived.append(derivation)
+    return Filled(table.frame(frame) if derived else frame.astype(float), tuple(derived))
 
 
-def _solve(values: pd.DataFrame, identity: Identity) -> list[Derivation]:
+@dataclass
+class _Table:
+    """The frame's columns as float arrays over consecutive quarters from `first` (an
+    ordinal): cell arithmetic without pandas' per-cell cost."""
+
+    first: int
+    length: int
+    columns: dict[str, npt.NDArray[np.float64]]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> _Table:
+        if not isinstance(frame.index, pd.PeriodIndex):
+            raise ValueError("history needs a quarterly PeriodIndex")
+        first = int(frame.index[0].ordinal) if len(frame.index) else 0
+        if len(frame.index) and int(frame.index[-1].ordinal) - first + 1 != len(frame.index):
+            raise ValueError("history needs a contiguous quarterly index")
+        columns = {str(c): frame[c].to_numpy(dtype=float).copy() for c in frame.columns}
+        return cls(first, len(frame.index), columns)
+
+    def period(self, position: int) -> str:
+        return str(pd.Period(ordinal=self.first + position, freq=FREQ))
+
+    def position(self, period: pd.Period) -> int:
+        return int(period.ordinal) - self.first
+
+    def cell(self, metric: str, period: pd.Period) -> float:
+        position = self.position(period)
+        column = self.columns.get(metric)
+        if column is None or not 0 <= position < self.length:
+            return float("nan")
+        return float(column[position])
+
+    def set(self, metric: str, period: pd.Period, value: float) -> None:
+        self._cover(self.position(period))
+        column = self.columns.setdefault(metric, np.full(self.length, np.nan))
+        column[self.position(period)] = value
+
+    def _cover(self, position: int) -> None:
+        """Grow the span to include `position` (a year's quarter beyond the reported ones)."""
+        before, after = max(0, -position), max(0, position - self.length + 1)
+        if before or after:
+            self.columns = {
+                name: np.concatenate((np.full(before, np.nan), column, np.full(after, np.nan)))
+                for name, column in self.columns.items()
+            }
+            self.first -= before
+            self.length += before + after
+
+    def frame(self, like: pd.DataFrame) -> pd.DataFrame:
+        index = pd.period_range(
+            pd.Period(ordinal=self.first, freq=FREQ), periods=self.length, name=like.index.name
+        )
+        return pd.DataFrame(self.columns, index=index)
+
+
+def _solve(table: _Table, identity: Identity) -> list[Derivation]:
     """Every cell one member of the identity is missing in while the others are known."""
     coefficients = identity.coefficients
     found = []
     for target in coefficients:
         others = [o for o in coefficients if o != target]
-        if not all(o in values.columns for o in others):
+        if not all(o in table.columns for o in others):
             continue
-        known = values[others].notna().all(axis=1).to_numpy()
-        missing = values[target].isna().to_numpy() if target in values.columns else known
+        known = np.all([np.isfinite(table.columns[o]) for o in others], axis=0)
+        present = table.columns.get(target)
+        missing = np.isnan(present) if present is not None else np.ones(table.length, bool)
+        cells = np.flatnonzero(known & missing)
+        if cells.size == 0:
+            continue
         weights = {o: -coefficients[o] / coefficients[target] for o in others}
-        computed = np.zeros(len(values))
-        for other, weight in weights.items():
-            computed = computed + weight * values[other].to_numpy(dtype=float)
+        computed = sum(w * table.columns[o][cells] for o, w in weights.items())
         rule = f"{target} = {_equation(weights)}"
-        for position in np.flatnonzero(known & missing):
-            period = str(values.index[int(position)])
+        for position, value in zip(cells.tolist(), np.asarray(computed).tolist(), strict=True):
+            period = table.period(position)
             sources = tuple((o, period) for o in others)
-            found.append(Derivation(target, period, float(computed[position]), rule, sources))
+            found.append(Derivation(target, period, float(value), rule, sources))
     return found
 
 
@@ -125,15 +184,11 @@ def _equation(weights: Mapping[str, float]) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[1:]
 
 
-def _quarters_from_years(
-    values: pd.DataFrame, years: dict[tuple[str, int], float]
-) -> list[Derivation]:
+def _quarters_from_years(table: _Table, years: dict[tuple[str, int], float]) -> list[Derivation]:
     found = []
     for (metric, year), total in sorted(years.items()):
-        if not np.isfinite(total):
-            continue
         quarters = _quarters(year)
-        known = {q: _cell(values, metric, q) for q in quarters}
+        known = {q: table.cell(metric, q) for q in quarters}
         missing = [q for q, v in known.items() if not np.isfinite(v)]
         if len(missing) != 1:
             continue
@@ -145,23 +200,19 @@ def _quarters_from_years(
     return found
 
 
-def _years_from_quarters(
-    values: pd.DataFrame, years: dict[tuple[str, int], float]
-) -> list[Derivation]:
+def _years_from_quarters(table: _Table, years: dict[tuple[str, int], float]) -> list[Derivation]:
     """Only for metrics the company reports by year (some year of it is in ``years``)."""
-    by_year = {metric for metric, _ in years}
     found = []
-    for metric in sorted(by_year & set(values.columns)):
-        series = values[metric]
-        for year in sorted({p.year for p in series.index[series.notna()]}):
-            quarters = _quarters(year)
-            figures = [_cell(values, metric, q) for q in quarters]
+    for metric in sorted({metric for metric, _ in years} & set(table.columns)):
+        observed = np.flatnonzero(np.isfinite(table.columns[metric]))
+        for year in sorted({pd.Period(ordinal=table.first + int(i), freq=FREQ).year
+                            for i in observed}):  # fmt: skip
+            figures = [table.cell(metric, q) for q in _quarters(year)]
             if (metric, year) in years or not all(np.isfinite(f) for f in figures):
                 continue
-            value = float(sum(figures))
             rule = f"{metric} FY{year} = the sum of its four quarters"
-            sources = tuple((metric, str(q)) for q in quarters)
-            found.append(Derivation(metric, f"FY{year}", value, rule, sources))
+            sources = tuple((metric, str(q)) for q in _quarters(year))
+            found.append(Derivation(metric, f"FY{year}", float(sum(figures)), rule, sources))
     return found
 
 
@@ -172,29 +223,12 @@ def _first_per_cell(found: list[Derivation]) -> list[Derivation]:
     return list(chosen.values())
 
 
-def _place(
-    values: pd.DataFrame, years: dict[tuple[str, int], float], derivation: Derivation
-) -> pd.DataFrame:
+def _place(table: _Table, years: dict[tuple[str, int], float], derivation: Derivation) -> None:
     if derivation.period.startswith("FY"):
         years[(derivation.metric, int(derivation.period[2:]))] = derivation.value
-        return values
-    period = pd.Period(derivation.period, freq=FREQ)
-    if period not in values.index:  # a year's missing quarter beyond the reported span
-        span = pd.period_range(min(values.index.min(), period), max(values.index.max(), period),
-                               freq=FREQ, name=values.index.name)  # fmt: skip
-        values = values.reindex(span)
-    if derivation.metric not in values.columns:
-        values = values.assign(**{derivation.metric: np.nan})
-    values.loc[period, derivation.metric] = derivation.value
-    return values
+    else:
+        table.set(derivation.metric, pd.Period(derivation.period, freq=FREQ), derivation.value)
 
 
 def _quarters(year: int) -> list[pd.Period]:
     return [pd.Period(f"{year}Q{q}", freq=FREQ) for q in range(1, 5)]
-
-
-def _cell(values: pd.DataFrame, metric: str, period: pd.Period) -> float:
-    position = int(values.index.get_indexer(pd.PeriodIndex([period]))[0])
-    if metric not in values.columns or position < 0:
-        return float("nan")
-    return float(values[metric].to_numpy(dtype=float)[position])
