@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import uuid4
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
@@ -71,6 +71,14 @@ def new_event_id() -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def schema_version_field(current: int, change: str) -> Any:
+    """The `schema_version` field of a contract at version `current` (earlier versions still
+    validate: each change so far only widened what a contract accepts)."""
+    return Field(
+        default=current, ge=1, le=current, description=f"Contract version; {current}: {change}"
+    )
 
 
 class Event(StrictModel):

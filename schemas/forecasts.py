@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, Field, model_validator
 
-from schemas.base import Event, FiscalPeriod, Period, StrictModel
+from schemas.base import Event, FiscalPeriod, Period, StrictModel, schema_version_field
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.registry import Basis
 
@@ -26,6 +26,20 @@ class DriverEffect(StrictModel):
     effect: float = Field(description="Effect on the point forecast, in the forecast's scale.")
 
 
+class DerivedInput(StrictModel):
+    """A figure of the history the forecast used that no source reported: an accounting
+    identity derived it from reported ones."""
+
+    metric: str = Field(examples=["net_income"])
+    period: Period
+    value: FiniteDecimal = Field(description="In the forecast's currency and scale.")
+    derived_from: str = Field(
+        max_length=300,
+        description="The identity and the periods it used.",
+        examples=["net_income = non_gaap_net_income - share_based_comp (2024Q1)"],
+    )
+
+
 class QuantilePoint(StrictModel):
     probability: float = Field(gt=0, lt=1)
     value: FiniteDecimal
@@ -35,7 +49,11 @@ class ForecastUpdated(Event):
     """A calibrated predictive distribution for one metric of one period."""
 
     EVENT_TYPE: ClassVar[str] = "forecast_updated"
+    SCHEMA_VERSION: ClassVar[int] = 2
 
+    schema_version: int = schema_version_field(
+        2, "derived_inputs lists the figures accounting identities filled in its history."
+    )
     metric: str
     period: FiscalPeriod
     basis: Basis
@@ -56,6 +74,12 @@ class ForecastUpdated(Event):
         default=(),
         description="Why the point moved since the last forecast: each driver's change in effect "
         "(value is its value now), and 'other' for new actuals and re-weighted models.",
+    )
+    derived_inputs: tuple[DerivedInput, ...] = Field(
+        default=(),
+        description="Figures of this metric, its components and drivers that no source "
+        "reported but an accounting identity derived (e.g. net income from non-GAAP net "
+        "income less share-based compensation).",
     )
     n_obs: int = Field(ge=0)
     method: str = Field(max_length=200)

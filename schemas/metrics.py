@@ -41,11 +41,20 @@ class MetricReported(Event):
         return self
 
 
-def check_unit(metric: str, *, unit: Unit, currency: str | None, scale: Scale | None) -> None:
+def check_unit(
+    metric: str,
+    *,
+    unit: Unit,
+    currency: str | None,
+    scale: Scale | None,
+    amounts: bool = True,
+) -> None:
+    """The unit is the registry's; money amounts name currency and scale (`amounts=False`: the
+    statement names no amount, so none is needed)."""
     spec = metric_spec(metric)
     if unit != spec.unit:
         raise ValueError(f"unit: {metric} is measured in {spec.unit.value}, not {unit.value}")
-    if unit is Unit.MONEY and (currency is None or scale is None):
+    if unit is Unit.MONEY and amounts and (currency is None or scale is None):
         raise ValueError("currency and scale: required for a money metric")
     if unit is not Unit.MONEY and (currency is not None or scale is not None):
         raise ValueError(f"currency and scale: not allowed for a {unit.value} metric")

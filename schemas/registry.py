@@ -75,6 +75,11 @@ METRICS: dict[str, MetricSpec] = {
         _money("income_from_operations", "Income from operations."),
         _money("net_income", "Consolidated net income (GAAP)."),
         _money("net_income_attributable", "Net income attributable to ordinary shareholders."),
+        _money(
+            "net_loss_attributable_to_noncontrolling_interests",
+            "Net loss attributable to noncontrolling interests (a profit is negative): "
+            "attributable net income less net income.",
+        ),
         _money("share_based_comp", "Share-based compensation expenses."),
         _money(
             "non_gaap_net_income", "Net income excluding share-based compensation.", Basis.NON_GAAP

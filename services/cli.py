@@ -133,13 +133,17 @@ def backfill(
     """Turn the history CSV format into events, known as of each quarter's release."""
     from schemas.money import Scale
     from services.common.publishing import publish_events
-    from services.ingest.backfill import CsvUnits, guidance_events, history_events
+    from services.ingest.backfill import BackfillError, CsvUnits, guidance_events, history_events
 
     units = CsvUnits(currency, Scale(scale), reporting_lag_days)
     console.print(f"money columns read as {units.currency} {units.scale.value}")
-    events = list(history_events(history, company=company, units=units, until=until))
-    if guidance is not None:
-        events += guidance_events(guidance, company=company, units=units, until=until)
+    try:
+        events = list(history_events(history, company=company, units=units, until=until))
+        if guidance is not None:
+            events += guidance_events(guidance, company=company, units=units, until=until)
+    except BackfillError as problem:
+        errors.print(f"[red]{problem}[/red]; nothing was published.")
+        raise typer.Exit(2) from None
     settings = _settings(RedisSettings, redis_url)
     for start in track(range(0, len(events), 200), description="publishing"):
         _run(publish_events(settings, events[start : start + 200]))
@@ -160,7 +164,7 @@ def backtest(
     from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 
     frame = load_history_csv(history)
-    table = load_guidance_csv(guidance) if guidance else None
+    table = load_guidance_csv(guidance, history=frame) if guidance else None
     metrics = tuple(metric) if metric else ("net_income", "non_gaap_net_income")
     report = run_backtest(frame, guidance=table, metrics=metrics, start=start).to_dict()
     if json_output:
@@ -206,21 +210,24 @@ def history(
     json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
-    """Stored values with their versions, as known at --as-of."""
+    """Stored values with their versions, as known at --as-of, and the figures accounting
+    identities derive from them (marked derived, with the rule and the periods used)."""
     from services import ops
+    from services.forecast.assemble import derived_facts
 
-    versions = _with_redis(
-        redis_url, lambda r, s: ops.history(r, s, company=company, period=period)
-    )
+    versions = _with_redis(redis_url, lambda r, s: ops.history(r, s, company=company, period=None))
     cutoff = (
         as_of.replace(tzinfo=as_of.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if as_of
         else None
     )
-    rows = [v for v in versions if cutoff is None or v.known_at <= cutoff]
-    latest = {(v.metric, v.period): v for v in rows}
+    known = [v for v in versions if cutoff is None or v.known_at <= cutoff]
+    latest = {(v.metric, v.period): v for v in known}
+    rows = [v for v in known if period in (None, v.period)]
+    derived = [d for d in derived_facts(list(latest.values())) if period in (None, d.period)]
     if json_output:
-        print(json.dumps([_version_json(v, latest) for v in rows], indent=2))
+        entries = [_version_json(v, latest) for v in rows] + [_derived_json(d) for d in derived]
+        print(json.dumps(entries, indent=2))
         return
     table = Table(title=f"{company} history" + (f" as of {cutoff}" if cutoff else ""))
     for column in ("metric", "period", "value", "currency", "known at", "event", "current"):
@@ -235,7 +242,12 @@ def history(
             v.event_id[:12],
             "✓" if latest[(v.metric, v.period)] is v else "",
         )
+    for d in derived:
+        table.add_row(d.metric, d.period, f"{d.value:,}", d.currency or "", d.known_at,
+                      "derived", "✓", style="italic")  # fmt: skip
     console.print(table)
+    for d in derived:
+        console.print(f"derived {d.metric} {d.period}: {d.derived_from}", markup=False)
 
 
 def _version_json(version: Any, latest: dict[Any, Any]) -> dict[str, Any]:
@@ -248,6 +260,23 @@ def _version_json(version: Any, latest: dict[Any, Any]) -> dict[str, Any]:
         "known_at": version.known_at,
         "event_id": version.event_id,
         "current": latest[(version.metric, version.period)] is version,
+        "derived": False,
+        "derived_from": None,
+    }
+
+
+def _derived_json(fact: Any) -> dict[str, Any]:
+    return {
+        "metric": fact.metric,
+        "period": fact.period,
+        "value": str(fact.value),
+        "precision": str(fact.precision),
+        "currency": fact.currency,
+        "known_at": fact.known_at,
+        "event_id": None,
+        "current": True,
+        "derived": True,
+        "derived_from": fact.derived_from,
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -69,14 +70,18 @@ def print_report(report: DemoReport) -> None:
         )  # fmt: skip
     console.print(forecasts)
     bands = Table(title="Against guidance")
-    for column in ("period", "metric", "band", "P(below)", "P(inside)", "P(above)", "state"):
+    columns = ("period", "metric", "band", "P(below)", "P(inside)", "P(above)", "call")
+    for column in columns:
         bands.add_column(column)
     for b in report.bands:
         bands.add_row(
-            b["period"], b["metric"], f"{b['low']:,.0f} – {b['high']:,.0f}",
-            f"{b['p_below']:.0%}", f"{b['p_inside']:.0%}", f"{b['p_above']:.0%}", b["state"],
+            b["period"], b["metric"], band_cell(b),
+            f"{b['p_below']:.0%}", f"{b['p_inside']:.0%}", f"{b['p_above']:.0%}", call_cell(b),
         )  # fmt: skip
     console.print(bands)
+    for b in report.bands:
+        if b.get("derived_from"):
+            console.print(f"{b['metric']} {b['period']} band derived from {b['derived_from']}")
     for trend in report.trends:
         console.print(
             f"trend {trend['metric']}: {trend['verdict']} "
@@ -87,3 +92,20 @@ def print_report(report: DemoReport) -> None:
     for alert in report.alerts:
         console.print(f"  {alert['severity']:8} {alert['kind']}: {alert['summary']}", markup=False)
     console.print(f"\ndead letters: {report.dead_letters}; timings: {report.timings_s}")
+
+
+def band_cell(band: dict[str, Any]) -> str:
+    """'1,170 – 1,230', 'at least 1,170' or 'at most 1,230', starred when derived."""
+    low, high = band["low"], band["high"]
+    if low is not None and high is not None:
+        text = f"{low:,.0f} – {high:,.0f}"
+    else:
+        text = f"at least {low:,.0f}" if low is not None else f"at most {high:,.0f}"
+    return text + (" (derived)" if band.get("band_source") == "derived" else "")
+
+
+def call_cell(band: dict[str, Any]) -> str:
+    """'likely below (moderate confidence)'."""
+    words = band["state"].replace("_", " ")
+    confidence = band.get("confidence_word")
+    return f"{words} ({confidence} confidence)" if confidence else words

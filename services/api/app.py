@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +31,7 @@ from services.api.reader import StatusReader
 from services.common.metrics import StreamCollector, create_sync_redis
 from services.common.redis import create_redis
 from services.common.settings import ApiSettings
+from services.forecast.assemble import DerivedFact, derived_facts
 from services.guidance.service import BandCheck
 from services.ingest.store import FactVersion, latest_as_of
 
@@ -166,8 +167,12 @@ class HistoryEntry(BaseModel):
     precision: str
     currency: str | None
     known_at: str
-    event_id: str
+    event_id: str | None = Field(description="The event that reported it; none if derived.")
     current: bool
+    derived: bool = Field(
+        default=False, description="No source reported it: an accounting identity derived it."
+    )
+    derived_from: str | None = Field(default=None, description="The identity and its periods.")
 
 
 @read_api.get("/companies")
@@ -216,11 +221,18 @@ async def history(
     metric: Annotated[str | None, Query(description="Only this metric.")] = None,
     period: Annotated[str | None, Query(description="Only this period.")] = None,
 ) -> list[HistoryEntry]:
-    """Every version of every fact, with the time it became known."""
+    """Every version of every fact, with the time it became known, then the figures
+    accounting identities derive from the current facts (marked derived)."""
     versions = await reader.history(company)
-    current = {id(v) for v in latest_as_of(versions, None)}
+    latest = latest_as_of(versions, None)
+    current = {id(v) for v in latest}
     chosen = [v for v in versions if metric in (None, v.metric) and period in (None, v.period)]
-    return [_history_entry(v, current=id(v) in current) for v in chosen]
+    derived = [
+        _derived_entry(d)
+        for d in derived_facts(latest)
+        if metric in (None, d.metric) and period in (None, d.period)
+    ]
+    return [_history_entry(v, current=id(v) in current) for v in chosen] + derived
 
 
 def _history_entry(version: FactVersion, *, current: bool) -> HistoryEntry:
@@ -233,6 +245,21 @@ def _history_entry(version: FactVersion, *, current: bool) -> HistoryEntry:
         known_at=version.known_at,
         event_id=version.event_id,
         current=current,
+    )
+
+
+def _derived_entry(fact: DerivedFact) -> HistoryEntry:
+    return HistoryEntry(
+        metric=fact.metric,
+        period=fact.period,
+        value=str(fact.value),
+        precision=str(fact.precision),
+        currency=fact.currency,
+        known_at=fact.known_at,
+        event_id=None,
+        current=True,
+        derived=True,
+        derived_from=fact.derived_from,
     )
 
 

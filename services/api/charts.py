@@ -36,11 +36,13 @@ class FanChart:
     hi80: float
     lo95: float
     hi95: float
-    band: tuple[float, float] | None = None
+    band: tuple[float | None, float | None] | None = None  # a None bound is an open side
     state: str | None = None
     p_below: float | None = None
     p_inside: float | None = None
     p_above: float | None = None
+    confidence_word: str | None = None
+    derived_from: str | None = None  # what a band derived from year-on-year growth rests on
 
     @property
     def unit(self) -> str:
@@ -49,6 +51,11 @@ class FanChart:
     @property
     def slug(self) -> str:
         return f"{self.metric}-{self.period}"
+
+    @property
+    def band_bounds(self) -> tuple[float, ...]:
+        """The band's stated (or derived) bounds, open sides left out."""
+        return tuple(b for b in self.band or () if b is not None)
 
     @property
     def axis(self) -> tuple[str, ...]:
@@ -111,6 +118,8 @@ def _fan(
         p_below=check.p_below if check else None,
         p_inside=check.p_inside if check else None,
         p_above=check.p_above if check else None,
+        confidence_word=check.confidence_word if check else None,
+        derived_from=check.derived_from if check else None,
     )
 
 
@@ -154,6 +163,13 @@ def _trend(trend: TrendUpdated, current: list[FactVersion]) -> TrendChart:
         slope=trend.slope_pct_points,
         change_points=tuple(c.period for c in trend.change_points),
     )
+
+
+def band_words(low: float | None, high: float | None) -> str:
+    """'1,170–1,230', 'at least 1,170' or 'at most 1,230'."""
+    if low is not None and high is not None:
+        return f"{figure(low)}–{figure(high)}"
+    return f"at least {figure(low)}" if low is not None else f"at most {figure(high or 0.0)}"
 
 
 def figure(value: float) -> str:

@@ -13,7 +13,14 @@ from urllib.parse import quote
 
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated
-from services.api.charts import FanChart, TrendChart, fan_charts, figure, trend_charts
+from services.api.charts import (
+    FanChart,
+    TrendChart,
+    band_words,
+    fan_charts,
+    figure,
+    trend_charts,
+)
 from services.api.reader import CompanyState
 from services.api.svg import fan_chart_svg, trend_chart_svg
 
@@ -41,8 +48,8 @@ h3 { margin:18px 0 8px; font-size:15px; color:var(--muted); text-transform:upper
 .card p { margin:4px 0; color:var(--muted); }
 .state { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px;
   font-weight:600; background:#e6eef7; color:var(--blue); }
-.state.at_risk_of_missing, .state.deteriorating { background:#fdecea; color:#b3261e; }
-.state.likely_to_beat, .state.improving { background:#e7f5ea; color:#1e7b34; }
+.state.likely_below, .state.deteriorating { background:#fdecea; color:#b3261e; }
+.state.likely_above, .state.improving { background:#e7f5ea; color:#1e7b34; }
 .summary { display:flex; gap:18px; color:var(--muted); margin-bottom:6px; }
 .summary b { color:var(--ink); }
 table { border-collapse:collapse; background:var(--card); border:1px solid var(--line); }
@@ -52,6 +59,7 @@ td.text { white-space:normal; }
 th:first-child, td:first-child, td.text { text-align:left; }
 th { background:#eef2f6; font-weight:600; }
 .empty { color:var(--muted); font-style:italic; }
+.derived { font-style:italic; }
 ol.alert-timeline { list-style:none; margin:0; padding:0 0 0 18px;
   border-left:2px solid var(--line); }
 ol.alert-timeline li { position:relative; margin:0 0 10px; padding:6px 10px; background:var(--card);
@@ -151,10 +159,13 @@ def _fan_card(chart: FanChart) -> str:
     ]
     if chart.band and chart.p_below is not None:
         lines.append(
-            f"guidance {figure(chart.band[0])}–{figure(chart.band[1])}; "
+            f"guidance {band_words(*chart.band)}; "
             f"P(below) {chart.p_below:.0%} · P(inside) {chart.p_inside or 0:.0%} · "
             f"P(above) {chart.p_above or 0:.0%}"
+            + (f"; {escape(chart.confidence_word)} confidence" if chart.confidence_word else "")
         )
+    if chart.derived_from:
+        lines.append(f'<span class="derived">band derived from {escape(chart.derived_from)}</span>')
     return (
         f'<div class="card fan" id="card-{escape(chart.slug)}">'
         f"<h4>{escape(chart.metric)} {escape(chart.period)} {state}</h4>"
@@ -179,20 +190,27 @@ def _trend_card(chart: TrendChart) -> str:
 def _forecast_table(forecasts: Sequence[ForecastUpdated]) -> str:
     if not forecasts:
         return '<p class="empty">No forecasts yet.</p>'
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("metric", "period", "point", "80%", "95%", "unit", "n obs", "method")
-    )
+    columns = ("metric", "period", "point", "80%", "95%", "unit", "n obs", "method", "derived")
+    head = "".join(f"<th>{h}</th>" for h in columns)
     rows = "".join(
         f"<tr><td>{escape(f.metric)}</td><td>{escape(f.period)}</td>"
         f"<td>{figure(float(f.point))}</td>"
         f"<td>{figure(float(f.lo80))}–{figure(float(f.hi80))}</td>"
         f"<td>{figure(float(f.lo95))}–{figure(float(f.hi95))}</td>"
         f'<td class="text">{escape(f.currency)} {escape(f.scale.value)}</td><td>{f.n_obs}</td>'
-        f'<td class="text">{escape(f.method)}</td></tr>'
+        f'<td class="text">{escape(f.method)}</td>'
+        f'<td class="text derived">{_derived_inputs(f)}</td></tr>'
         for f in forecasts
     )
     return f'<table class="forecasts"><tr>{head}</tr>{rows}</table>'
+
+
+def _derived_inputs(forecast: ForecastUpdated) -> str:
+    """The history figures an accounting identity filled in, each with its rule on hover."""
+    return ", ".join(
+        f'<span title="{escape(d.derived_from)}">{escape(d.metric)} {escape(d.period)}</span>'
+        for d in forecast.derived_inputs
+    )
 
 
 def alert_timeline(alerts: Sequence[Alert]) -> str:

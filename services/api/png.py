@@ -26,12 +26,7 @@ def write_fan_chart(chart: FanChart, directory: Path) -> Path:
     last = chart.history[-1] if chart.history else (chart.period, chart.point)
     start = (periods.index(last[0]), last[1])
     if chart.band:
-        low, high = chart.band
-        axes.fill_between(
-            [start[0], target + 0.5], low, high, color=BAND, alpha=0.3, label="guidance"
-        )
-        for bound in chart.band:
-            axes.axhline(bound, color=BAND, linestyle=":", linewidth=1)
+        _band(axes, chart, [start[0], target + 0.5])
     for low, high, colour, label in (
         (chart.lo95, chart.hi95, INTERVAL_95, "95%"),
         (chart.lo80, chart.hi80, INTERVAL_80, "80%"),
@@ -69,6 +64,17 @@ def write_fan_chart(chart: FanChart, directory: Path) -> Path:
         title += f" — {chart.state.replace('_', ' ')}"
     _finish(fig, axes, periods, title, chart.unit)
     return _save(fig, directory / f"{chart.company}_{chart.slug}_fan.png")
+
+
+def _band(axes: Axes, chart: FanChart, span: list[float]) -> None:
+    """The band shaded from its low to its high bound (an open side to the plotted extreme)."""
+    low, high = chart.band or (None, None)
+    plotted = [v for _, v in chart.history] + [chart.lo95, chart.hi95, *chart.band_bounds]
+    bottom = low if low is not None else min(plotted)
+    top = high if high is not None else max(plotted)
+    axes.fill_between(span, bottom, top, color=BAND, alpha=0.3, label="guidance")
+    for bound in chart.band_bounds:
+        axes.axhline(bound, color=BAND, linestyle=":", linewidth=1)
 
 
 def write_trend_chart(chart: TrendChart, directory: Path) -> Path:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
-from services.api.charts import FanChart, TrendChart, figure
+from services.api.charts import FanChart, TrendChart, band_words, figure
 
 WIDTH, HEIGHT = 560, 300
 LEFT, RIGHT, TOP, BOTTOM = 56, 84, 44, 40
@@ -46,14 +46,14 @@ class Frame:
 
 def fan_chart_svg(chart: FanChart) -> str:
     periods = list(chart.axis)
-    values = [v for _, v in chart.history] + [chart.lo95, chart.hi95, *(chart.band or ())]
+    values = [v for _, v in chart.history] + [chart.lo95, chart.hi95, *chart.band_bounds]
     frame = Frame.fit(len(periods), values)
     target = frame.x(len(periods) - 1)
     last = chart.history[-1] if chart.history else None
     start = (frame.x(periods.index(last[0])), last[1]) if last else None
     title = f"{chart.company} {chart.metric} {chart.period}: forecast {figure(chart.point)}"
     if chart.band:
-        title += f" vs guidance {figure(chart.band[0])}–{figure(chart.band[1])}"
+        title += f" vs guidance {band_words(*chart.band)}"
     parts = [
         _open("fan-chart", f"fan-{chart.slug}", title, metric=chart.metric, period=chart.period),
         _axes(frame, periods, chart.unit),
@@ -125,18 +125,23 @@ def _axes(frame: Frame, periods: Sequence[str], unit: str) -> str:
     return "".join(parts)
 
 
-def _band(frame: Frame, band: tuple[float, float]) -> str:
+def _band(frame: Frame, band: tuple[float | None, float | None]) -> str:
+    """The band as a shaded box from its low to its high bound (an open side runs to the edge
+    of the plot), with a dashed edge and a label at each stated bound."""
     low, high = band
     x, right = frame.x(max(frame.count - 2, 0)), WIDTH - RIGHT
-    top, bottom = frame.y(high), frame.y(low)
+    top = frame.y(high) if high is not None else float(TOP)
+    bottom = frame.y(low) if low is not None else float(HEIGHT - BOTTOM)
+    edges = [(top, f"high {figure(high)}", -6)] if high is not None else []
+    edges += [(bottom, f"low {figure(low)}", 6)] if low is not None else []
     return (
         f'<g class="guidance"><rect class="guidance-band" x="{x:.1f}" y="{top:.1f}" '
         f'width="{right - x:.1f}" height="{bottom - top:.1f}"/>'
-        f'<line class="guidance-edge" x1="{LEFT}" x2="{right}" y1="{top:.1f}" y2="{top:.1f}"/>'
-        f'<line class="guidance-edge" x1="{LEFT}" x2="{right}" y1="{bottom:.1f}" '
-        f'y2="{bottom:.1f}"/>'
-        + _label(right + 6, top - 6, f"high {figure(high)}", "guidance-label")
-        + _label(right + 6, bottom + 6, f"low {figure(low)}", "guidance-label")
+        + "".join(
+            f'<line class="guidance-edge" x1="{LEFT}" x2="{right}" y1="{y:.1f}" y2="{y:.1f}"/>'
+            + _label(right + 6, y + shift, text, "guidance-label")
+            for y, text, shift in edges
+        )
         + "</g>"
     )
 

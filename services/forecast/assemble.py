@@ -15,26 +15,37 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 import pandas as pd
 
+from schemas.money import Scale
 from schemas.periods import Frequency, Quarter, frequency_of, period_end, quarter_of
-from schemas.registry import Aggregation, metric_spec
+from schemas.registry import Aggregation, Unit, UnknownMetricError, metric_spec
+from services.forecast.core.identities import Derivation, fill_identities
+from services.ingest.store import FactVersion
 
 Observation = tuple[str, str, float]  # metric, period, value in the model's unit
+MODEL_SCALE = Scale.MILLIONS  # the core sees money in millions of the company's currency
 
 
 @dataclass(frozen=True)
 class QuarterlyHistory:
     frame: pd.DataFrame  # PeriodIndex (Q-DEC) named 'period', one float column per metric
     partial: frozenset[tuple[str, str]]  # (metric, quarter) aggregated from incomplete data
+    derived: tuple[Derivation, ...] = ()  # figures the accounting identities filled in
 
 
 def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
+    """The quarterly frame, its gaps then filled where accounting identities determine them
+    (reported fiscal years of flows take part: a year less three quarters is the fourth)."""
     direct: dict[tuple[str, Quarter], float] = {}
     finer: dict[tuple[str, Quarter], list[tuple[str, float]]] = defaultdict(list)
+    years: dict[tuple[str, int], float] = {}
     for metric, period, value in observations:
         if frequency_of(period) is Frequency.FISCAL_YEAR:
+            if metric_spec(metric).aggregation is Aggregation.SUM:
+                years[(metric, int(period[2:]))] = value
             continue
         quarter = quarter_of(period)
         if frequency_of(period) is Frequency.QUARTER:
@@ -52,7 +63,8 @@ def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
             partial.add((metric, str(quarter)))
             value = _nowcast(metric, quarter, periods, value)
         values[(metric, quarter)] = value
-    return QuarterlyHistory(_frame(values), frozenset(partial))
+    filled = fill_identities(_frame(values), fiscal_years=years)
+    return QuarterlyHistory(filled.frame, frozenset(partial), filled.derived)
 
 
 def _aggregate(
@@ -111,3 +123,75 @@ def _frame(values: dict[tuple[str, Quarter], float]) -> pd.DataFrame:
     for (metric, quarter), value in values.items():
         frame.loc[pd.Period(str(quarter), freq="Q-DEC"), metric] = value
     return frame.sort_index(axis=1)
+
+
+# --------------------------------------------------------------------------- stored facts
+
+
+def observations_of(versions: Iterable[FactVersion]) -> list[Observation]:
+    """Facts of the registry's metrics in the model's units (money in `MODEL_SCALE`)."""
+    return [(v.metric, v.period, model_value(v)) for v in versions if _known_metric(v.metric)]
+
+
+def model_value(version: FactVersion) -> float:
+    if metric_spec(version.metric).unit is Unit.MONEY:
+        return float(version.value / MODEL_SCALE.factor)
+    return float(version.value)
+
+
+def _known_metric(metric: str) -> bool:
+    try:
+        metric_spec(metric)
+    except UnknownMetricError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class DerivedFact:
+    """A figure no source reported but an accounting identity determines, in the stored facts'
+    units (whole currency units for money), known once its last source was known."""
+
+    metric: str
+    period: str
+    value: Decimal
+    precision: Decimal
+    currency: str | None
+    known_at: str
+    derived_from: str
+
+
+def derived_facts(current: list[FactVersion]) -> list[DerivedFact]:
+    """What the identities derive from the current facts (one version per metric and period,
+    e.g. `latest_as_of`), each with the rule and the figures it came from."""
+    history = assemble(observations_of(current))
+    sources = {(v.metric, v.period): v for v in current}
+    known: dict[tuple[str, str], tuple[str, Decimal]] = {
+        key: (v.known_at, v.precision) for key, v in sources.items()
+    }
+    currency = next((v.currency for v in current if v.currency), None)
+    facts = []
+    for derivation in history.derived:
+        inputs = [known[s] for s in derivation.sources if s in known]
+        known_at = max((k for k, _ in inputs), default="")
+        precision = max((p for _, p in inputs), default=Decimal(0))
+        known[(derivation.metric, derivation.period)] = (known_at, precision)
+        money = metric_spec(derivation.metric).unit is Unit.MONEY
+        facts.append(
+            DerivedFact(
+                metric=derivation.metric,
+                period=derivation.period,
+                value=_stored_value(derivation.value, money=money),
+                precision=precision,
+                currency=currency if money else None,
+                known_at=known_at,
+                derived_from=derivation.text,
+            )
+        )
+    return facts
+
+
+def _stored_value(value: float, *, money: bool) -> Decimal:
+    if money:
+        return Decimal(round(value * float(MODEL_SCALE.factor)))
+    return Decimal(repr(round(value, 6)))

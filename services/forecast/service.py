@@ -34,6 +34,7 @@ from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.forecasts import (
     ChangePointFound,
+    DerivedInput,
     DriverEffect,
     ForecastUpdated,
     ModelContribution,
@@ -41,31 +42,34 @@ from schemas.forecasts import (
     TrendUpdated,
     TrendVerdict,
 )
-from schemas.money import Scale
-from schemas.periods import Quarter
+from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
 from services.common.ids import derived_id
 from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
 from services.common.wire import as_text
-from services.forecast.assemble import QuarterlyHistory, assemble
+from services.forecast.assemble import MODEL_SCALE, QuarterlyHistory, assemble, observations_of
 from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
 from services.forecast.core.company import (
+    DEFAULT_EVIDENCE,
     NET_INCOME,
     NON_GAAP,
     SBC,
     NonGaapFits,
     implied_sbc,
     non_gaap_forecast,
+    past_pairs,
 )
+from services.forecast.core.data import derive_yoy_bands
+from services.forecast.core.guided import Evidence, guide
+from services.forecast.core.identities import Derivation
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-forecast"
-MODEL_SCALE = Scale.MILLIONS  # the core sees money in millions of the company's currency
 CLEAR_IF_UNCHANGED = """
 if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
   redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1]); return 1
@@ -125,8 +129,10 @@ class ForecastService:
         max_states: int = DEFAULT_MAX_STATES,
         full_refit_s: float = DEFAULT_FULL_REFIT_S,
         metrics: FitMetrics = NO_METRICS,
+        evidence: Evidence = DEFAULT_EVIDENCE,
     ) -> None:
         self._metrics = metrics
+        self._evidence = evidence
         self._max_failures = max_failures
         self.states = FittedStates(max_states)
         self._full_refit_s = full_refit_s
@@ -236,7 +242,7 @@ class ForecastService:
         versions = latest_as_of(await self._history.versions(company), None)
         guidance = await self._guidance.all(company)
         currency = _currency(versions)
-        history = assemble(_observations(versions))
+        history = assemble(observations_of(versions))
         previous = await self._stored_forecasts(company)
         earlier_trends = await self._stored_trends(company)
         # numerical work off the event loop, so the process's other consumers keep flowing
@@ -292,12 +298,19 @@ class ForecastService:
         target = next_target(history.frame)
         if target is None:
             return []
-        guidance_frame = guidance_table(guidance)
+        guidance_frame = derive_yoy_bands(guidance_table(guidance), history.frame)
         results = self.forecast_metrics(company, history.frame, target, guidance_frame)
         as_of = max(v.known_at for v in versions)
         digest = _digest(history.frame, guidance_frame)
         return [
-            _forecast_event(company, result, currency=currency, as_of=as_of, digest=digest)
+            _forecast_event(
+                company,
+                result,
+                currency=currency,
+                as_of=as_of,
+                digest=digest,
+                derived=derived_inputs(result, history.derived),
+            )
             for result in results.values()
             if metric_spec(result.metric).unit is Unit.MONEY
         ]
@@ -326,6 +339,10 @@ class ForecastService:
         results: dict[tuple[str, str], MetricForecast] = {}
         for quarter in _open_quarters(target, guidance):
             results.update(_forecasts_for(quarter, fits, non_gaap))
+        others = {m: f for m, f in fits.items() if m not in (NET_INCOME, SBC, NON_GAAP)}
+        results = guide(
+            results, lambda: past_pairs(non_gaap, others), frame, guidance, self._evidence
+        )
         if not state.fits:
             state.fitted_at = time.monotonic()
         state.fits = fits
@@ -461,7 +478,8 @@ def next_target(frame: pd.DataFrame) -> str | None:
 
 
 def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
-    """Guidance in the core's columns, money in millions (withdrawn statements left out)."""
+    """Guidance in the core's columns, money in millions (withdrawn statements left out; a
+    statement of growth alone has NaN low and high until `derive_yoy_bands`)."""
     rows = [
         {
             "issued_in_quarter": v.issued_in_period or v.period,
@@ -473,7 +491,7 @@ def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
             "yoy_high_pct": float(v.yoy_high_pct) if v.yoy_high_pct else float("nan"),
         }
         for v in guidance
-        if v.status == "issued" and v.low is not None and v.high is not None
+        if v.status == "issued" and (v.band() is not None or v.growth() is not None)
     ]
     columns = [
         "issued_in_quarter",
@@ -489,24 +507,6 @@ def guidance_table(guidance: list[GuidanceVersion]) -> pd.DataFrame:
 
 def _millions(value: str | None) -> float:
     return float(Decimal(value) / MODEL_SCALE.factor) if value is not None else float("nan")
-
-
-def _observations(versions: list[FactVersion]) -> list[tuple[str, str, float]]:
-    return [(v.metric, v.period, _model_value(v)) for v in versions if _known_metric(v.metric)]
-
-
-def _known_metric(metric: str) -> bool:
-    try:
-        metric_spec(metric)
-    except KeyError:
-        return False
-    return True
-
-
-def _model_value(version: FactVersion) -> float:
-    if metric_spec(version.metric).unit is Unit.MONEY:
-        return float(version.value / MODEL_SCALE.factor)
-    return float(version.value)
 
 
 def _currency(versions: list[FactVersion]) -> str:
@@ -525,8 +525,31 @@ def _money(value: float) -> Decimal:
     return Decimal(repr(round(value, 3)))
 
 
+def derived_inputs(
+    result: MetricForecast, derived: Sequence[Derivation]
+) -> tuple[DerivedInput, ...]:
+    """The identity-filled quarters of the forecast's metric, its components (non-GAAP is net
+    income plus SBC) and its drivers, in the model's scale."""
+    used = {result.metric, *(d.name for d in result.drivers)}
+    if result.metric == NON_GAAP:
+        used |= {NET_INCOME, SBC}
+    return tuple(
+        DerivedInput(
+            metric=d.metric, period=d.period, value=_money(d.value), derived_from=d.text[:300]
+        )
+        for d in derived
+        if d.metric in used and QUARTER_PATTERN.match(d.period)
+    )
+
+
 def _forecast_event(
-    company: str, result: MetricForecast, *, currency: str, as_of: str, digest: str
+    company: str,
+    result: MetricForecast,
+    *,
+    currency: str,
+    as_of: str,
+    digest: str,
+    derived: tuple[DerivedInput, ...] = (),
 ) -> ForecastUpdated:
     return ForecastUpdated(
         event_id=derived_id(company, "forecast", result.metric, result.target, digest),
@@ -556,6 +579,7 @@ def _forecast_event(
         drivers=tuple(
             DriverEffect(name=d.name, value=d.value, effect=d.effect) for d in result.drivers
         ),
+        derived_inputs=derived,
         n_obs=result.n_obs,
         method=result.method[:200],
         as_of=datetime.strptime(as_of, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),

@@ -1,9 +1,9 @@
 """Guidance arithmetic and band logic: revisions, year-on-year checks, band states, outcomes.
 
-Pure numerical core: standard library, numpy and scipy only. Amounts are in the currency units the
-guidance is stated in (e.g. RMB million); percentages are in percent (7.0 means +7.0 %).
-A quantile grid is a sequence of (probability, value) pairs with probabilities strictly increasing
-in (0, 1) and values strictly increasing (or all equal: a point mass).
+Pure numerical core: standard library, numpy, scipy and the service's one distribution module
+(`services.common.distribution`, numpy only), which computes every band probability. Amounts are
+in the currency units the guidance is stated in (e.g. RMB million); percentages are in percent
+(7.0 means +7.0 %).
 """
 
 from __future__ import annotations
@@ -11,16 +11,25 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
-import numpy.typing as npt
 from scipy import stats
 
-FloatArray = npt.NDArray[np.float64]
-QuantileGrid = Sequence[tuple[float, float]]
+from services.common.distribution import FloatArray, Grid, QuantileGrid, band_outcome
 
-REVISIONS = ("initial", "raised", "lowered", "maintained", "narrowed", "widened", "withdrawn")
+REVISIONS = (
+    "initial",
+    "raised",
+    "lowered",
+    "maintained",
+    "narrowed",
+    "widened",
+    "rebased",
+    "withdrawn",
+)
 
 
 # --------------------------------------------------------------------------- bands and revisions
@@ -28,33 +37,62 @@ REVISIONS = ("initial", "raised", "lowered", "maintained", "narrowed", "widened"
 
 @dataclass(frozen=True)
 class Band:
-    """A guidance range [low, high] in the guided figure's units; low == high is point guidance."""
+    """A guidance range in the guided figure's units: [low, high], or one-sided when a bound is
+    None ('at least low', 'at most high'); low == high is point guidance."""
 
-    low: float
-    high: float
+    low: float | None
+    high: float | None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+        if self.low is None and self.high is None:
+            raise ValueError("a band needs at least one bound, got low=None, high=None")
+        if not all(math.isfinite(b) for b in (self.low, self.high) if b is not None):
             raise ValueError(f"band bounds must be finite, got low={self.low}, high={self.high}")
-        if self.low > self.high:
+        if self.low is not None and self.high is not None and self.low > self.high:
             raise ValueError(f"band low must be <= high, got low={self.low}, high={self.high}")
 
     @property
     def midpoint(self) -> float:
-        """(low + high) / 2."""
+        """(low + high) / 2; a one-sided band's only bound."""
+        if self.low is None or self.high is None:
+            return self.low if self.high is None else self.high  # type: ignore[return-value]
         return (self.low + self.high) / 2.0
 
     @property
     def width(self) -> float:
-        """high - low."""
+        """high - low (infinite for a one-sided band)."""
+        if self.low is None or self.high is None:
+            return math.inf
         return self.high - self.low
+
+    @property
+    def one_sided(self) -> bool:
+        return self.low is None or self.high is None
+
+
+@dataclass(frozen=True)
+class StatedRange:
+    """A guided range as stated: an amount band, or a growth band in percent on the prior year.
+    Revisions compare ranges of one kind; a change of kind is a 'rebased' statement."""
+
+    kind: str  # "amount" or "growth"
+    band: Band
+
+
+def classify_statement_revision(previous: StatedRange | None, new: StatedRange | None) -> str:
+    """`classify_revision` of two statements of one kind; 'rebased' when the kind changed (an
+    amount band replaced by a growth rate, or back: the bounds are in different units)."""
+    if previous is not None and new is not None and previous.kind != new.kind:
+        return "rebased"
+    return classify_revision(previous.band if previous else None, new.band if new else None)
 
 
 def classify_revision(previous: Band | None, new: Band | None, *, tolerance: float = 1e-9) -> str:
     """Name the change from the previous band to the new one.
 
     Each bound moves up, down or not at all (a move of at most `tolerance`, in the band's units,
-    counts as no move):
+    counts as no move; an open bound sits at -inf below or +inf above, so opening the high side
+    moves it up):
       withdrawn   new is None (previous was a band);
       initial     previous is None, new is a band;
       maintained  neither bound moved;
@@ -72,14 +110,22 @@ def classify_revision(previous: Band | None, new: Band | None, *, tolerance: flo
         return "withdrawn"
     if previous is None:
         return "initial"
-    low_move = _move(previous.low, new.low, tolerance)
-    high_move = _move(previous.high, new.high, tolerance)
+    low_move = _move(_low(previous), _low(new), tolerance)
+    high_move = _move(_high(previous), _high(new), tolerance)
     return _REVISION_BY_MOVES[(low_move, high_move)]
 
 
+def _low(band: Band) -> float:
+    return -math.inf if band.low is None else band.low
+
+
+def _high(band: Band) -> float:
+    return math.inf if band.high is None else band.high
+
+
 def _move(before: float, after: float, tolerance: float) -> int:
-    """+1 up, -1 down, 0 when |after - before| <= tolerance."""
-    if abs(after - before) <= tolerance:
+    """+1 up, -1 down, 0 when |after - before| <= tolerance (or both are the same open end)."""
+    if after == before or abs(after - before) <= tolerance:
         return 0
     return 1 if after > before else -1
 
@@ -135,19 +181,19 @@ def check_yoy_arithmetic(
     [(B - r/2) / (1 + (g + h)/100), (B + r/2) / (1 + (g - h)/100)].
     The check is consistent when the recorded prior lies in both intervals.
     """
-    band = Band(low=low, high=high)
+    Band(low=low, high=high)  # validates the bounds
     if prior_actual <= 0.0:
         raise ValueError(f"prior_actual must be positive for a growth rate, got {prior_actual}")
     half_pct = 0.5 * 10.0 ** (-pct_decimals)
     intervals = [
         _allowed_prior(bound, pct, half_pct=half_pct, band_rounding=band_rounding)
-        for bound, pct in ((band.low, yoy_low_pct), (band.high, yoy_high_pct))
+        for bound, pct in ((low, yoy_low_pct), (high, yoy_high_pct))
     ]
-    implied = [band.low / _growth_factor(yoy_low_pct), band.high / _growth_factor(yoy_high_pct)]
+    implied = [low / _growth_factor(yoy_low_pct), high / _growth_factor(yoy_high_pct)]
     consistent = all(lo <= prior_actual <= hi for lo, hi in intervals)
     tolerance = max(max(hi - v, v - lo) for (lo, hi), v in zip(intervals, implied, strict=True))
     explanation = _explain(
-        band, yoy_low_pct, yoy_high_pct, prior_actual, implied, tolerance, consistent
+        (low, high), yoy_low_pct, yoy_high_pct, prior_actual, implied, tolerance, consistent
     )
     return ArithmeticCheck(
         consistent=consistent,
@@ -157,6 +203,37 @@ def check_yoy_arithmetic(
         tolerance=tolerance,
         explanation=explanation,
     )
+
+
+Number = TypeVar("Number", float, Decimal)
+
+
+def derive_yoy_band(
+    *, prior_actual: Number, yoy_low_pct: Number | None, yoy_high_pct: Number | None
+) -> tuple[Number | None, Number | None]:
+    """The band of guidance stated as growth on the prior year: each stated bound is
+    prior_actual x (1 + g / 100); an unstated bound stays open (None).
+
+    Growth on a prior year that is zero or a loss names no amount, so a non-positive prior is
+    refused, as is a growth below -100 % and a low growth above the high one.
+    """
+    if yoy_low_pct is None and yoy_high_pct is None:
+        raise ValueError("a growth band needs yoy_low_pct or yoy_high_pct")
+    if prior_actual <= 0:
+        raise ValueError(
+            f"prior-year actual {prior_actual} is not positive: growth on it names no band"
+        )
+    if yoy_low_pct is not None and yoy_high_pct is not None and yoy_low_pct > yoy_high_pct:
+        raise ValueError(f"yoy_low_pct {yoy_low_pct} exceeds yoy_high_pct {yoy_high_pct}")
+    return _grown(prior_actual, yoy_low_pct), _grown(prior_actual, yoy_high_pct)
+
+
+def _grown(prior: Number, pct: Number | None) -> Number | None:
+    if pct is None:
+        return None
+    if pct < -100:
+        raise ValueError(f"a growth rate of {pct} % is below -100 %: nothing is left to shrink")
+    return prior * (1 + pct / 100)
 
 
 def _growth_factor(pct: float) -> float:
@@ -177,7 +254,7 @@ def _allowed_prior(
 
 
 def _explain(
-    band: Band,
+    band: tuple[float, float],
     yoy_low_pct: float,
     yoy_high_pct: float,
     prior: float,
@@ -185,11 +262,12 @@ def _explain(
     tolerance: float,
     consistent: bool,
 ) -> str:
-    growth_low = (band.low / prior - 1.0) * 100.0
-    growth_high = (band.high / prior - 1.0) * 100.0
+    low, high = band
+    growth_low = (low / prior - 1.0) * 100.0
+    growth_high = (high / prior - 1.0) * 100.0
     head = "Consistent" if consistent else "Inconsistent"
     return (
-        f"{head}: {band.low:,.1f}–{band.high:,.1f} at {yoy_low_pct:+.1f}% to {yoy_high_pct:+.1f}% "
+        f"{head}: {low:,.1f}–{high:,.1f} at {yoy_low_pct:+.1f}% to {yoy_high_pct:+.1f}% "
         f"implies a prior-year figure of {implied[0]:,.1f} (low end) and {implied[1]:,.1f} "
         f"(high end), ±{tolerance:,.1f} for rounding; the recorded prior of {prior:,.1f} "
         f"gives {growth_low:+.2f}% to {growth_high:+.2f}%."
@@ -200,91 +278,81 @@ def _explain(
 
 
 class BandState(StrEnum):
-    """Where the forecast stands against the guidance band."""
+    """The most likely outcome against the guidance band, as a call."""
 
-    ON_TRACK = "on_track"
-    AT_RISK = "at_risk_of_missing"
-    LIKELY_BEAT = "likely_to_beat"
+    LIKELY_BELOW = "likely_below"
+    LIKELY_INSIDE = "likely_inside"
+    LIKELY_ABOVE = "likely_above"
+
+
+# ties go to the costlier news to miss: falling short, then beating, then landing inside
+STATE_ORDER = (BandState.LIKELY_BELOW, BandState.LIKELY_ABOVE, BandState.LIKELY_INSIDE)
 
 
 @dataclass(frozen=True)
 class HysteresisSpec:
-    """Enter a state when its probability reaches `enter_*`; leave only when it falls to `exit_*`.
+    """A call moves to another side only when that side's probability leads the called side's
+    by at least `margin`.
 
-    The gap between enter and exit keeps a probability wandering around one threshold from
-    toggling alerts. `switch_margin` is how far the opposite side's probability must lead before
-    the state jumps straight across the band (at-risk to likely-to-beat or back) while the current
-    side is still above its exit threshold; it keeps a split, two-sided forecast from flapping.
+    Without a previous call the state is the most likely side. With one, it stays until another
+    side leads it by `margin`, and then moves to the most likely side. So the called side is never
+    more than `margin` behind the most likely one, and probabilities that each stay within
+    `margin / 4` of some point (their differences then move by less than `margin`) never
+    change the first call.
     """
 
-    enter_at_risk: float = 0.5
-    exit_at_risk: float = 0.35
-    enter_beat: float = 0.5
-    exit_beat: float = 0.35
-    switch_margin: float = 0.15
+    margin: float = 0.1
 
     def __post_init__(self) -> None:
-        for name, enter, leave in (
-            ("at_risk", self.enter_at_risk, self.exit_at_risk),
-            ("beat", self.enter_beat, self.exit_beat),
-        ):
-            if not 0.0 <= leave < enter <= 1.0:
-                raise ValueError(
-                    f"{name}: need 0 <= exit < enter <= 1, got exit={leave}, enter={enter}"
-                )
-        if not 0.0 < self.switch_margin <= 1.0:
-            raise ValueError(f"switch_margin must lie in (0, 1], got {self.switch_margin}")
+        if not 0.0 <= self.margin < 1.0:
+            raise ValueError(f"margin must lie in [0, 1), got {self.margin}")
 
 
 def next_band_state(
     previous: BandState | None,
     *,
     p_below: float,
+    p_inside: float,
     p_above: float,
     spec: HysteresisSpec = HysteresisSpec(),
 ) -> BandState:
-    """Next state from P(result below band) and P(result above band), with hysteresis.
-
-    A state is entered when its probability >= its enter threshold and kept while that
-    probability stays > its exit threshold; after leaving, the state is chosen afresh. The one
-    shortcut: at-risk jumps to likely-to-beat (and back) when the opposite side reaches its enter
-    threshold and leads the current side by at least `switch_margin`. So an oscillation around any
-    single threshold, or between two near-equal split forecasts, changes the state at most once.
-    When both entry conditions hold on a fresh choice (only at 0.5/0.5 with the defaults),
-    at-risk wins, missing being the costlier news to suppress.
-    """
-    _check_probabilities(p_below, p_above)
-    if previous is BandState.AT_RISK and p_below > spec.exit_at_risk:
-        jump = _enters_beat(p_above, spec) and p_above - p_below >= spec.switch_margin
-        return BandState.LIKELY_BEAT if jump else BandState.AT_RISK
-    if previous is BandState.LIKELY_BEAT and p_above > spec.exit_beat:
-        jump = _enters_at_risk(p_below, spec) and p_below - p_above >= spec.switch_margin
-        return BandState.AT_RISK if jump else BandState.LIKELY_BEAT
-    return _fresh_state(p_below=p_below, p_above=p_above, spec=spec)
+    """The next call from P(below), P(inside), P(above) of the band, with hysteresis (see
+    `HysteresisSpec`)."""
+    probability = _by_state(p_below, p_inside, p_above)
+    leader = max(STATE_ORDER, key=lambda state: probability[state])
+    if previous is None or probability[leader] - probability[previous] >= spec.margin:
+        return leader
+    return previous
 
 
-def _fresh_state(*, p_below: float, p_above: float, spec: HysteresisSpec) -> BandState:
-    if _enters_at_risk(p_below, spec):
-        return BandState.AT_RISK
-    if _enters_beat(p_above, spec):
-        return BandState.LIKELY_BEAT
-    return BandState.ON_TRACK
+def state_probability(
+    state: BandState, *, p_below: float, p_inside: float, p_above: float
+) -> float:
+    """The probability of the side a state calls."""
+    return _by_state(p_below, p_inside, p_above)[state]
 
 
-def _enters_at_risk(p_below: float, spec: HysteresisSpec) -> bool:
-    return p_below >= spec.enter_at_risk
+CONFIDENCE_WORDS = ((0.9, "very high"), (0.7, "high"), (0.5, "moderate"), (0.0, "low"))
 
 
-def _enters_beat(p_above: float, spec: HysteresisSpec) -> bool:
-    return p_above >= spec.enter_beat
+def confidence_word(probability: float) -> str:
+    """How sure a call on three sides is: low below 0.5 (the side is only the likeliest of three),
+    moderate from 0.5 (more likely than not), high from 0.7, very high from 0.9."""
+    return next(word for floor, word in CONFIDENCE_WORDS if probability >= floor)
 
 
-def _check_probabilities(p_below: float, p_above: float) -> None:
-    if not (0.0 <= p_below <= 1.0 and 0.0 <= p_above <= 1.0 and p_below + p_above <= 1.0 + 1e-9):
+def _by_state(p_below: float, p_inside: float, p_above: float) -> dict[BandState, float]:
+    triple = (p_below, p_inside, p_above)
+    if not (all(-1e-9 <= p <= 1.0 + 1e-9 for p in triple) and abs(sum(triple) - 1.0) <= 1e-6):
         raise ValueError(
-            f"need probabilities in 0..1 with p_below + p_above <= 1, "
-            f"got p_below={p_below}, p_above={p_above}"
+            "need probabilities in 0..1 with p_below + p_inside + p_above = 1, got "
+            f"p_below={p_below}, p_inside={p_inside}, p_above={p_above}"
         )
+    return {
+        BandState.LIKELY_BELOW: p_below,
+        BandState.LIKELY_INSIDE: p_inside,
+        BandState.LIKELY_ABOVE: p_above,
+    }
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -295,7 +363,8 @@ class Outcome:
     """A reported actual against its band.
 
     verdict: 'beat' (above high), 'in_line' (inside, bounds included) or 'miss' (below low).
-    vs_midpoint: 'above' | 'at' | 'below' the midpoint, within the midpoint tolerance.
+    vs_midpoint: 'above' | 'at' | 'below' the midpoint (a one-sided band's bound), within the
+    midpoint tolerance.
     surprise_vs_mid_pct: (actual - midpoint) / |midpoint| * 100, NaN for a zero midpoint.
     distance_to_band: `distance_to_nearer_bound` of the actual, in the band's units.
     """
@@ -306,10 +375,13 @@ class Outcome:
     distance_to_band: float
 
 
+VERDICTS = {"below": "miss", "inside": "in_line", "above": "beat"}
+
+
 def classify_outcome(
-    *, actual: float, low: float, high: float, midpoint_tolerance: float = 0.005
+    *, actual: float, low: float | None, high: float | None, midpoint_tolerance: float = 0.005
 ) -> Outcome:
-    """Classify an actual against [low, high].
+    """Classify an actual against [low, high] (either bound may be open).
 
     `midpoint_tolerance` is relative to the midpoint's size: the actual is 'at' the midpoint when
     |actual - midpoint| <= midpoint_tolerance * |midpoint| (default 0.5 %).
@@ -317,7 +389,7 @@ def classify_outcome(
     band = Band(low=low, high=high)
     mid = band.midpoint
     return Outcome(
-        verdict="beat" if actual > high else "miss" if actual < low else "in_line",
+        verdict=VERDICTS[band_outcome(actual, low=low, high=high)],
         vs_midpoint=_vs_midpoint(actual, mid, midpoint_tolerance * abs(mid)),
         surprise_vs_mid_pct=(actual - mid) / abs(mid) * 100.0 if mid != 0.0 else math.nan,
         distance_to_band=distance_to_nearer_bound(point=actual, low=low, high=high),
@@ -330,90 +402,22 @@ def _vs_midpoint(actual: float, mid: float, tolerance: float) -> str:
     return "above" if actual > mid else "below"
 
 
-def distance_to_nearer_bound(*, point: float, low: float, high: float) -> float:
+def distance_to_nearer_bound(*, point: float, low: float | None, high: float | None) -> float:
     """Signed distance from the band, in the band's units.
 
     point - low (negative) below the band, point - high (positive) above it, and 0 inside
-    (bounds included): how far a figure must move to land in the band.
+    (bounds included; an open side has no distance): how far a figure must move to land in
+    the band.
     """
-    band = Band(low=low, high=high)
-    if point < band.low:
-        return point - band.low
-    if point > band.high:
-        return point - band.high
+    Band(low=low, high=high)  # validates the bounds
+    if low is not None and point < low:
+        return point - low
+    if high is not None and point > high:
+        return point - high
     return 0.0
 
 
-# --------------------------------------------------------------------------- quantile grids
-
-
-@dataclass(frozen=True)
-class _Grid:
-    p: FloatArray
-    v: FloatArray
-    z: FloatArray  # standard normal scores of p
-    lower_scale: float  # value units per normal-score unit, below the grid
-    upper_scale: float  # ... and above it
-
-
-def _grid(quantiles: QuantileGrid) -> _Grid:
-    """Validate a quantile grid and fit its normal tails.
-
-    Beyond the outermost points the distribution continues as a normal tail matched to the two
-    outermost points: v = v_1 + (z - z_1) * (v_2 - v_1) / (z_2 - z_1), and likewise at the top.
-    A grid of normal quantiles is then exact in both tails.
-    """
-    arr = np.asarray(quantiles, dtype=float)
-    if arr.ndim != 2 or arr.shape[1] != 2 or len(arr) < 1:
-        raise ValueError(f"expected a grid of (probability, value) pairs, got {quantiles}")
-    p, v = arr[:, 0], arr[:, 1]
-    if np.any(np.diff(p) <= 0) or p[0] <= 0.0 or p[-1] >= 1.0:
-        raise ValueError(f"grid probabilities must be strictly increasing in (0, 1), got {p}")
-    point_mass = bool(np.all(v == v[0]))
-    if not point_mass and (len(v) < 2 or np.any(np.diff(v) <= 0)):
-        raise ValueError(f"grid values must be strictly increasing (or all equal), got {v}")
-    z = stats.norm.ppf(p)
-    if point_mass:
-        return _Grid(p=p, v=v, z=z, lower_scale=0.0, upper_scale=0.0)
-    lower = (v[1] - v[0]) / (z[1] - z[0])
-    upper = (v[-1] - v[-2]) / (z[-1] - z[-2])
-    return _Grid(p=p, v=v, z=z, lower_scale=float(lower), upper_scale=float(upper))
-
-
-def _cdf(grid: _Grid, x: float) -> float:
-    """F(x): linear between grid points, normal tails outside; a step for a point mass."""
-    if grid.lower_scale == 0.0:
-        return 1.0 if x >= grid.v[0] else 0.0
-    if x < grid.v[0]:
-        return float(stats.norm.cdf(grid.z[0] + (x - grid.v[0]) / grid.lower_scale))
-    if x > grid.v[-1]:
-        return float(stats.norm.cdf(grid.z[-1] + (x - grid.v[-1]) / grid.upper_scale))
-    return float(np.interp(x, grid.v, grid.p))
-
-
-def _quantile(grid: _Grid, z: FloatArray) -> FloatArray:
-    """Inverse of `_cdf` at u = Phi(z), vectorised; z avoids rounding u to 0 or 1 in the tails."""
-    u = stats.norm.cdf(z)
-    inside = np.interp(u, grid.p, grid.v)
-    below = grid.v[0] + (z - grid.z[0]) * grid.lower_scale
-    above = grid.v[-1] + (z - grid.z[-1]) * grid.upper_scale
-    out: FloatArray = np.where(u < grid.p[0], below, np.where(u > grid.p[-1], above, inside))
-    return out
-
-
-def probabilities_from_quantiles(
-    quantiles: QuantileGrid, *, low: float, high: float
-) -> tuple[float, float, float]:
-    """(P(below), P(inside), P(above)) of the band [low, high] under a quantile grid.
-
-    P(below) = F(low), P(above) = 1 - F(high), P(inside) = F(high) - F(low), with F linear between
-    grid points and normal tails beyond them (see `_grid`). The three sum to 1.
-    """
-    band = Band(low=low, high=high)
-    grid = _grid(quantiles)
-    below = _cdf(grid, band.low)
-    at_or_below_high = _cdf(grid, band.high)
-    return below, at_or_below_high - below, 1.0 - at_or_below_high
+# --------------------------------------------------------------------------- fiscal years
 
 
 def combine_fiscal_year(
@@ -428,24 +432,29 @@ def combine_fiscal_year(
     """Quantile grid of a fiscal-year total: reported quarters plus the remaining quarters.
 
     total = sum(reported) + sum_q X_q, X_q = Q_q(Phi(Z_q)) by inverse-CDF sampling, where Q_q is
-    quarter q's quantile function (linear in probability between grid points, normal tails).
+    quarter q's quantile function (`Grid.quantile`: linear between grid points, exponential
+    tails, the same distribution every band probability is computed from).
     Z is standard normal with equal correlation `rho` between quarters (a Gaussian copula);
     rho = 0, the default, assumes the quarters independent, which understates the spread when a
     common shock drives them all. Returns quantiles of the total at `probabilities`, by default
     the first remaining quarter's grid probabilities.
     """
-    grids = [_grid(q) for q in remaining_quantiles]
+    grids = [Grid.of(q) for q in remaining_quantiles]
     probs = _output_probabilities(grids, probabilities)
     known = float(np.sum(reported))
     if not grids:
         return tuple((p, known) for p in probs)
     z = _copula_normals(len(grids), n_samples=n_samples, seed=seed, rho=rho)
-    totals = known + sum(_quantile(grid, z[:, i]) for i, grid in enumerate(grids))
+    u = np.clip(stats.norm.cdf(z), _U_FLOOR, 1.0 - _U_FLOOR)
+    totals = known + sum(grid.quantile(u[:, i]) for i, grid in enumerate(grids))
     values = np.quantile(totals, probs)
     return tuple((float(p), float(v)) for p, v in zip(probs, values, strict=True))
 
 
-def _output_probabilities(grids: list[_Grid], requested: Sequence[float] | None) -> list[float]:
+_U_FLOOR = 1e-12  # keeps Phi(z) off 0 and 1, where a tail quantile would be infinite
+
+
+def _output_probabilities(grids: list[Grid], requested: Sequence[float] | None) -> list[float]:
     if requested is not None:
         return [float(p) for p in requested]
     if not grids:

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -22,6 +23,7 @@ from schemas.money import Scale
 from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
 from services.common.consumer import apply_each
+from services.common.distribution import band_probabilities
 from services.common.ids import derived_id
 from services.common.streams import publish
 from services.guidance.core import (
@@ -29,19 +31,55 @@ from services.guidance.core import (
     check_yoy_arithmetic,
     classify_outcome,
     combine_fiscal_year,
+    confidence_word,
+    derive_yoy_band,
     distance_to_nearer_bound,
     next_band_state,
-    probabilities_from_quantiles,
+    state_probability,
 )
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore, is_withdrawn
 from services.ingest.store import RedisHistoryStore
 
 PRODUCER = "guidepost-guidance"
 BAND_SEVERITY = {
-    BandState.ON_TRACK: Severity.INFO,
-    BandState.AT_RISK: Severity.WARNING,
-    BandState.LIKELY_BEAT: Severity.INFO,
+    BandState.LIKELY_BELOW: Severity.WARNING,
+    BandState.LIKELY_INSIDE: Severity.INFO,
+    BandState.LIKELY_ABOVE: Severity.INFO,
 }
+STATE_WORDS = {
+    BandState.LIKELY_BELOW: "likely below",
+    BandState.LIKELY_INSIDE: "likely inside",
+    BandState.LIKELY_ABOVE: "likely above",
+}
+
+
+@dataclass(frozen=True)
+class GuidedBand:
+    """The band a guided figure is checked against, money in whole currency units: as stated,
+    or derived from the prior year's recorded actual and a stated growth (either bound may be
+    open when only one growth bound was stated)."""
+
+    low: Decimal | None
+    high: Decimal | None
+    prior_period: str | None = None
+    prior_actual: Decimal | None = None
+    yoy_low_pct: Decimal | None = None
+    yoy_high_pct: Decimal | None = None
+
+    @property
+    def derived(self) -> bool:
+        return self.prior_period is not None
+
+    def bounds_in(self, factor: Decimal) -> tuple[float | None, float | None]:
+        return _scaled(self.low, factor), _scaled(self.high, factor)
+
+    def derivation_parts(self) -> tuple[str, ...]:
+        """What a derived band depends on beyond its statement (for idempotent signal ids)."""
+        return ("derived", str(self.prior_period), str(self.prior_actual)) if self.derived else ()
+
+
+def _scaled(value: Decimal | None, factor: Decimal) -> float | None:
+    return None if value is None else float(value / factor)
 
 
 @dataclass(frozen=True)
@@ -50,8 +88,8 @@ class BandCheck:
 
     metric: str
     period: str
-    low: float
-    high: float
+    low: float | None
+    high: float | None
     point: float
     lo80: float
     hi80: float
@@ -67,6 +105,14 @@ class BandCheck:
     forecast_event_id: str
     guidance_event_id: str
     checked_at: str
+    confidence: float | None = None  # the probability of the side the state calls
+    confidence_word: str | None = None
+    band_source: str = "stated"  # or "derived" from the prior year and a stated growth
+    derived_from: str | None = None
+    prior_period: str | None = None
+    prior_actual: float | None = None
+    yoy_low_pct: float | None = None
+    yoy_high_pct: float | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +227,18 @@ class GuidanceService:
             if year is not None and (fact.metric, year) in guided:
                 await self._on_actual(update.company, fact.metric, year)
                 await self.check_band(update.company, fact.metric, year)
+            for later in following_year_periods(fact.period):
+                if (fact.metric, later) in guided:
+                    await self._on_prior_year(update.company, fact.metric, later)
+
+    async def _on_prior_year(self, company: str, metric: str, period: str) -> None:
+        """A prior-year figure was recorded or restated: guidance stated as growth on it gets
+        its band derived again, then its outcome or band check."""
+        guidance = await self.current_guidance(company, metric, period)
+        if guidance is None or not guidance.growth_only:
+            return
+        await self._on_actual(company, metric, period)
+        await self.check_band(company, metric, period)
 
     async def current_guidance(
         self, company: str, metric: str, period: str
@@ -196,15 +254,37 @@ class GuidanceService:
             return
         if await self._actual(company, metric, period) is not None:
             return  # the outcome is known; no band check for a settled period
+        band = await self.guided_band(company, guidance)
+        if band is None:
+            return  # growth on a prior year not yet recorded: checked when it is
         distribution = await self._distribution(company, metric, period, forecast)
         if distribution is None:
             return
         previous = await self._load_check(company, metric, period)
         check = band_check(
-            distribution, guidance, previous_state=previous.state if previous else None
+            distribution, guidance, band=band, previous_state=previous.state if previous else None
         )
         await self._save_check(company, check)
-        await self._signal([_band_signal(company, check)])
+        await self._signal([band_signal(company, check, band)])
+
+    async def guided_band(self, company: str, guidance: GuidanceVersion) -> GuidedBand | None:
+        """The stated amount band, else the band derived from the prior year's actual as now
+        recorded (so a restated prior year moves it); None while the prior year is unknown or
+        is not positive (growth on a loss names no band)."""
+        stated = guidance.band()
+        if stated is not None:
+            return GuidedBand(low=stated[0], high=stated[1])
+        growth = guidance.growth()
+        if growth is None:
+            return None
+        prior_period = prior_year(guidance.period)
+        prior = await self._actual(company, guidance.metric, prior_period)
+        if prior is None or prior <= 0:
+            return None
+        low, high = derive_yoy_band(
+            prior_actual=prior, yoy_low_pct=growth[0], yoy_high_pct=growth[1]
+        )
+        return GuidedBand(low, high, prior_period, prior, growth[0], growth[1])
 
     async def _distribution(
         self, company: str, metric: str, period: str, forecast: ForecastUpdated | None
@@ -247,8 +327,11 @@ class GuidanceService:
         actual = await self._actual(company, metric, period)
         if guidance is None or is_withdrawn(guidance) or actual is None:
             return
+        band = await self.guided_band(company, guidance)
+        if band is None:
+            return  # growth on a prior year not yet recorded: judged when it is
         calls = await self._calls(company, metric, period)
-        await self._signal(_outcome_signals(company, guidance, actual, calls))
+        await self._signal(_outcome_signals(company, guidance, band, actual, calls))
 
     async def _arithmetic_signal(
         self, company: str, guidance: GuidanceVersion
@@ -338,19 +421,23 @@ class GuidanceService:
 
 
 def band_check(
-    distribution: Distribution, guidance: GuidanceVersion, *, previous_state: str | None
+    distribution: Distribution,
+    guidance: GuidanceVersion,
+    *,
+    band: GuidedBand | None = None,
+    previous_state: str | None,
 ) -> BandCheck:
-    """Probabilities of landing below, inside, above the band, and the hysteretic state."""
-    bounds = guidance.band()
-    assert bounds is not None
-    factor = distribution.scale.factor
-    low, high = float(bounds[0] / factor), float(bounds[1] / factor)
-    p_below, p_inside, p_above = probabilities_from_quantiles(
-        distribution.quantiles, low=low, high=high
-    )
+    """Probabilities of landing below, inside, above the band (`band_probabilities`, the one
+    implementation), the hysteretic call and how confident it is. `band` defaults to the
+    guidance's stated amount band."""
+    band = band or _stated_band(guidance)
+    low, high = band.bounds_in(distribution.scale.factor)
+    probabilities = band_probabilities(distribution.quantiles, low=low, high=high)
+    p_below, p_inside, p_above = probabilities.as_tuple()
     state = next_band_state(
-        BandState(previous_state) if previous_state else None, p_below=p_below, p_above=p_above
+        _known_state(previous_state), p_below=p_below, p_inside=p_inside, p_above=p_above
     )
+    confidence = state_probability(state, p_below=p_below, p_inside=p_inside, p_above=p_above)
     point = distribution.point
     return BandCheck(
         metric=distribution.metric,
@@ -372,11 +459,75 @@ def band_check(
         forecast_event_id=distribution.source_id,
         guidance_event_id=guidance.event_id,
         checked_at=utc_now().isoformat(),
+        confidence=confidence,
+        confidence_word=confidence_word(confidence),
+        **_derivation_fields(band, distribution.scale.factor),
     )
+
+
+def _stated_band(guidance: GuidanceVersion) -> GuidedBand:
+    stated = guidance.band()
+    if stated is None:
+        raise ValueError(
+            f"guidance {guidance.event_id} states no amount band: derive it (guided_band)"
+        )
+    return GuidedBand(low=stated[0], high=stated[1])
+
+
+def _known_state(text: str | None) -> BandState | None:
+    """The previous call; a state name this version no longer uses starts the call afresh."""
+    try:
+        return BandState(text) if text else None
+    except ValueError:
+        return None
+
+
+def _derivation_fields(band: GuidedBand, factor: Decimal) -> dict[str, Any]:
+    if not band.derived:
+        return {}
+    return {
+        "band_source": "derived",
+        "derived_from": derivation_text(band, factor),
+        "prior_period": band.prior_period,
+        "prior_actual": _scaled(band.prior_actual, factor),
+        "yoy_low_pct": _scaled(band.yoy_low_pct, Decimal(1)),
+        "yoy_high_pct": _scaled(band.yoy_high_pct, Decimal(1)),
+    }
+
+
+def derivation_text(band: GuidedBand, factor: Decimal) -> str:
+    """'the 2023Q2 actual of 1,093.4 grown +7.0% to +12.5%' (money in `factor` units)."""
+    prior = _scaled(band.prior_actual, factor)
+    return f"the {band.prior_period} actual of {prior:,.1f} grown {growth_text(band)}"
+
+
+def growth_text(band: GuidedBand) -> str:
+    low, high = band.yoy_low_pct, band.yoy_high_pct
+    if low is not None and high is not None:
+        return f"{low:+.1f}% to {high:+.1f}%"
+    return f"at least {low:+.1f}%" if low is not None else f"at most {high:+.1f}%"
+
+
+def band_text(low: float | None, high: float | None) -> str:
+    """'1,170.0–1,230.0', 'at least 1,170.0' or 'at most 1,230.0'."""
+    if low is not None and high is not None:
+        return f"{low:,.1f}–{high:,.1f}"
+    return f"at least {low:,.1f}" if low is not None else f"at most {high:,.1f}"
 
 
 def fiscal_year_of(quarter: str) -> str:
     return f"FY{Quarter.parse(quarter).year}"
+
+
+def following_year_periods(period: str) -> tuple[str, ...]:
+    """The periods whose prior year `period` is or is part of: a quarter is the prior of the
+    same quarter a year later and part of the prior of the next fiscal year."""
+    if FISCAL_YEAR_PATTERN.match(period):
+        return (f"FY{int(period[2:]) + 1}",)
+    if not QUARTER_PATTERN.match(period):
+        return ()
+    quarter = Quarter.parse(period)
+    return (str(quarter.shift(4)), f"FY{quarter.year + 1}")
 
 
 def prior_year(period: str) -> str:
@@ -401,12 +552,13 @@ def _trailing_zero_digits(value: Decimal) -> int:
     return len(digits) - len(digits.rstrip("0")) if digits != "0" else 0
 
 
-def _band_signal(company: str, check: BandCheck) -> AlertSignal:
+def band_signal(company: str, check: BandCheck, band: GuidedBand) -> AlertSignal:
     state = BandState(check.state)
-    scale = f"{check.currency} {check.scale}"
-    words = state.value.replace("_", " ")
+    derived = f" (derived from {check.derived_from})" if check.derived_from else ""
     return AlertSignal(
-        event_id=derived_id(check.forecast_event_id, check.guidance_event_id, "band"),
+        event_id=derived_id(
+            check.forecast_event_id, check.guidance_event_id, "band", *band.derivation_parts()
+        ),
         company=company,
         producer=PRODUCER,
         kind=AlertKind.BAND_CHECK,
@@ -415,10 +567,11 @@ def _band_signal(company: str, check: BandCheck) -> AlertSignal:
         severity=BAND_SEVERITY[state],
         state=state.value,
         summary=(
-            f"{company} {check.metric} {check.period} is {words}: forecast {check.point:,.1f} "
-            f"(80% {check.lo80:,.1f}–{check.hi80:,.1f}) "
-            f"vs guidance {check.low:,.1f}–{check.high:,.1f} "
-            f"{scale}; P(below) {check.p_below:.0%}, P(inside) {check.p_inside:.0%}, "
+            f"{company} {check.metric} {check.period} is {STATE_WORDS[state]} guidance, "
+            f"{check.confidence_word} confidence ({check.confidence:.0%}): "
+            f"forecast {check.point:,.1f} (80% {check.lo80:,.1f}–{check.hi80:,.1f}) "
+            f"vs guidance {band_text(check.low, check.high)} {check.currency} {check.scale}"
+            f"{derived}; P(below) {check.p_below:.0%}, P(inside) {check.p_inside:.0%}, "
             f"P(above) {check.p_above:.0%}."
         ),
         details={
@@ -430,12 +583,6 @@ def _band_signal(company: str, check: BandCheck) -> AlertSignal:
 
 
 def _revision_signal(company: str, guidance: GuidanceVersion, revision: str) -> AlertSignal:
-    band = guidance.band()
-    text = (
-        f"{band[0] / Scale.MILLIONS.factor:,.1f}–{band[1] / Scale.MILLIONS.factor:,.1f} million"
-        if band
-        else "no range"
-    )
     return AlertSignal(
         event_id=derived_id(guidance.event_id, "revision"),
         company=company,
@@ -447,21 +594,38 @@ def _revision_signal(company: str, guidance: GuidanceVersion, revision: str) -> 
         state=revision,
         summary=(
             f"{company} {guidance.metric} guidance for {guidance.period}: {revision} "
-            f"({text} {guidance.currency or ''})."
+            f"({_stated_text(guidance)})."
         ),
         details={"revision": revision, **asdict(guidance)},
     )
 
 
-def _outcome_signals(
-    company: str, guidance: GuidanceVersion, actual: Decimal, calls: list[BandCheck]
-) -> list[AlertSignal]:
-    bounds = guidance.band()
-    assert bounds is not None
+def _stated_text(guidance: GuidanceVersion) -> str:
+    band, growth = guidance.band(), guidance.growth()
     millions = Scale.MILLIONS.factor
-    low, high, value = (float(x / millions) for x in (bounds[0], bounds[1], actual))
+    if band is not None:
+        amounts = band_text(float(band[0] / millions), float(band[1] / millions))
+        return f"{amounts} million {guidance.currency or ''}".rstrip()
+    if growth is not None:
+        yoy = GuidedBand(None, None, yoy_low_pct=growth[0], yoy_high_pct=growth[1])
+        return f"growth of {growth_text(yoy)} on {prior_year(guidance.period)}"
+    return "no range"
+
+
+def _outcome_signals(
+    company: str,
+    guidance: GuidanceVersion,
+    band: GuidedBand,
+    actual: Decimal,
+    calls: list[BandCheck],
+) -> list[AlertSignal]:
+    millions = Scale.MILLIONS.factor
+    low, high = band.bounds_in(millions)
+    value = float(actual / millions)
     outcome = classify_outcome(actual=value, low=low, high=high)
     words = outcome.verdict.replace("_", " ")
+    reference = "bound" if low is None or high is None else "midpoint"
+    derived = f" (derived from {derivation_text(band, millions)})" if band.derived else ""
     scorecard = [
         {
             "at": c.checked_at,
@@ -475,7 +639,7 @@ def _outcome_signals(
         for c in calls
     ]
     outcome_signal = AlertSignal(
-        event_id=derived_id(guidance.event_id, "outcome", str(actual)),
+        event_id=derived_id(guidance.event_id, "outcome", str(actual), *band.derivation_parts()),
         company=company,
         producer=PRODUCER,
         kind=AlertKind.OUTCOME,
@@ -485,14 +649,16 @@ def _outcome_signals(
         state=outcome.verdict,
         summary=(
             f"{company} {guidance.metric} {guidance.period}: {words} — actual {value:,.1f} "
-            f"vs guidance "
-            f"{low:,.1f}–{high:,.1f} million ({outcome.vs_midpoint} midpoint, "
-            f"{outcome.surprise_vs_mid_pct:+.1f}%); Guidepost made {len(calls)} call(s)."
+            f"vs guidance {band_text(low, high)} million{derived} ({outcome.vs_midpoint} "
+            f"{reference}, {outcome.surprise_vs_mid_pct:+.1f}%); "
+            f"Guidepost made {len(calls)} call(s)."
         ),
         details={
             "actual": value,
             "low": low,
             "high": high,
+            "band_source": "derived" if band.derived else "stated",
+            "derived_from": derivation_text(band, millions) if band.derived else None,
             "verdict": outcome.verdict,
             "vs_midpoint": outcome.vs_midpoint,
             "surprise_vs_mid_pct": outcome.surprise_vs_mid_pct
@@ -502,7 +668,9 @@ def _outcome_signals(
         },
     )
     resolve_band = AlertSignal(
-        event_id=derived_id(guidance.event_id, "band-settled", str(actual)),
+        event_id=derived_id(
+            guidance.event_id, "band-settled", str(actual), *band.derivation_parts()
+        ),
         company=company,
         producer=PRODUCER,
         kind=AlertKind.BAND_CHECK,

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from schemas.base import Event
 from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
@@ -100,31 +102,54 @@ def guidance_events(
 def _guidance_event(
     row: dict[str, str], where: str, company: str, units: CsvUnits
 ) -> GuidanceIssued:
+    """A row states an amount band (low, high), a growth band (yoy_low_pct, yoy_high_pct; an
+    empty low and high mean the band is derived from the prior year), or both."""
     metric, period = row["metric"].strip(), row["for_quarter"].strip()
     spec = metric_spec(metric)
     money = spec.unit is Unit.MONEY
-    yoy_low, yoy_high = (_optional(row.get(k), where) for k in ("yoy_low_pct", "yoy_high_pct"))
-    low, high = _decimal(row["low"], where), _decimal(row["high"], where)
+    stated = {column: _optional(row.get(column), where) for column in GUIDANCE_RANGE_COLUMNS}
     issued_in = row["issued_in_quarter"].strip()
-    return GuidanceIssued(
-        event_id=derived_id(
-            company, "backfill-guidance", metric, period, issued_in, str(low), str(high)
-        ),
-        occurred_at=known_at(issued_in, units.reporting_lag_days),
-        producer=PRODUCER,
-        company=company,
-        metric=metric,
-        period=period,
-        basis=spec.basis,
-        low=low,
-        high=high,
-        unit=spec.unit,
-        currency=units.currency if money else None,
-        scale=units.scale if money else None,
-        yoy_low_pct=yoy_low,
-        yoy_high_pct=yoy_high,
-        issued_in_period=issued_in if not FISCAL_YEAR_PATTERN.match(issued_in) else None,
-        source=(row.get("source_url") or None) and row["source_url"][:500],
+    try:
+        return GuidanceIssued(
+            event_id=_guidance_id(company, metric, period, issued_in, stated),
+            occurred_at=known_at(issued_in, units.reporting_lag_days),
+            producer=PRODUCER,
+            company=company,
+            metric=metric,
+            period=period,
+            basis=spec.basis,
+            unit=spec.unit,
+            currency=units.currency if money else None,
+            scale=units.scale if money else None,
+            issued_in_period=issued_in if not FISCAL_YEAR_PATTERN.match(issued_in) else None,
+            source=(row.get("source_url") or None) and row["source_url"][:500],
+            low=stated["low"],
+            high=stated["high"],
+            yoy_low_pct=stated["yoy_low_pct"],
+            yoy_high_pct=stated["yoy_high_pct"],
+        )
+    except ValidationError as error:
+        raise BackfillError(f"{where}: {validation_problems(error)}") from None
+
+
+GUIDANCE_RANGE_COLUMNS = ("low", "high", "yoy_low_pct", "yoy_high_pct")
+
+
+def _guidance_id(
+    company: str, metric: str, period: str, issued_in: str, stated: dict[str, Decimal | None]
+) -> str:
+    parts = [str(stated["low"]), str(stated["high"])]
+    if stated["low"] is None and stated["high"] is None:  # growth alone: it names the statement
+        parts.append(f"yoy {stated['yoy_low_pct']} {stated['yoy_high_pct']}")
+    return derived_id(company, "backfill-guidance", metric, period, issued_in, *parts)
+
+
+def validation_problems(error: ValidationError) -> str:
+    """'field: reason' for each problem pydantic found, in one line."""
+    return "; ".join(
+        (".".join(str(part) for part in e["loc"]) + ": " if e["loc"] else "")
+        + e["msg"].removeprefix("Value error, ")
+        for e in error.errors()
     )
 
 

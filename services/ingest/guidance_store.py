@@ -13,6 +13,7 @@ from schemas.guidance import GuidanceIssued, GuidanceStatus
 from schemas.money import Scale
 from schemas.streams import Streams
 from services.common.wire import as_text
+from services.guidance.core import Band, StatedRange
 from services.ingest.facts import FIELD_SEPARATOR, known_at_text
 
 
@@ -37,12 +38,46 @@ class GuidanceVersion:
 
     @property
     def same_statement_key(self) -> tuple[object, ...]:
-        return (self.status, self.low, self.high, self.issued_in_period, self.yoy_low_pct)
+        return (
+            self.status,
+            self.low,
+            self.high,
+            self.issued_in_period,
+            self.yoy_low_pct,
+            self.yoy_high_pct,
+        )
 
     def band(self) -> tuple[Decimal, Decimal] | None:
+        """The amount band as stated (whole currency units), if one was."""
         if self.low is None or self.high is None:
             return None
         return Decimal(self.low), Decimal(self.high)
+
+    def growth(self) -> tuple[Decimal | None, Decimal | None] | None:
+        """The stated year-on-year growth bounds (percent), if any was stated."""
+        if self.yoy_low_pct is None and self.yoy_high_pct is None:
+            return None
+        return _decimal(self.yoy_low_pct), _decimal(self.yoy_high_pct)
+
+    @property
+    def growth_only(self) -> bool:
+        """Stated as growth alone: its band is derived from the prior year's actual."""
+        return self.band() is None and self.growth() is not None
+
+    def stated_range(self) -> StatedRange | None:
+        """What a revision compares: the amount band, else the growth band; None if withdrawn."""
+        if is_withdrawn(self):
+            return None
+        if (bounds := self.band()) is not None:
+            return StatedRange("amount", Band(low=float(bounds[0]), high=float(bounds[1])))
+        if (growth := self.growth()) is not None:
+            low, high = (None if g is None else float(g) for g in growth)
+            return StatedRange("growth", Band(low=low, high=high))
+        return None
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def version_from_event(event: GuidanceIssued) -> GuidanceVersion:

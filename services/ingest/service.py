@@ -26,12 +26,10 @@ from schemas.streams import Streams
 from services.common.consumer import apply_each
 from services.common.ids import derived_id
 from services.common.streams import Acknowledgement, publish
-from services.guidance.core import Band, classify_revision
+from services.guidance.core import classify_statement_revision
 from services.ingest.facts import Fact, facts_from_metric, facts_from_results
 from services.ingest.guidance_store import (
-    GuidanceVersion,
     RedisGuidanceStore,
-    is_withdrawn,
     version_from_event,
 )
 from services.ingest.integrity import Finding, check_statement, unit_slip
@@ -253,7 +251,9 @@ class IngestService:
         if recorded is not None:
             revision = recorded.revision  # a redelivery or duplicate: announce what was recorded
         else:
-            revision = classify_revision(_band(previous[-1]) if previous else None, _band(version))
+            revision = classify_statement_revision(
+                previous[-1].stated_range() if previous else None, version.stated_range()
+            )
             await self._guidance.append(event.company, version, revision)
             log.info("guidance %s for %s %s", revision, event.company, event.period)
         update = HistoryUpdated(
@@ -282,13 +282,6 @@ def _facts_of(event: Event) -> list[Fact]:
     if isinstance(event, MetricReported):
         return facts_from_metric(event)
     raise TypeError(f"ingest does not record facts from {type(event).__name__}")
-
-
-def _band(version: GuidanceVersion) -> Band | None:
-    bounds = version.band()
-    if bounds is None or is_withdrawn(version):
-        return None
-    return Band(low=float(bounds[0]), high=float(bounds[1]))
 
 
 def _fact_change(change: RecordedChange) -> FactChange:

@@ -14,7 +14,7 @@ from tests.api.running import BundledRun, api_client
 pytestmark = pytest.mark.integration
 
 GUIDED = {"net_income": (1170.0, 1230.0), "non_gaap_net_income": (1220.0, 1280.0)}
-BAND_STATES = {"on_track", "at_risk_of_missing", "likely_to_beat"}
+BAND_STATES = {"likely_inside", "likely_below", "likely_above"}
 
 
 async def _json(client: httpx.AsyncClient, path: str) -> Any:

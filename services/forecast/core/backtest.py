@@ -35,7 +35,7 @@ from services.forecast.core.company import (
     non_gaap_past,
     ways_available,
 )
-from services.forecast.core.data import guidance_before, quarter
+from services.forecast.core.data import derive_yoy_bands, guidance_before, quarter
 from services.forecast.core.engine import fit, record_forecasts
 from services.forecast.core.evidence import GuidedBand
 from services.forecast.core.guided import Evidence, GuidedCall, Pair, walk_calls
@@ -71,6 +71,7 @@ def run_backtest(
     """
     label = start or spec.backtest_start
     first = quarter(label) if label else None
+    guidance = None if guidance is None else derive_yoy_bands(guidance, history)
     pairs: dict[str, list[Pair]] = {}
     for metric in metrics:
         if metric not in history.columns:

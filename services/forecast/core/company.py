@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from services.forecast.core.data import quarter
+from services.forecast.core.data import derive_yoy_bands, quarter
 from services.forecast.core.engine import fit, forecast, record_forecasts
 from services.forecast.core.guided import Evidence, Pair, guide
 from services.forecast.core.types import Fitted, ForecastSpec, MetricForecast, ModelSkill
@@ -69,9 +69,10 @@ def forecast_company(
     if non_gaap is not None:
         results[NON_GAAP] = non_gaap
     results.update({metric: forecast(f, target=target) for metric, f in others.items()})
-    if evidence is None:
+    if evidence is None or guidance is None:
         return results
-    return guide(results, past_pairs(fits, others), history, guidance, evidence)
+    derived = derive_yoy_bands(guidance, history)
+    return guide(results, lambda: past_pairs(fits, others), history, derived, evidence)
 
 
 def past_pairs(fits: NonGaapFits, others: Mapping[str, Fitted]) -> dict[str, list[Pair]]:

@@ -2,7 +2,8 @@
 
 History: one row per fiscal quarter, a ``PeriodIndex`` (freq ``Q-DEC``) named ``period``, one
 float column per metric, NaN where a figure is unknown. Missing quarters are added as all-NaN
-rows so that the index is contiguous; nothing is ever interpolated.
+rows so that the index is contiguous; nothing is ever interpolated, and a gap is filled only
+where an accounting identity determines it (`identities`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from os import PathLike
 
 import numpy as np
 import pandas as pd
+
+from services.forecast.core.identities import Filled, fill_identities
+from services.guidance.core import derive_yoy_band
 
 FREQ = "Q-DEC"
 NON_NUMERIC_COLUMNS = ("source_url", "period_end")
@@ -35,11 +39,18 @@ def quarter(label: str | pd.Period) -> pd.Period:
 
 
 def load_history_csv(path: str | PathLike[str]) -> pd.DataFrame:
-    """Quarterly history from a CSV with a ``quarter`` column (``2024Q1``) and metric columns."""
+    """Quarterly history from a CSV with a ``quarter`` column (``2024Q1``) and metric columns,
+    its gaps filled where accounting identities determine them (`identities`; the fills are
+    listed by `load_history_with_derivations`)."""
+    return load_history_with_derivations(path).frame
+
+
+def load_history_with_derivations(path: str | PathLike[str]) -> Filled:
+    """`load_history_csv`'s frame and the figures the identities derived in it."""
     raw = pd.read_csv(path, dtype={"quarter": str})
     if "quarter" not in raw.columns:
         raise ValueError(f"{path}: expected a 'quarter' column, got {list(raw.columns)}")
-    return history_frame(raw.set_index("quarter"))
+    return fill_identities(history_frame(raw.set_index("quarter")))
 
 
 def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -54,13 +65,18 @@ def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(frame.reindex(full))
 
 
-def load_guidance_csv(path: str | PathLike[str]) -> pd.DataFrame:
-    """Guidance statements: issuing quarter, guided period (``2024Q2`` or ``FY2020``), range."""
+def load_guidance_csv(
+    path: str | PathLike[str], *, history: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Guidance statements: issuing quarter, guided period (``2024Q2`` or ``FY2020``), range.
+    A row with empty low and high states growth alone (yoy_low_pct, yoy_high_pct); with
+    ``history`` its band is derived from the prior year's actual (`derive_yoy_bands`)."""
     raw = pd.read_csv(path, dtype={"issued_in_quarter": str, "for_quarter": str, "metric": str})
     missing = [c for c in GUIDANCE_COLUMNS[:4] if c not in raw.columns]
     if missing:
         raise ValueError(f"{path}: guidance needs columns {missing}")
-    return guidance_frame(raw)
+    frame = guidance_frame(raw)
+    return frame if history is None else derive_yoy_bands(frame, history)
 
 
 def guidance_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -102,17 +118,97 @@ def guidance_before(guidance: pd.DataFrame | None, period: pd.Period) -> pd.Data
 
 
 def guidance_band(
-    guidance: pd.DataFrame | None, *, metric: str, period: pd.Period
-) -> tuple[float, float] | None:
-    """The latest (low, high) range guided for ``metric`` in ``period``, if any."""
+    guidance: pd.DataFrame | None,
+    *,
+    metric: str,
+    period: pd.Period | str,
+    history: pd.DataFrame | None = None,
+) -> tuple[float | None, float | None] | None:
+    """The latest (low, high) guided for ``metric`` in ``period`` (a quarter or ``FY2024``),
+    if any; one bound is None when the statement gave only the other. With ``history``,
+    guidance stated as year-on-year growth alone gets its band derived from the prior year's
+    actual there (see `derive_yoy_bands`)."""
     if guidance is None or guidance.empty:
         return None
+    if history is not None:
+        guidance = derive_yoy_bands(guidance, history)
     rows = guidance[(guidance["metric"] == metric) & (guidance["for_quarter"] == str(period))]
-    rows = rows.dropna(subset=["low", "high"]).sort_values("issued_in_quarter")
+    rows = rows.dropna(subset=["low", "high"], how="all").sort_values("issued_in_quarter")
     if rows.empty:
         return None
     last = rows.iloc[-1]
-    return float(last["low"]), float(last["high"])
+    return _stated(_as_float(last["low"])), _stated(_as_float(last["high"]))
+
+
+def derive_yoy_bands(guidance: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Guidance with the bands of growth-only statements filled in from ``history``.
+
+    A row with no low and high but a stated growth gets low = prior x (1 + yoy_low_pct / 100)
+    and high = prior x (1 + yoy_high_pct / 100) for each stated bound (the other stays NaN),
+    where prior is the metric's actual in the same quarter a year earlier (for ``FY2024``, the
+    sum of the four quarters of 2023). Rows whose prior is unknown or not positive keep their
+    NaN band. The ``derived_from`` column says what each derived band rests on.
+    """
+    frame = guidance.copy()
+    if "derived_from" not in frame.columns:
+        frame["derived_from"] = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    for index, row in frame.iterrows():
+        derived = _derived_band(row, history)
+        if derived is not None:
+            frame.loc[index, ["low", "high"]] = derived[0], derived[1]
+            frame.loc[index, "derived_from"] = derived[2]
+    return frame
+
+
+def _derived_band(row: pd.Series, history: pd.DataFrame) -> tuple[float, float, str] | None:
+    low, high, yoy_low, yoy_high = (
+        _as_float(row[c]) for c in ("low", "high", "yoy_low_pct", "yoy_high_pct")
+    )
+    if np.isfinite(low) or np.isfinite(high) or not (np.isfinite(yoy_low) or np.isfinite(yoy_high)):
+        return None
+    prior = prior_year_actual(history, metric=str(row["metric"]), period=str(row["for_quarter"]))
+    if prior is None or prior[1] <= 0:
+        return None
+    label, value = prior
+    low_bound, high_bound = derive_yoy_band(
+        prior_actual=value, yoy_low_pct=_stated(yoy_low), yoy_high_pct=_stated(yoy_high)
+    )
+    text = f"the {label} actual of {value:,.1f} grown {_growth_words(yoy_low, yoy_high)}"
+    return _or_nan(low_bound), _or_nan(high_bound), text
+
+
+def _stated(value: float) -> float | None:
+    return value if np.isfinite(value) else None
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+def prior_year_actual(
+    history: pd.DataFrame, *, metric: str, period: str
+) -> tuple[str, float] | None:
+    """(label, value) of the prior year's actual of ``period`` (a quarter, or FYyyyy: the sum
+    of that year's four quarters), None when not all of it is in ``history``."""
+    if metric not in history.columns:
+        return None
+    if period.startswith("FY"):
+        year = int(period[2:]) - 1
+        quarters = [quarter(f"{year}Q{q}") for q in range(1, 5)]
+        label = f"FY{year}"
+    else:
+        quarters = [quarter(period) - 4]
+        label = str(quarters[0])
+    values = [history[metric].get(q, np.nan) for q in quarters]
+    if not all(np.isfinite(v) for v in values):
+        return None
+    return label, float(sum(values))
+
+
+def _growth_words(low: float, high: float) -> str:
+    if np.isfinite(low) and np.isfinite(high):
+        return f"{low:+.1f}% to {high:+.1f}%"
+    return f"at least {low:+.1f}%" if np.isfinite(low) else f"at most {high:+.1f}%"
 
 
 def _as_float(value: object) -> float:

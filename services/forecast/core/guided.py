@@ -9,7 +9,7 @@ forecast both come through here, each with only what was known before the guided
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -121,22 +121,28 @@ def walk_calls(
 
 def guide(
     results: Mapping[K, MetricForecast],
-    pairs: Mapping[str, Sequence[Pair]],
+    pairs: Callable[[], Mapping[str, Sequence[Pair]]],
     history: pd.DataFrame,
     guidance: pd.DataFrame | None,
     evidence: Evidence,
 ) -> dict[K, MetricForecast]:
-    """``results`` with every guided target stacked with the guidance evidence; ``pairs`` are
-    the fits' past out-of-sample forecasts, whose guided quarters teach the stacking weight."""
+    """``results`` with every guided target stacked with the guidance evidence. ``pairs``
+    gives the fits' past out-of-sample forecasts, whose guided quarters teach the stacking
+    weight; it is called only when some target is guided."""
+    bands = {
+        key: target_band(guidance, metric=r.metric, period=quarter(r.target))
+        for key, r in results.items()
+    }
+    if all(band is None for band in bands.values()):
+        return dict(results)
     past = [
         past_call(call, statistical, actual)
-        for statistical, actual, call in walk_calls(pairs, history, guidance, evidence)
+        for statistical, actual, call in walk_calls(pairs(), history, guidance, evidence)
         if call is not None
     ]
     guided: dict[K, MetricForecast] = {}
     for key, result in results.items():
-        period = quarter(result.target)
-        band = target_band(guidance, metric=result.metric, period=period)
+        band, period = bands[key], quarter(result.target)
         if band is None:
             guided[key] = result
             continue
@@ -190,7 +196,8 @@ def pooled_forecast(
 def target_band(
     guidance: pd.DataFrame | None, *, metric: str, period: pd.Period
 ) -> GuidedBand | None:
-    """The band guided for ``metric`` in ``period`` by statements issued before it."""
+    """The band guided for ``metric`` in ``period`` by statements issued before it (growth
+    statements carry the band `derive_yoy_bands` gave them)."""
     found = guidance_band(guidance_before(guidance, period), metric=metric, period=period)
     return None if found is None else GuidedBand(*found)
 
@@ -215,10 +222,7 @@ def landings_before(
 
 
 def _band(guidance: pd.DataFrame | None, metric: str, label: str) -> GuidedBand | None:
-    if guidance is None:
-        return None
-    rows = guidance[(guidance["metric"] == metric) & (guidance["for_quarter"] == label)]
-    found = guidance_band(rows, metric=metric, period=label)  # type: ignore[arg-type]
+    found = guidance_band(guidance, metric=metric, period=label)
     return None if found is None else GuidedBand(*found)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
+from services.common import distribution
+from services.common.distribution import BandProbabilities as BandProbabilities
 
 MODEL_NAMES = (
     "naive",
@@ -149,13 +151,6 @@ class Driver:
 
 
 @dataclass(frozen=True)
-class BandProbabilities:
-    p_below: float
-    p_inside: float
-    p_above: float
-
-
-@dataclass(frozen=True)
 class MetricForecast:
     """The calibrated predictive distribution of one metric for one target quarter."""
 
@@ -174,44 +169,16 @@ class MetricForecast:
 
     def cdf(self, x: float) -> float:
         """P(value <= x): linear between quantiles, exponential tails beyond the grid."""
-        probs = np.array([p for p, _ in self.quantiles])
-        values = np.array([v for _, v in self.quantiles])
-        return quantile_cdf(probs, values, float(x))
+        return distribution.cdf(self.quantiles, float(x))
 
-    def band_probabilities(self, *, low: float, high: float) -> BandProbabilities:
-        """P(below low), P(inside [low, high]), P(above high); they sum to 1."""
-        if high < low:
-            raise ValueError(f"band needs low <= high, got low={low}, high={high}")
-        below = self.cdf(low)
-        above = 1.0 - self.cdf(high)
-        return BandProbabilities(below, max(0.0, 1.0 - below - above), above)
+    def band_probabilities(self, *, low: float | None, high: float | None) -> BandProbabilities:
+        """P(below low), P(inside), P(above high); either bound may be absent. They sum to 1."""
+        return distribution.band_probabilities(self.quantiles, low=low, high=high)
 
 
 def quantile_cdf(probs: np.ndarray, values: np.ndarray, x: float) -> float:
-    """Invert a monotone quantile grid at ``x``."""
-    if x < values[0]:
-        return float(probs[0] * math.exp(-(values[0] - x) / _tail_scale(probs, values, 0)))
-    if x > values[-1]:
-        tail = (1 - probs[-1]) * math.exp(-(x - values[-1]) / _tail_scale(probs, values, -1))
-        return float(1 - tail)
-    right = int(np.searchsorted(values, x, side="right"))
-    left = int(np.searchsorted(values, x, side="left"))
-    if right > left:  # x sits on a flat stretch of the quantile function
-        return float((probs[left] + probs[right - 1]) / 2)
-    lo, hi = left - 1, left
-    share = (x - values[lo]) / (values[hi] - values[lo])
-    return float(probs[lo] + share * (probs[hi] - probs[lo]))
-
-
-def _tail_scale(probs: np.ndarray, values: np.ndarray, end: int) -> float:
-    """Scale b of an exponential tail p = p_end·exp(-d/b) that matches the last grid step."""
-    inner = 1 if end == 0 else -2
-    p_end = probs[end] if end == 0 else 1 - probs[end]
-    p_inner = probs[inner] if end == 0 else 1 - probs[inner]
-    spread = abs(values[inner] - values[end])
-    if spread <= 0 or p_inner <= p_end:
-        return 1e-12
-    return float(spread / math.log(p_inner / p_end))
+    """Invert a monotone quantile grid at ``x`` (see `services.common.distribution`)."""
+    return distribution.cdf(tuple(zip(probs.tolist(), values.tolist(), strict=True)), float(x))
 
 
 @dataclass(frozen=True)

@@ -412,14 +412,18 @@ def change_operands(
 
 
 def guided_ranges(figures: Sequence[Figure]) -> Iterator[Comparison]:
-    """Each guided metric has both bounds, and the low bound does not exceed the high one."""
+    """A guided amount band has both bounds, low first; a guided growth range stated with both
+    bounds has the low one first (growth alone may state one bound: 'at least 10%')."""
     ranges: dict[tuple[str, str], dict[Role, Figure]] = defaultdict(dict)
     for figure in figures:
         if figure.target.kind is Kind.GUIDANCE:
             ranges[(figure.target.name, figure.period)].setdefault(figure.role, figure)
     for bounds in ranges.values():
-        yield from ordered(bounds, Role.LOW, Role.HIGH)
-        if Role.YOY_LOW in bounds or Role.YOY_HIGH in bounds:
+        amounts = set(bounds) & {Role.LOW, Role.HIGH}
+        growth = set(bounds) & {Role.YOY_LOW, Role.YOY_HIGH}
+        if amounts:
+            yield from ordered(bounds, Role.LOW, Role.HIGH)
+        if growth and (amounts or len(growth) == 2):
             yield from ordered(bounds, Role.YOY_LOW, Role.YOY_HIGH)
 
 

@@ -137,13 +137,17 @@ class ProseReader:
     def read_sentence(self, sentence: str, section: Section) -> list[Found]:
         found: list[Found] = []
         previous_end = 0
-        outlook_period = first_period(sentence, self.period) if section is Section.OUTLOOK else None
+        outlook = section is Section.OUTLOOK
+        outlook_period = first_period(sentence, self.period) if outlook else None
+        year_on_year = outlook and YEAR_ON_YEAR.search(sentence) is not None
         found_tokens = tokens(sentence)
         for index, token in enumerate(found_tokens):
             clause = clean(sentence[previous_end : token.start])
             after = sentence[token.end : next_start(found_tokens, index, len(sentence))]
             before = found[-1] if found else None
-            found.append(self.read_token(token, clause, after, before, outlook_period))
+            read = self.read_token(token, clause, after, before, outlook_period)
+            growth = growth_bound(token, clause, after, before) if year_on_year else None
+            found.append(replace(read, role=growth[0], negative=growth[1]) if growth else read)
             previous_end = token.end
         return found
 
@@ -238,6 +242,47 @@ def role_of(token: Token, clause: str, before: Found | None) -> Role:
     if closes_range and clause.strip().lower() == "and":
         return Role.YOY_HIGH if percent else Role.HIGH
     return Role.VALUE
+
+
+YEAR_ON_YEAR = re.compile(
+    r"\byear[- ](?:over|on)[- ]year\b|\byoy\b"
+    r"|\b(?:compared (?:to|with)|over|from) the same (?:period|quarter) (?:of|in|last)\b",
+    re.I,
+)
+GROWTH_START = re.compile(
+    r"\b(?P<verb>grow|growth|increase|rise|decline|decrease|drop|fall)(?:s|d|th)?"
+    r"(?:\s+(?:of|by))?"
+    r"(?:\s+(?P<least>at least|no less than|a minimum of|not less than)"
+    r"|\s+(?P<most>up to|at most|no more than|a maximum of|not more than))?\s*$",
+    re.I,
+)
+RANGE_LINK = frozenset({"to", "and", "-", "–"})
+SHRINKING = frozenset({"decline", "decrease", "drop", "fall"})
+
+
+def growth_bound(
+    token: Token, clause: str, after: str, before: Found | None
+) -> tuple[Role, bool] | None:
+    """In an outlook sentence about year-on-year change, a percentage that bounds the growth:
+    'to grow 10% to 15%' (a range), 'by at least 10%' (a low bound), 'by up to 15%' (a high
+    bound). A decline is negative growth, so its first (smaller) figure is the high bound.
+    Returns the role and whether the figure is a decline, or None for other percentages."""
+    if token.unit is not Unit.PERCENT:
+        return None
+    if before is not None and before.role in GROWTH_ROLES and clause.strip() in RANGE_LINK:
+        return (Role.YOY_HIGH if before.role is Role.YOY_LOW else Role.YOY_LOW), before.negative
+    start = GROWTH_START.search(clause)
+    if start is None:
+        return None
+    shrinking = start["verb"].lower() in SHRINKING
+    opens_range = clean(after).strip() in RANGE_LINK
+    if not (opens_range or start["least"] or start["most"]):
+        return None  # a single growth figure is not a range: left as it was read
+    at_least = bool(start["least"]) or (opens_range and not start["most"])
+    return (Role.YOY_LOW if at_least != shrinking else Role.YOY_HIGH), shrinking
+
+
+GROWTH_ROLES = frozenset({Role.YOY_LOW, Role.YOY_HIGH})
 
 
 def is_decrease(clause: str) -> bool:

@@ -131,8 +131,19 @@ def summary(event: Event) -> str:
     if isinstance(event, MetricReported):
         return f"{event.metric} = {event.value} {event.scale or event.unit}"
     if isinstance(event, GuidanceIssued):
-        return f"{event.metric} {event.low}..{event.high} {event.scale or event.unit}"
+        return f"{event.metric} {guidance_summary(event)}"
     return type(event).__name__
+
+
+def guidance_summary(event: GuidanceIssued) -> str:
+    """'1.17..1.23 billions', 'growth 10..15% year on year' or both."""
+    parts = []
+    if event.states_amounts:
+        parts.append(f"{event.low}..{event.high} {event.scale or event.unit}")
+    if event.states_growth:
+        low, high = event.yoy_low_pct, event.yoy_high_pct
+        parts.append(f"growth {'' if low is None else low}..{'' if high is None else high}% yoy")
+    return "; ".join(parts)
 
 
 def unplaced_table(items: Sequence[Unplaced]) -> Table:

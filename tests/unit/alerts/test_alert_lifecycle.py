@@ -45,13 +45,13 @@ def observe(
     *,
     at: datetime = T0,
     condition: str = "firing",
-    state: str | None = "at_risk_of_missing",
+    state: str | None = "likely_below",
     severity: str = "warning",
     kind: str = "band_check",
     company: str = "QFIN",
     subject: str = "net_income",
     details: dict[str, object] | None = None,
-    summary: str = "QFIN 2024Q2 net income is at risk of missing guidance (P(below)=0.62).",
+    summary: str = "QFIN 2024Q2 net income is likely below guidance (P(below)=0.62).",
 ) -> Observation:
     return Observation(
         company=company,
@@ -141,10 +141,10 @@ def test_fingerprint_does_not_confuse_shifted_boundaries_between_labels() -> Non
 
 
 def test_fingerprint_ignores_state_severity_and_content() -> None:
-    at_risk = observe(state="at_risk_of_missing", severity="warning")
-    on_track = observe(state="on_track", severity="info", details={"p_below": 0.1})
+    below = observe(state="likely_below", severity="warning")
+    inside = observe(state="likely_inside", severity="info", details={"p_below": 0.1})
 
-    assert at_risk.fingerprint == on_track.fingerprint
+    assert below.fingerprint == inside.fingerprint
 
 
 def test_alerts_of_one_company_and_period_share_a_group_key() -> None:
@@ -207,22 +207,22 @@ def test_repeated_state_observations_do_not_flap_notices() -> None:
     def at() -> datetime:
         return T0 + timedelta(hours=next(hours))
 
-    store.observe_all(observe(at=at(), state="at_risk_of_missing") for _ in range(5))
-    store.observe_all(observe(at=at(), state="on_track", severity="info") for _ in range(5))
+    store.observe_all(observe(at=at(), state="likely_below") for _ in range(5))
+    store.observe_all(observe(at=at(), state="likely_inside", severity="info") for _ in range(5))
 
     assert store.reasons() == [
         ("firing", 1, Reason.FIRST),
         ("firing", 2, Reason.STATE_CHANGE),
     ]
-    assert store.sent[1].state == "on_track"
+    assert store.sent[1].state == "likely_inside"
     assert store.sent[1].is_state_change
 
 
 def test_state_change_notifies_immediately() -> None:
     store = FakeAlertStore()
-    store.observe(observe(state="on_track", severity="info"))
+    store.observe(observe(state="likely_inside", severity="info"))
 
-    store.observe(observe(at=T0 + timedelta(minutes=1), state="at_risk_of_missing"))
+    store.observe(observe(at=T0 + timedelta(minutes=1), state="likely_below"))
 
     assert store.reasons()[-1] == ("firing", 2, Reason.STATE_CHANGE)
 
@@ -257,12 +257,12 @@ def test_unchanged_firing_repeats_once_the_repeat_interval_has_passed() -> None:
 
 def test_an_older_observation_arriving_late_does_not_move_the_record() -> None:
     store = FakeAlertStore()
-    store.observe(observe(at=T0 + timedelta(hours=2), state="on_track", severity="info"))
+    store.observe(observe(at=T0 + timedelta(hours=2), state="likely_inside", severity="info"))
 
-    store.observe(observe(at=T0, state="at_risk_of_missing"), now=T0 + timedelta(hours=3))
+    store.observe(observe(at=T0, state="likely_below"), now=T0 + timedelta(hours=3))
 
     assert store.reasons() == [("firing", 1, Reason.FIRST)]
-    assert store.records[observe().fingerprint].state == "on_track"
+    assert store.records[observe().fingerprint].state == "likely_inside"
 
 
 # --------------------------------------------------------------------------- resolving
@@ -273,7 +273,7 @@ def test_clear_after_a_firing_notice_sends_one_resolved_notice() -> None:
     store.observe(observe())
     resolved_at = T0 + timedelta(hours=5)
 
-    store.observe(observe(at=resolved_at, condition="clear", state="on_track"))
+    store.observe(observe(at=resolved_at, condition="clear", state="likely_inside"))
     store.observe(observe(at=resolved_at + timedelta(hours=1), condition="clear"))
 
     assert store.reasons() == [("firing", 1, Reason.FIRST), ("resolved", 2, Reason.RESOLVED)]
@@ -352,26 +352,26 @@ def test_silence_suppresses_until_it_expires_then_the_next_observation_notifies(
 def test_state_changes_during_a_silence_are_recorded_then_announced_after_it() -> None:
     ends = T0 + timedelta(hours=3)
     store = FakeAlertStore()
-    store.observe(observe(state="on_track", severity="info"))
+    store.observe(observe(state="likely_inside", severity="info"))
     store.silences.append(silence(starts_at=T0 + timedelta(minutes=30), ends_at=ends))
 
-    store.observe(observe(at=T0 + timedelta(hours=1), state="at_risk_of_missing"))
+    store.observe(observe(at=T0 + timedelta(hours=1), state="likely_below"))
     recorded = store.records[observe().fingerprint].state
-    store.observe(observe(at=ends, state="at_risk_of_missing", details={"p_below": 0.7}))
+    store.observe(observe(at=ends, state="likely_below", details={"p_below": 0.7}))
 
-    assert recorded == "at_risk_of_missing"
+    assert recorded == "likely_below"
     assert store.reasons() == [("firing", 1, Reason.FIRST), ("firing", 2, Reason.STATE_CHANGE)]
 
 
 def test_a_state_that_returns_during_a_silence_is_not_announced_again() -> None:
     ends = T0 + timedelta(hours=3)
     store = FakeAlertStore()
-    store.observe(observe(state="at_risk_of_missing"))
+    store.observe(observe(state="likely_below"))
     store.silences.append(silence(starts_at=T0 + timedelta(minutes=30), ends_at=ends))
 
-    store.observe(observe(at=T0 + timedelta(hours=1), state="on_track", severity="info"))
-    store.observe(observe(at=T0 + timedelta(hours=2), state="at_risk_of_missing"))
-    store.observe(observe(at=ends, state="at_risk_of_missing", details={"p_below": 0.7}))
+    store.observe(observe(at=T0 + timedelta(hours=1), state="likely_inside", severity="info"))
+    store.observe(observe(at=T0 + timedelta(hours=2), state="likely_below"))
+    store.observe(observe(at=ends, state="likely_below", details={"p_below": 0.7}))
 
     assert store.reasons() == [("firing", 1, Reason.FIRST)]
 
@@ -502,7 +502,7 @@ def test_explain_keeps_the_workers_sentence_and_details() -> None:
 def test_explain_describes_the_labels_when_the_sentence_is_missing() -> None:
     explanation = explain(observe(summary="  "))
 
-    assert explanation.summary == "band_check on net_income for QFIN 2024Q2: at_risk_of_missing"
+    assert explanation.summary == "band_check on net_income for QFIN 2024Q2: likely_below"
 
 
 def test_details_digest_ignores_key_order_and_sees_value_changes() -> None:

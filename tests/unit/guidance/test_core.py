@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import itertools
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +15,24 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from services.common.distribution import band_probabilities
 from services.guidance import core
 from services.guidance.core import (
+    STATE_ORDER,
     Band,
     BandState,
     HysteresisSpec,
+    StatedRange,
     check_yoy_arithmetic,
     classify_outcome,
     classify_revision,
+    classify_statement_revision,
     combine_fiscal_year,
+    confidence_word,
+    derive_yoy_band,
     distance_to_nearer_bound,
     next_band_state,
-    probabilities_from_quantiles,
+    state_probability,
 )
 
 pytestmark = pytest.mark.unit
@@ -39,16 +46,21 @@ def normal_grid(
     return [(p, mean + sd * float(stats.norm.ppf(p))) for p in probs]
 
 
-def test_guidance_module_imports_only_the_numerical_stack() -> None:
+def test_guidance_module_imports_only_the_numerical_stack_and_the_one_distribution() -> None:
     tree = ast.parse(Path(core.__file__).read_text())
-    roots = {
-        (node.module if isinstance(node, ast.ImportFrom) else alias.name).split(".")[0]
+    modules = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
         if not isinstance(node, ast.ImportFrom) or node.module
     }
-    assert roots <= {"__future__", "math", "collections", "dataclasses", "enum", "numpy", "scipy"}
+    roots = {str(module).split(".")[0] for module in modules - {"services.common.distribution"}}
+    assert roots <= {"__future__", "math", "collections", "dataclasses", "decimal", "enum"} | {
+        "typing",
+        "numpy",
+        "scipy",
+    }
 
 
 # --------------------------------------------------------------------------- Band and revisions
@@ -99,6 +111,41 @@ def test_moves_within_the_tolerance_count_as_maintained() -> None:
 def test_classifying_two_missing_bands_is_refused() -> None:
     with pytest.raises(ValueError, match="no guidance"):
         classify_revision(None, None)
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "expected"),
+    [
+        (Band(low=10.0, high=None), Band(low=10.0, high=None), "maintained"),
+        (Band(low=10.0, high=None), Band(low=12.0, high=None), "raised"),
+        (Band(low=10.0, high=15.0), Band(low=10.0, high=None), "raised"),
+        (Band(low=10.0, high=None), Band(low=10.0, high=15.0), "lowered"),
+        (Band(low=None, high=15.0), Band(low=10.0, high=None), "raised"),
+        (Band(low=10.0, high=None), Band(low=8.0, high=12.0), "lowered"),
+    ],
+)
+def test_an_open_bound_sits_beyond_every_stated_one(
+    previous: Band, new: Band, expected: str
+) -> None:
+    assert classify_revision(previous, new) == expected
+
+
+def test_a_growth_statement_replacing_an_amount_band_is_rebased() -> None:
+    amounts = StatedRange("amount", Band(low=1170.0, high=1230.0))
+    growth = StatedRange("growth", Band(low=7.0, high=12.5))
+
+    assert classify_statement_revision(amounts, growth) == "rebased"
+    assert classify_statement_revision(growth, amounts) == "rebased"
+    assert classify_statement_revision(growth, StatedRange("growth", Band(8.0, 12.5))) == "raised"
+    assert classify_statement_revision(None, growth) == "initial"
+    assert classify_statement_revision(growth, None) == "withdrawn"
+
+
+def test_a_band_needs_a_bound_and_a_one_sided_band_is_infinitely_wide() -> None:
+    with pytest.raises(ValueError, match="at least one bound"):
+        Band(low=None, high=None)
+    at_least = Band(low=1170.0, high=None)
+    assert (at_least.midpoint, at_least.width, at_least.one_sided) == (1170.0, math.inf, True)
 
 
 # --------------------------------------------------------------------------- YoY arithmetic
@@ -177,40 +224,92 @@ def test_percentages_rounded_from_the_true_prior_are_always_consistent(
     assert check.consistent, check.explanation
 
 
-# --------------------------------------------------------------------------- band state
+# --------------------------------------------------------------------------- YoY bands
+
+
+def test_a_growth_band_is_the_prior_actual_grown_by_each_stated_bound() -> None:
+    low, high = derive_yoy_band(prior_actual=1093.4, yoy_low_pct=7.0, yoy_high_pct=12.5)
+
+    assert_allclose([low, high], [1093.4 * 1.07, 1093.4 * 1.125])  # type: ignore[list-item]
+
+
+def test_growth_in_decimals_stays_exact() -> None:
+    low, high = derive_yoy_band(
+        prior_actual=Decimal("1093400000"), yoy_low_pct=Decimal("10"), yoy_high_pct=None
+    )
+
+    assert (low, high) == (Decimal("1202740000"), None)
+
+
+def test_one_stated_growth_bound_leaves_the_other_side_open() -> None:
+    assert derive_yoy_band(prior_actual=200.0, yoy_low_pct=None, yoy_high_pct=-5.0) == (
+        None,
+        190.0,
+    )
 
 
 @pytest.mark.parametrize(
-    ("previous", "p_below", "p_above", "expected"),
+    ("prior", "low", "high", "message"),
     [
-        (None, 0.6, 0.1, BandState.AT_RISK),
-        (None, 0.1, 0.5, BandState.LIKELY_BEAT),
-        (None, 0.3, 0.3, BandState.ON_TRACK),
-        (None, 0.5, 0.5, BandState.AT_RISK),
-        (BandState.ON_TRACK, 0.49, 0.2, BandState.ON_TRACK),
-        (BandState.AT_RISK, 0.4, 0.1, BandState.AT_RISK),
-        (BandState.AT_RISK, 0.35, 0.1, BandState.ON_TRACK),
-        (BandState.AT_RISK, 0.2, 0.7, BandState.LIKELY_BEAT),
-        (BandState.AT_RISK, 0.36, 0.64, BandState.LIKELY_BEAT),
-        (BandState.AT_RISK, 0.45, 0.55, BandState.AT_RISK),
-        (BandState.LIKELY_BEAT, 0.1, 0.4, BandState.LIKELY_BEAT),
-        (BandState.LIKELY_BEAT, 0.1, 0.3, BandState.ON_TRACK),
-        (BandState.LIKELY_BEAT, 0.6, 0.3, BandState.AT_RISK),
-        (BandState.LIKELY_BEAT, 0.6, 0.4, BandState.AT_RISK),
-        (BandState.LIKELY_BEAT, 0.5, 0.45, BandState.LIKELY_BEAT),
+        (0.0, 5.0, 10.0, "not positive"),
+        (-50.0, 5.0, 10.0, "not positive"),
+        (100.0, None, None, "yoy_low_pct or yoy_high_pct"),
+        (100.0, 12.0, 10.0, "exceeds"),
+        (100.0, -120.0, None, "below -100"),
     ],
 )
-def test_band_state_enters_at_the_enter_threshold_and_leaves_at_the_exit_threshold(
-    previous: BandState | None, p_below: float, p_above: float, expected: BandState
+def test_growth_that_names_no_band_is_refused(
+    prior: float, low: float | None, high: float | None, message: str
 ) -> None:
-    assert next_band_state(previous, p_below=p_below, p_above=p_above) is expected
+    with pytest.raises(ValueError, match=message):
+        derive_yoy_band(prior_actual=prior, yoy_low_pct=low, yoy_high_pct=high)
 
 
-def run_states(pairs: list[tuple[float, float]], start: BandState | None = None) -> list[BandState]:
+# --------------------------------------------------------------------------- band state
+
+
+MARGIN = HysteresisSpec().margin
+
+
+def call(previous: BandState | None, triple: tuple[float, float, float]) -> BandState:
+    below, inside, above = triple
+    return next_band_state(previous, p_below=below, p_inside=inside, p_above=above)
+
+
+def probability_of(state: BandState, triple: tuple[float, float, float]) -> float:
+    below, inside, above = triple
+    return state_probability(state, p_below=below, p_inside=inside, p_above=above)
+
+
+@pytest.mark.parametrize(
+    ("previous", "triple", "expected"),
+    [
+        # the reported contradiction: P(below) leads, so the call is below, not "on track"
+        (None, (0.46, 0.37, 0.17), BandState.LIKELY_BELOW),
+        (None, (0.2, 0.5, 0.3), BandState.LIKELY_INSIDE),
+        (None, (0.1, 0.3, 0.6), BandState.LIKELY_ABOVE),
+        (None, (0.4, 0.2, 0.4), BandState.LIKELY_BELOW),  # a tie calls the costlier miss
+        (BandState.LIKELY_INSIDE, (0.46, 0.37, 0.17), BandState.LIKELY_INSIDE),  # 0.09 < margin
+        (BandState.LIKELY_INSIDE, (0.48, 0.36, 0.16), BandState.LIKELY_BELOW),  # 0.12 >= margin
+        (BandState.LIKELY_BELOW, (0.35, 0.25, 0.40), BandState.LIKELY_BELOW),
+        (BandState.LIKELY_BELOW, (0.30, 0.25, 0.45), BandState.LIKELY_ABOVE),
+        # a side that overtakes by the margin while a third leads moves the call to the leader
+        (BandState.LIKELY_BELOW, (0.10, 0.40, 0.50), BandState.LIKELY_ABOVE),
+    ],
+)
+def test_the_call_is_the_likeliest_side_and_moves_only_when_another_leads_by_the_margin(
+    previous: BandState | None, triple: tuple[float, float, float], expected: BandState
+) -> None:
+    assert call(previous, triple) is expected
+
+
+def run_states(
+    triples: list[tuple[float, float, float]], start: BandState | None = None
+) -> list[BandState]:
     states: list[BandState] = []
     state = start
-    for p_below, p_above in pairs:
-        state = next_band_state(state, p_below=p_below, p_above=p_above)
+    for triple in triples:
+        state = call(state, triple)
         states.append(state)
     return states
 
@@ -220,79 +319,87 @@ def changes(states: list[BandState]) -> int:
     return sum(a is not b for a, b in itertools.pairwise(states))
 
 
-SPEC = HysteresisSpec()
-GAP = min(SPEC.enter_at_risk - SPEC.exit_at_risk, SPEC.enter_beat - SPEC.exit_beat)
-QUIET = st.floats(min_value=0.0, max_value=0.3)
+def simplex(raw: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Three probabilities summing to one from three non-negative weights."""
+    total = sum(raw)
+    if total <= 0:
+        return (1 / 3, 1 / 3, 1 / 3)
+    below, inside = raw[0] / total, raw[1] / total
+    return below, inside, max(0.0, 1.0 - below - inside)
+
+
+WEIGHTS = st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 1.0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(WEIGHTS, min_size=1, max_size=40), st.sampled_from([None, *STATE_ORDER]))
+def test_the_called_side_is_never_more_than_the_margin_behind_the_likeliest(
+    raw: list[tuple[float, float, float]], start: BandState | None
+) -> None:
+    triples = [simplex(r) for r in raw]
+
+    for triple, state in zip(triples, run_states(triples, start), strict=True):
+        assert probability_of(state, triple) > max(triple) - MARGIN
+        if max(triple) - sorted(triple)[1] >= MARGIN:  # a clear leader is always the call
+            assert probability_of(state, triple) == max(triple)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(
-        st.tuples(st.floats(min_value=-1.0, max_value=1.0), QUIET),
-        min_size=2,
-        max_size=60,
-    ),
-    st.sampled_from(["enter_at_risk", "exit_at_risk", "enter_beat", "exit_beat"]),
+    base=WEIGHTS,
+    noise=st.lists(st.tuples(st.floats(-1.0, 1.0), st.floats(-1.0, 1.0)), min_size=2, max_size=60),
 )
-def test_a_probability_oscillating_around_one_threshold_changes_the_state_at_most_once(
-    wiggles: list[tuple[float, float]], threshold: str
+def test_probabilities_wandering_by_less_than_a_quarter_margin_keep_the_first_call(
+    base: tuple[float, float, float], noise: list[tuple[float, float]]
 ) -> None:
-    centre = getattr(SPEC, threshold)
-    half_width = 0.99 * GAP / 2
-    moving = [min(max(centre + w * half_width, 0.0), 1.0) for w, _ in wiggles]
-    others = [min(q, 1.0 - m) for m, (_, q) in zip(moving, wiggles, strict=True)]
-    if threshold.endswith("at_risk"):
-        pairs = list(zip(moving, others, strict=True))
-        start = BandState.AT_RISK if threshold.startswith("exit") else None
-    else:
-        pairs = list(zip(others, moving, strict=True))
-        start = BandState.LIKELY_BEAT if threshold.startswith("exit") else None
+    below, inside, _ = simplex(base)
+    room = 0.99 * MARGIN / 12  # below moves <= room, inside <= 2 room, above <= 3 room < m / 4
+    triples = []
+    for a, b in noise:
+        moved_below = min(max(below + a * room, 0.0), 1.0)
+        moved_inside = min(max(inside + b * room, 0.0), 1.0 - moved_below)
+        triples.append((moved_below, moved_inside, 1.0 - moved_below - moved_inside))
 
-    assert changes([start, *run_states(pairs, start)] if start else run_states(pairs)) <= 1
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(0.0, 1.0)), min_size=1, max_size=40))
-def test_band_state_agrees_with_its_thresholds_for_any_probabilities(
-    raw: list[tuple[float, float]],
-) -> None:
-    pairs = [(a, b * (1.0 - a)) for a, b in raw]
-
-    for (p_below, p_above), state in zip(pairs, run_states(pairs), strict=True):
-        if state is BandState.AT_RISK:
-            assert p_below > SPEC.exit_at_risk
-        if state is BandState.LIKELY_BEAT:
-            assert p_above > SPEC.exit_beat
-        if p_below >= SPEC.enter_at_risk and p_below - p_above >= SPEC.switch_margin:
-            assert state is BandState.AT_RISK
-        if p_above >= SPEC.enter_beat and p_above - p_below >= SPEC.switch_margin:
-            assert state is BandState.LIKELY_BEAT
+    assert changes(run_states(triples)) == 0
 
 
 @settings(max_examples=300, deadline=None)
 @given(
-    x=st.floats(min_value=0.3, max_value=0.6),
-    lead=st.floats(min_value=0.0, max_value=0.999 * SPEC.switch_margin),
+    x=st.floats(min_value=0.3, max_value=0.5),
+    lead=st.floats(min_value=0.0, max_value=0.999 * MARGIN),
     order=st.lists(st.booleans(), min_size=2, max_size=40),
 )
-def test_a_split_forecast_swapping_between_sides_changes_the_state_at_most_once(
+def test_a_split_forecast_swapping_between_two_sides_keeps_its_first_call(
     x: float, lead: float, order: list[bool]
 ) -> None:
-    x = min(x, (1.0 - lead) / 2.0)  # both sides fit: x + (x + lead) <= 1
-    y = x + lead
-    pairs = [(x, y) if flip else (y, x) for flip in order]
+    x = min(max(x, (1.0 - lead) / 3.0), (1.0 - lead) / 2.0)  # the third side trails both
+    y, rest = x + lead, max(0.0, 1.0 - 2 * x - lead)
+    triples = [(x, rest, y) if flip else (y, rest, x) for flip in order]
 
-    assert changes(run_states(pairs)) <= 1
-
-
-def test_probabilities_that_cannot_both_hold_are_refused() -> None:
-    with pytest.raises(ValueError, match="p_below \\+ p_above <= 1"):
-        next_band_state(None, p_below=0.7, p_above=0.6)
+    assert changes(run_states(triples)) == 0
 
 
-def test_a_spec_whose_exit_is_not_below_its_entry_is_refused() -> None:
-    with pytest.raises(ValueError, match="exit < enter"):
-        HysteresisSpec(enter_at_risk=0.4, exit_at_risk=0.45)
+def test_probabilities_that_do_not_sum_to_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="p_below \\+ p_inside \\+ p_above = 1"):
+        next_band_state(None, p_below=0.7, p_inside=0.2, p_above=0.6)
+
+
+def test_a_margin_outside_zero_to_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="margin"):
+        HysteresisSpec(margin=1.0)
+
+
+@pytest.mark.parametrize(
+    ("probability", "word"),
+    [
+        *[(0.34, "low"), (0.49, "low"), (0.5, "moderate"), (0.69, "moderate")],
+        *[(0.7, "high"), (0.89, "high"), (0.9, "very high"), (1.0, "very high")],
+    ],
+)
+def test_confidence_is_worded_from_the_probability_of_the_called_side(
+    probability: float, word: str
+) -> None:
+    assert confidence_word(probability) == word
 
 
 # --------------------------------------------------------------------------- outcomes
@@ -335,49 +442,7 @@ def test_distance_is_negative_below_positive_above_and_zero_inside(
     assert distance_to_nearer_bound(point=point, low=100.0, high=120.0) == expected
 
 
-# --------------------------------------------------------------------------- quantile grids
-
-
-def test_probabilities_at_grid_points_are_the_grid_probabilities() -> None:
-    grid = normal_grid(300.0, 20.0, probs=(0.1, 0.25, 0.5, 0.9))
-
-    below, inside, above = probabilities_from_quantiles(grid, low=grid[1][1], high=grid[3][1])
-
-    assert_allclose([below, inside, above], [0.25, 0.65, 0.1], atol=1e-12)
-
-
-def test_tails_beyond_a_normal_grid_follow_the_normal_distribution() -> None:
-    grid = normal_grid(300.0, 20.0, probs=(0.05, 0.25, 0.5, 0.75, 0.95))
-
-    below, _, above = probabilities_from_quantiles(grid, low=300.0 - 60.0, high=300.0 + 50.0)
-
-    assert_allclose([below, above], [stats.norm.cdf(-3.0), stats.norm.sf(2.5)], rtol=1e-9)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    a=st.floats(min_value=-500.0, max_value=1500.0),
-    b=st.floats(min_value=-500.0, max_value=1500.0),
-)
-def test_band_probabilities_are_probabilities_that_sum_to_one(a: float, b: float) -> None:
-    grid = normal_grid(500.0, 100.0, probs=(0.05, 0.2, 0.5, 0.8, 0.95))
-
-    triple = probabilities_from_quantiles(grid, low=min(a, b), high=max(a, b))
-
-    assert all(0.0 <= p <= 1.0 for p in triple)
-    assert_allclose(sum(triple), 1.0, atol=1e-12)
-
-
-def test_a_point_mass_grid_puts_all_probability_on_one_side() -> None:
-    grid = [(0.1, 900.0), (0.5, 900.0), (0.9, 900.0)]
-
-    assert probabilities_from_quantiles(grid, low=950.0, high=1000.0) == (1.0, 0.0, 0.0)
-    assert probabilities_from_quantiles(grid, low=850.0, high=950.0) == (0.0, 1.0, 0.0)
-
-
-def test_a_grid_with_decreasing_values_is_refused() -> None:
-    with pytest.raises(ValueError, match="strictly increasing"):
-        probabilities_from_quantiles([(0.1, 5.0), (0.5, 4.0)], low=0.0, high=1.0)
+# --------------------------------------------------------------------------- fiscal years
 
 
 def test_fiscal_year_of_independent_normal_quarters_matches_the_analytic_sum() -> None:
@@ -428,7 +493,7 @@ def test_fiscal_year_probabilities_feed_the_band_probabilities() -> None:
     grids = [normal_grid(300.0, 20.0)] * 2
     combined = combine_fiscal_year(reported=[600.0], remaining_quantiles=grids, n_samples=40_000)
 
-    below, inside, above = probabilities_from_quantiles(combined, low=1180.0, high=1220.0)
+    below, inside, above = band_probabilities(combined, low=1180.0, high=1220.0).as_tuple()
 
     total = stats.norm(1200.0, 20.0 * math.sqrt(2.0))
     assert_allclose([below, above], [total.cdf(1180.0), total.sf(1220.0)], atol=0.01)

@@ -88,6 +88,56 @@ def test_guidance_band_must_be_ordered_and_match_the_metric_basis() -> None:
         GuidanceIssued.model_validate({**base, "low": "1170", "high": "1230", "basis": "non_gaap"})
 
 
+GROWTH = {"company": "ACME", "metric": "net_income", "period": "2024Q2", "basis": "gaap"}
+
+
+@pytest.mark.parametrize(
+    ("stated", "low", "high"),
+    [
+        ({"yoy_low_pct": "10", "yoy_high_pct": "15"}, "10", "15"),
+        ({"yoy_low_pct": "10"}, "10", None),
+        ({"yoy_high_pct": "-5"}, None, "-5"),
+    ],
+)
+def test_guidance_stated_as_growth_alone_needs_no_amounts_and_may_give_one_bound(
+    stated: dict[str, str], low: str | None, high: str | None
+) -> None:
+    event = GuidanceIssued.model_validate({**GROWTH, **stated})
+
+    assert (event.low, event.high, event.currency, event.schema_version) == (None, None, None, 2)
+    assert (event.yoy_low_pct, event.yoy_high_pct) == tuple(
+        None if v is None else Decimal(v) for v in (low, high)
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({}, "amount band or a year-on-year growth"),
+        ({"low": "1170"}, "high: an amount band states both low and high"),
+        ({"high": "1230", "yoy_low_pct": "5"}, "low: an amount band states both"),
+        ({"yoy_low_pct": "15", "yoy_high_pct": "10"}, "yoy_low_pct: 15 exceeds yoy_high_pct 10"),
+        ({"yoy_low_pct": "-150"}, "yoy_low_pct"),
+        ({"low": "1170", "high": "1230"}, "currency and scale: required"),
+    ],
+)
+def test_issued_guidance_states_a_band_or_growth_and_says_which_field_is_wrong(
+    changes: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        GuidanceIssued.model_validate({**GROWTH, **changes})
+
+
+def test_a_version_one_guidance_event_is_still_read() -> None:
+    event = GuidanceIssued.model_validate(
+        {**GROWTH, "schema_version": 1, "low": "1170", "high": "1230"}
+        | {"currency": "CNY", "scale": "millions"}
+    )
+    assert event.schema_version == 1
+    with pytest.raises(ValidationError, match="schema_version"):
+        GuidanceIssued.model_validate({**GROWTH, "schema_version": 3, "yoy_low_pct": "1"})
+
+
 def test_fiscal_year_guidance_is_accepted_and_months_are_not() -> None:
     base = {
         "company": "ACME",
