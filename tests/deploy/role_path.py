@@ -81,6 +81,76 @@ class CliRun:
     output: str
 
 
+class CommandRecorder:
+    """Which user sent which command, from MONITOR (every command the server executes, with
+    the client's address) and CLIENT LIST polled meanwhile (address -> user). A command run
+    inside a script is the script caller's: MONITOR shows it right after the caller's EVALSHA.
+    Connections that open and close between two polls stay unattributed."""
+
+    CONTAINERS = frozenset({"client", "cluster", "config", "object", "script", "xgroup", "xinfo"})
+
+    def __init__(self, server: AclServer) -> None:
+        self._server = server
+        self._stop = threading.Event()
+        self._lines: list[dict[str, Any]] = []
+        self._users: dict[str, str] = {}
+        self._threads = [
+            threading.Thread(target=self._monitor, daemon=True),
+            threading.Thread(target=self._poll, daemon=True),
+        ]
+        self._monitoring = threading.Event()
+
+    def __enter__(self) -> CommandRecorder:
+        for thread in self._threads:
+            thread.start()
+        if not self._monitoring.wait(timeout=10):
+            raise TimeoutError("MONITOR did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._server.admin() as admin:
+            admin.ping()  # one more line, so the monitor thread sees the stop flag
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _monitor(self) -> None:
+        with self._server.admin(decode_responses=True) as admin, admin.monitor() as monitor:
+            self._monitoring.set()
+            for line in monitor.listen():
+                self._lines.append(line)
+                if self._stop.is_set():
+                    return
+
+    def _poll(self) -> None:
+        with self._server.admin(decode_responses=True) as admin:
+            while not self._stop.is_set():
+                for client in admin.client_list():
+                    if client["user"] != "default":  # not yet authenticated
+                        self._users[client["addr"]] = client["user"]
+                time.sleep(0.002)
+
+    def commands_by_user(self) -> dict[str, set[str]]:
+        by_user: dict[str, set[str]] = {}
+        caller = None
+        for line in self._lines:
+            if line.get("client_type") == "lua":
+                user = caller
+            else:
+                address = f"{line.get('client_address')}:{line.get('client_port')}"
+                user = caller = self._users.get(address)
+            if user is not None:
+                by_user.setdefault(user, set()).add(self._name(str(line["command"])))
+        return by_user
+
+    def _name(self, command: str) -> str:
+        words = command.split(" ")
+        name = words[0].lower()
+        if name in self.CONTAINERS and len(words) > 1:
+            return f"{name}|{words[1].lower()}"
+        return name
+
+
 @dataclass
 class PathReport:
     cli: list[CliRun] = field(default_factory=list)
@@ -97,6 +167,7 @@ class PathReport:
     history_rows: int = 0
     tailed_alerts: int = 0
     plots: list[str] = field(default_factory=list)
+    commands_by_user: dict[str, set[str]] = field(default_factory=dict)
 
     def failed_cli(self) -> list[CliRun]:
         return [run for run in self.cli if run.returncode != 0]
@@ -185,7 +256,7 @@ async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
         port=server.port, username="gp-test-admin", password=server.admin_password
     )
     try:
-        with receiver.serving() as webhook_url:
+        with receiver.serving() as webhook_url, CommandRecorder(server) as recorder:
             async with contextlib.AsyncExitStack() as stack:
                 await abandon_an_entry(server, admin, streams)
                 workers = await start_workers(server, webhook_url, stack)
@@ -197,6 +268,7 @@ async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
                 await scale_as_scaler(server, streams, report)
                 await operate_as_operator(server, admin, streams, report)
             report.webhook_notices = receiver.received
+        report.commands_by_user = recorder.commands_by_user()
         report.alerts_in_stream = int(await admin.xlen(streams.alerts))
     finally:
         await admin.aclose()

@@ -112,7 +112,6 @@ def test_the_subscriber_reads_and_acknowledges_only_the_alerts_stream() -> None:
         "xack",
         "xpending",
         "xautoclaim",
-        "xclaim",
     }
     assert key_patterns(rules) == [f"~{NAMESPACE}:alerts"]
 
