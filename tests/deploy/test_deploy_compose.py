@@ -37,7 +37,7 @@ def secret_variable(name: str) -> bool:
     return name in ROLE_PASSWORDS or is_secret(settings_fields()[name])
 
 
-def role_of(name: str, service: dict[str, Any]) -> str:
+def role_of(service: dict[str, Any]) -> str:
     """The Redis user a compose service should log in as: its worker kind, or `api`."""
     return worker_service(service) or "api"
 
@@ -186,7 +186,7 @@ def test_each_service_logs_in_as_its_own_redis_user(compose: dict[str, Any]) -> 
     }
 
     assert {name: user for name, (user, _) in logins.items()} == {
-        name: role_of(name, service) for name, service in guidepost_services(compose).items()
+        name: role_of(service) for name, service in guidepost_services(compose).items()
     }
     assert {name: password.split(":?")[0] for name, (_, password) in logins.items()} == {
         name: "${" + role_password_variable(user) for name, (user, _) in logins.items()
