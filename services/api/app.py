@@ -1,7 +1,9 @@
 """The read-only HTTP service. `create_api(settings)` is its one composition root.
 
 Clients are created when the server starts (the lifespan), never at import or construction.
-With `api_token` set, every route but the probes requires `Authorization: Bearer <token>`.
+With `api_token` set, every route but the probes requires `Authorization: Bearer <token>`;
+with `metrics_token` set, `/metrics` requires that token instead (a scraper's, which opens
+nothing else). `/health` and `/ready` stay open for the orchestrator's probes.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from services.guidance.service import BandCheck
 from services.ingest.store import FactVersion, latest_as_of
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
+METRICS_PATH = "/metrics"
 READY_TIMEOUT_S = 2.0
 
 
@@ -73,8 +76,8 @@ def create_api(settings: ApiSettings) -> FastAPI:
 
     # the interactive docs load scripts from a CDN; the OpenAPI document stays at /openapi.json
     api = FastAPI(title="Guidepost", lifespan=lifespan, docs_url=None, redoc_url=None)
-    if settings.api_token is not None:
-        api.middleware("http")(bearer_token_guard(settings.api_token))
+    if settings.api_token is not None or settings.metrics_token is not None:
+        api.middleware("http")(bearer_token_guard(settings.api_token, settings.metrics_token))
     for router in (probes, read_api, status_pages):
         api.include_router(router)
     return api
@@ -83,11 +86,20 @@ def create_api(settings: ApiSettings) -> FastAPI:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def bearer_token_guard(token: SecretStr) -> Callable[[Request, Handler], Awaitable[Response]]:
-    expected = token.get_secret_value().encode()
+def bearer_token_guard(
+    token: SecretStr | None, metrics_token: SecretStr | None = None
+) -> Callable[[Request, Handler], Awaitable[Response]]:
+    """Each path's token: none for the probes, `metrics_token` (else `token`) for /metrics,
+    `token` for the rest; a path whose token is unset is open."""
+    expected = _secret_bytes(token)
+    expected_for_metrics = _secret_bytes(metrics_token) or expected
 
     async def guard(request: Request, call_next: Handler) -> Response:
-        if request.url.path in OPEN_PATHS or _authorized(request, expected):
+        path = request.url.path
+        needed = None if path in OPEN_PATHS else expected
+        if path == METRICS_PATH:
+            needed = expected_for_metrics
+        if needed is None or _authorized(request, needed):
             return await call_next(request)
         return JSONResponse(
             {"detail": "this route needs the header 'Authorization: Bearer <token>'"},
@@ -96,6 +108,10 @@ def bearer_token_guard(token: SecretStr) -> Callable[[Request, Handler], Awaitab
         )
 
     return guard
+
+
+def _secret_bytes(secret: SecretStr | None) -> bytes | None:
+    return secret.get_secret_value().encode() if secret is not None else None
 
 
 def _authorized(request: Request, expected: bytes) -> bool:
@@ -143,7 +159,7 @@ async def ready(reader: Reader) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@probes.get("/metrics", response_class=Response)
+@probes.get(METRICS_PATH, response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus text: stream and group gauges, per-company counts."""
     body = await run_in_threadpool(generate_latest, _resources(request).registry)

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
-from services.common.settings import ApiSettings
+from services.common.settings import ApiSettings, describe_settings_error
 
 if TYPE_CHECKING:
     from services.api.reader import CompanyState
@@ -31,17 +32,32 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="Port to listen on; overrides GUIDEPOST_HTTP_PORT.")
     ] = None,
+    allow_unauthenticated: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unauthenticated",
+            help="Listen beyond loopback with no token (a proxy in front authenticates); "
+            "also GUIDEPOST_HTTP_ALLOW_UNAUTHENTICATED.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the status page, the read-only JSON API, /health, /ready and /metrics.
 
-    Set GUIDEPOST_API_TOKEN to require 'Authorization: Bearer <token>' (probes stay open).
+    Set GUIDEPOST_API_TOKEN to require 'Authorization: Bearer <token>' (probes stay open), and
+    GUIDEPOST_METRICS_TOKEN to give /metrics a token of its own. Beyond loopback a token is
+    required unless --allow-unauthenticated.
     """
     import uvicorn
 
     from services.api.app import create_api
     from services.common.logging import configure_logging
 
-    settings = api_settings(redis_url=redis_url, http_host=host, http_port=port)
+    settings = serve_settings(
+        redis_url=redis_url,
+        http_host=host,
+        http_port=port,
+        http_allow_unauthenticated=allow_unauthenticated or None,
+    )
     configure_logging(settings.log_level)
     uvicorn.run(
         create_api(settings),
@@ -50,6 +66,21 @@ def serve(
         log_config=None,
         log_level=settings.log_level.lower(),
     )
+
+
+def serve_settings(**overrides: Any) -> ApiSettings:
+    """The settings `serve` runs with, or exit 2 with every problem named (no value echoed)."""
+    try:
+        settings = api_settings(**overrides)
+    except ValidationError as error:
+        problems = describe_settings_error(error)
+        typer.echo(f"guidepost serve: invalid settings:\n{problems}", err=True)
+        raise typer.Exit(2) from None
+    problem = settings.exposure_problem()
+    if problem is not None:
+        typer.echo(f"guidepost serve: {problem}", err=True)
+        raise typer.Exit(2)
+    return settings
 
 
 def plot(

@@ -47,6 +47,7 @@ class EmbeddedRedis:
 
     append_only: bool = False
     extra_args: tuple[str, ...] = ()
+    executable: str | None = None  # a server binary; by default `find_redis_server()`
     port: int = field(default_factory=free_port)
     directory: Path = field(
         default_factory=lambda: Path(tempfile.mkdtemp(prefix="guidepost-redis-"))
@@ -59,7 +60,7 @@ class EmbeddedRedis:
 
     def start(self, timeout_s: float = 10.0) -> EmbeddedRedis:
         command = [
-            find_redis_server(),
+            self.executable or find_redis_server(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator
+from pydantic import (
+    AnyUrl,
+    Field,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.streams import DEFAULT_NAMESPACE, Streams
@@ -26,6 +38,49 @@ class Service(StrEnum):
 ALL_SERVICES = tuple(Service)
 
 
+# Validation errors never echo what was given (a URL may carry a password, a field may be a
+# token): each message names the field and the reason, URLs appear only as `redacted_url`.
+SETTINGS_CONFIG = SettingsConfigDict(
+    env_prefix="GUIDEPOST_", extra="ignore", hide_input_in_errors=True
+)
+
+
+def redacted_url(value: object) -> str:
+    """Scheme, host and port only: credentials become `***`; path and query, which may hold a
+    token (webhook URLs often do), are cut to `/…`."""
+    if not isinstance(value, str):
+        return f"<{type(value).__name__}>"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "<unparsable URL>"
+    _userinfo, at, hostport = parts.netloc.rpartition("@")
+    credentials = "***@" if at else ""
+    rest = "/…" if parts.path.strip("/") or parts.query or parts.fragment else ""
+    scheme = f"{parts.scheme}://" if parts.scheme else ""
+    return f"{scheme}{credentials}{hostport}{rest}"
+
+
+def url_errors_redacted(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """A URL field's validation, its failure reported with the URL redacted."""
+    try:
+        return handler(value)
+    except ValidationError as error:
+        reasons = "; ".join(dict.fromkeys(str(line["msg"]) for line in error.errors()))
+        context = {"reason": reasons, "url": redacted_url(value)}
+        raise PydanticCustomError("url_invalid", "{reason} (given: {url})", context) from None
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable; no value is echoed."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "settings"
+        name = f"GUIDEPOST_{field.upper()}" if problem["loc"] else field
+        lines.append(f"{name}: {problem['msg']}")
+    return "\n".join(lines)
+
+
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
@@ -33,7 +88,7 @@ def default_consumer_name() -> str:
 class RedisSettings(BaseSettings):
     """How to reach Redis: URL, ACL user and password, TLS."""
 
-    model_config = SettingsConfigDict(env_prefix="GUIDEPOST_", extra="ignore")
+    model_config = SETTINGS_CONFIG
 
     redis_url: RedisUrl = Field(
         default=AnyUrl("redis://127.0.0.1:6379/0"),
@@ -59,8 +114,15 @@ class RedisSettings(BaseSettings):
         "(exported by whatever tracer provider the process configures).",
     )
 
+    _redis_url_redacted = field_validator("redis_url", mode="wrap")(url_errors_redacted)
+
     def streams(self) -> Streams:
         return Streams(self.namespace, self.partitions)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """A URL that carries a password is shown redacted, like every secret field."""
+        for name, value in super().__repr_args__():
+            yield name, redacted_url(str(value)) if isinstance(value, AnyUrl) else value
 
 
 class WorkerSettings(RedisSettings):
@@ -106,6 +168,8 @@ class WorkerSettings(RedisSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
+    _webhook_url_redacted = field_validator("webhook_url", mode="wrap")(url_errors_redacted)
+
     @field_validator("services", mode="before")
     @classmethod
     def _split_services(cls, value: object) -> object:
@@ -114,10 +178,48 @@ class WorkerSettings(RedisSettings):
         return value
 
 
+LOOPBACK_HOSTS = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on `host` keeps the port on this machine (127.0.0.0/8, ::1)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host.lower() in LOOPBACK_HOSTS
+
+
 class ApiSettings(RedisSettings):
     """Settings of `guidepost serve`: the read-only HTTP status page and API."""
 
-    http_host: str = "127.0.0.1"
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Interface to listen on. Beyond loopback it needs `api_token`, or "
+        "`http_allow_unauthenticated` where something in front authenticates.",
+    )
     http_port: int = Field(default=8080, ge=1, le=65_535)
-    api_token: SecretStr | None = Field(default=None, description="Bearer token, if required.")
+    api_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token every route but /health and /ready then requires.",
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /metrics alone (a scraper's), instead of `api_token`.",
+    )
+    http_allow_unauthenticated: bool = Field(
+        default=False,
+        description="Serve beyond loopback with no token (an authenticating proxy in front).",
+    )
     log_level: str = "INFO"
+
+    def exposure_problem(self) -> str | None:
+        """Why serving as configured would open the pages and data to anyone, if it would."""
+        if is_loopback(self.http_host) or self.api_token or self.http_allow_unauthenticated:
+            return None
+        return (
+            f"refusing to serve on {self.http_host} without a token: the status page, the JSON "
+            "API and /metrics would be open to anyone who reaches the port. Set "
+            "GUIDEPOST_API_TOKEN, listen on 127.0.0.1, or set "
+            "GUIDEPOST_HTTP_ALLOW_UNAUTHENTICATED=true (--allow-unauthenticated) if a proxy in "
+            "front authenticates"
+        )

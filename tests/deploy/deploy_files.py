@@ -17,12 +17,23 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 SETTINGS_CLASSES = (RedisSettings, WorkerSettings, ApiSettings)
+# The Redis users of deploy/redis/users.acl: one per service, and four for people and systems
+# outside (upstream publishers, alert subscribers, operators at the command line, the KEDA
+# autoscaler reading consumer-group lag).
+SERVICE_ROLES = ("ingest", "forecast", "guidance", "alerts", "api")
+OUTSIDE_ROLES = ("publisher", "subscriber", "operator", "scaler")
+ROLES = SERVICE_ROLES + OUTSIDE_ROLES
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}; `$${` is escaped.
 INTERPOLATION = re.compile(
     r"(?<!\$)\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?+])?(?P<arg>[^}]*)\}"
 )
 ENV_LINE = re.compile(r"^(?P<comment>#\s*)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
+
+
+def role_password_variable(role: str) -> str:
+    """The variable that holds a role's password (compose and render-acl.sh read it)."""
+    return f"GUIDEPOST_{role.upper()}_REDIS_PASSWORD"
 
 
 def env_name(settings: type[Any], field: str) -> str:

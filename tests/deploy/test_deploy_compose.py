@@ -11,11 +11,35 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from services.common.settings import ApiSettings, Service, WorkerSettings
-from tests.deploy.deploy_files import INTERPOLATION, REPO, is_secret, settings_fields
+from tests.deploy.deploy_files import (
+    INTERPOLATION,
+    OUTSIDE_ROLES,
+    REPO,
+    ROLES,
+    SERVICE_ROLES,
+    is_secret,
+    role_password_variable,
+    settings_fields,
+)
 
 pytestmark = pytest.mark.deploy
 
 GUIDEPOST_IMAGE_BUILD = "deploy/Dockerfile"
+ROLE_PASSWORDS = {role_password_variable(role) for role in ROLES}
+
+
+def known_variable(name: str) -> bool:
+    """A settings field, or a Redis user's password (read by compose and the ACL render)."""
+    return name in settings_fields() or name in ROLE_PASSWORDS
+
+
+def secret_variable(name: str) -> bool:
+    return name in ROLE_PASSWORDS or is_secret(settings_fields()[name])
+
+
+def role_of(service: dict[str, Any]) -> str:
+    """The Redis user a compose service should log in as: its worker kind, or `api`."""
+    return worker_service(service) or "api"
 
 
 def strings(node: Any) -> Iterator[str]:
@@ -84,56 +108,104 @@ def test_compose_file_validates_against_the_compose_spec_schema(compose: dict[st
     assert errors == []
 
 
-def test_every_variable_compose_reads_is_a_settings_field(compose: dict[str, Any]) -> None:
+def test_every_variable_compose_reads_is_a_settings_field_or_a_role_password(
+    compose: dict[str, Any],
+) -> None:
     fields = settings_fields()
     interpolated = {name for name, _, _ in interpolations(compose)}
     environment_keys = {
         key for service in guidepost_services(compose).values() for key in service["environment"]
     }
 
-    assert interpolated - fields.keys() == set()
+    assert {name for name in interpolated if not known_variable(name)} == set()
     assert environment_keys - fields.keys() == set()
+
+
+def passed_through(compose: dict[str, Any]) -> set[str]:
+    """Variables a service takes from .env or the shell as they are (null entries)."""
+    return {
+        key
+        for service in compose["services"].values()
+        for key, value in service.get("environment", {}).items()
+        if value is None
+    }
 
 
 def test_env_example_lists_every_variable_compose_reads(
     compose: dict[str, Any], env_example: tuple[dict[str, str], dict[str, str]]
 ) -> None:
     active, commented = env_example
-    read = {name for name, _, _ in interpolations(compose)} | {
-        key
-        for service in guidepost_services(compose).values()
-        for key, value in service["environment"].items()
-        if value is None
-    }
+    read = {name for name, _, _ in interpolations(compose)} | passed_through(compose)
 
     assert read - (active.keys() | commented.keys()) == set()
-    assert (active.keys() | commented.keys()) - settings_fields().keys() == set()
+    assert {name for name in active.keys() | commented.keys() if not known_variable(name)} == set()
 
 
 def test_env_example_holds_placeholders_not_secrets(
     env_example: tuple[dict[str, str], dict[str, str]],
 ) -> None:
     active, commented = env_example
-    fields = settings_fields()
-    secrets = {
-        name: value for name, value in (active | commented).items() if is_secret(fields[name])
-    }
+    secrets = {name: value for name, value in (active | commented).items() if secret_variable(name)}
 
-    assert secrets, "expected at least the Redis password in .env.example"
+    assert secrets.keys() >= ROLE_PASSWORDS
     assert {name: value.startswith("replace-with-") for name, value in secrets.items()} == {
         name: True for name in secrets
     }
     assert [name for name, value in active.items() if value == ""] == []
 
 
+def test_every_role_has_its_own_placeholder_so_none_is_shared_by_mistake(
+    env_example: tuple[dict[str, str], dict[str, str]],
+) -> None:
+    active, commented = env_example
+    placeholders = [(active | commented)[variable] for variable in ROLE_PASSWORDS]
+
+    assert len(set(placeholders)) == len(ROLE_PASSWORDS)
+    assert {role_password_variable(role) for role in SERVICE_ROLES} <= active.keys()
+    assert {role_password_variable(role) for role in OUTSIDE_ROLES} <= commented.keys()
+
+
 def test_secrets_are_required_and_never_defaulted(compose: dict[str, Any]) -> None:
-    fields = settings_fields()
     secret_uses = [
-        (name, op, arg) for name, op, arg in interpolations(compose) if is_secret(fields[name])
+        (name, op, arg) for name, op, arg in interpolations(compose) if secret_variable(name)
     ]
 
-    assert ("GUIDEPOST_REDIS_PASSWORD", ":?") in {(name, op) for name, op, _ in secret_uses}
+    assert {role_password_variable(role) for role in SERVICE_ROLES} == {
+        name for name, op, _ in secret_uses if op == ":?"
+    }
     assert [(name, op) for name, op, arg in secret_uses if op != ":?" or not arg.strip()] == []
+
+
+def test_each_service_logs_in_as_its_own_redis_user(compose: dict[str, Any]) -> None:
+    logins = {
+        name: (
+            service["environment"]["GUIDEPOST_REDIS_USERNAME"],
+            service["environment"]["GUIDEPOST_REDIS_PASSWORD"],
+        )
+        for name, service in guidepost_services(compose).items()
+    }
+
+    assert {name: user for name, (user, _) in logins.items()} == {
+        name: role_of(service) for name, service in guidepost_services(compose).items()
+    }
+    assert {name: password.split(":?")[0] for name, (_, password) in logins.items()} == {
+        name: "${" + role_password_variable(user) for name, (user, _) in logins.items()
+    }
+    assert sorted(user for user, _ in logins.values()) == sorted(SERVICE_ROLES)
+
+
+def test_redis_gets_every_password_and_the_outside_users_stay_optional(
+    compose: dict[str, Any],
+) -> None:
+    environment = compose["services"]["redis"]["environment"]
+
+    assert set(environment) == ROLE_PASSWORDS
+    assert {variable for variable, value in environment.items() if value and ":?" in value} == {
+        role_password_variable(role) for role in SERVICE_ROLES
+    }
+    assert {variable for variable, value in environment.items() if value is None} == {
+        role_password_variable(role) for role in OUTSIDE_ROLES
+    }
 
 
 @pytest.mark.parametrize("uncomment_optional", [False, True], ids=["as-shipped", "all-set"])
@@ -155,7 +227,9 @@ def test_env_example_and_compose_give_every_container_valid_settings(
         settings = WorkerSettings() if kind else ApiSettings()
 
         assert settings.redis_password is not None, name
-        assert settings.redis_username == "guidepost", name
+        assert settings.redis_username == (kind or "api"), name
+        if isinstance(settings, ApiSettings):
+            assert settings.exposure_problem() is None
 
 
 def test_each_worker_kind_has_one_compose_service_running_a_real_service(
@@ -228,13 +302,18 @@ def test_redis_is_pinned_persistent_authenticated_and_health_checked(
     assert "redis-data:/data" in redis["volumes"]
     assert "redis-data" in compose["volumes"]
     assert healthcheck.startswith("CMD-SHELL REDISCLI_AUTH=")
-    assert "redis-cli --no-auth-warning --user guidepost ping" in healthcheck
-    assert "redis-server /usr/local/etc/redis/redis.conf" in redis["entrypoint"][2]
+    assert "redis-cli --no-auth-warning --user api ping" in healthcheck
+    assert 'REDISCLI_AUTH="$$GUIDEPOST_API_REDIS_PASSWORD"' in healthcheck
+    assert "exec redis-server /usr/local/etc/redis/redis.conf" in redis["entrypoint"][2]
 
 
 def test_compose_mounts_the_deploy_redis_files(compose: dict[str, Any]) -> None:
     sources = [volume.split(":")[0] for volume in compose["services"]["redis"]["volumes"]]
     files = [source for source in sources if source.startswith("./")]
 
-    assert sorted(files) == ["./deploy/redis/redis.conf", "./deploy/redis/users.acl"]
+    assert sorted(files) == [
+        "./deploy/redis/redis.conf",
+        "./deploy/redis/render-acl.sh",
+        "./deploy/redis/users.acl",
+    ]
     assert all((REPO / source).is_file() for source in files)

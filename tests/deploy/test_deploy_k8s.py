@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from schemas.streams import Groups, Streams
-from services.common.settings import Service
-from tests.deploy.deploy_files import K8S, settings_fields
+from services.common.settings import ApiSettings, Service
+from tests.deploy.deploy_files import K8S, SERVICE_ROLES, settings_fields
 
 pytestmark = pytest.mark.deploy
 
@@ -160,7 +160,70 @@ def test_environment_names_real_settings_and_existing_secret_keys(
     assert set(config["data"]) - fields.keys() == set()
     assert {e["name"] for e in env} - fields.keys() == set()
     assert refs - secret_keys == set()
-    assert ("guidepost-redis", "password") in refs
+
+
+def secret_ref(deployment: dict[str, Any], variable: str) -> dict[str, Any] | None:
+    for entry in container(deployment)["env"]:
+        if entry["name"] == variable:
+            return dict(entry.get("valueFrom", {}).get("secretKeyRef", {})) or None
+    return None
+
+
+def test_each_deployment_logs_in_as_its_own_redis_user_from_its_own_secret(
+    manifests: list[dict[str, Any]],
+) -> None:
+    deployments = of_kind(manifests, "Deployment")
+    secrets = of_kind(manifests, "Secret")
+    logins = {}
+    for name, deployment in deployments.items():
+        role = worker_kind(deployment) or "api"
+        user = secret_ref(deployment, "GUIDEPOST_REDIS_USERNAME")
+        password = secret_ref(deployment, "GUIDEPOST_REDIS_PASSWORD")
+        assert user == {"name": f"guidepost-redis-{role}", "key": "username"}, name
+        assert password == {"name": f"guidepost-redis-{role}", "key": "password"}, name
+        logins[name] = secrets[user["name"]]["stringData"]["username"]
+
+    assert sorted(logins.values()) == sorted(SERVICE_ROLES)
+    (config,) = of_kind(manifests, "ConfigMap").values()
+    assert "GUIDEPOST_REDIS_USERNAME" not in config["data"]
+
+
+def test_the_scaler_authenticates_as_the_read_only_scaler_user(
+    manifests: list[dict[str, Any]],
+) -> None:
+    (auth,) = keda(manifests, "TriggerAuthentication").values()
+
+    assert {(ref["parameter"], ref["name"]) for ref in auth["spec"]["secretTargetRef"]} == {
+        ("username", "guidepost-redis-scaler"),
+        ("password", "guidepost-redis-scaler"),
+    }
+    secret = of_kind(manifests, "Secret")["guidepost-redis-scaler"]
+    assert secret["stringData"]["username"] == "scaler"
+
+
+def test_the_api_listens_on_the_pod_address_with_a_required_token(
+    manifests: list[dict[str, Any]],
+) -> None:
+    api = of_kind(manifests, "Deployment")["guidepost-api"]
+    (config,) = of_kind(manifests, "ConfigMap").values()
+    env = {e["name"]: e.get("value") for e in container(api)["env"]}
+    token = secret_ref(api, "GUIDEPOST_API_TOKEN")
+    values = dict(config["data"]) | {k: v for k, v in env.items() if v is not None}
+    values |= {"GUIDEPOST_API_TOKEN": "from-the-secret"}
+
+    settings = ApiSettings.model_validate(
+        {name.removeprefix("GUIDEPOST_").lower(): value for name, value in values.items()}
+    )
+
+    assert token == {"name": "guidepost-api", "key": "token"}  # not optional
+    assert secret_ref(api, "GUIDEPOST_METRICS_TOKEN") == {
+        "name": "guidepost-api",
+        "key": "metrics-token",
+        "optional": True,
+    }
+    assert settings.http_host == "0.0.0.0"
+    assert settings.exposure_problem() is None
+    assert "prometheus.io/scrape" not in api["spec"]["template"]["metadata"].get("annotations", {})
 
 
 def keda(manifests: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

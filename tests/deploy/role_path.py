@@ -1,0 +1,448 @@
+"""One full path with every part logged in as its own Redis user, as a deployment runs it.
+
+- `publisher`: `guidepost backfill` and `guidepost publish` (the CLI an upstream system can
+  use), and a raw XADD of a malformed entry, as any client library would send it;
+- `ingest`, `forecast`, `guidance`, `alerts`: the four workers, each alone in its own process
+  state (own clients, own metrics exporter, which is scraped), the alerts worker with a webhook;
+- `api`: every page and JSON route of `guidepost serve`, its `/metrics`, and `guidepost plot`;
+- `subscriber`: a consumer group of its own on the alerts stream, read and acknowledged;
+- `operator`: `dlq list/replay/purge`, `silence add/list/expire`, `history`, `alerts tail`;
+- `scaler`: what KEDA's redis-streams scaler reads (group lag, pending count, length).
+
+Rarer paths are provoked on purpose: an entry a dead consumer left pending is claimed and
+retried by ingest, a guidance statement is repeated under a new id (a WATCH given up), a
+malformed entry is dead-lettered, replayed by the operator and dead-lettered again.
+
+The CLI runs as shipped (`python -m services.cli`), in subprocesses with the role's environment.
+Idleness is observed by the test administrator, so no role sends a command only the test needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+
+from schemas.metrics import MetricReported
+from schemas.money import Scale
+from schemas.registry import Unit
+from schemas.streams import Groups, Streams
+from services.app import Workers, build_workers, running
+from services.common.embedded import free_port
+from services.common.metrics import all_streams
+from services.common.settings import ApiSettings, Service, WorkerSettings
+from services.common.streams import backlog
+from services.common.wire import as_text, entry_fields
+from tests.api.running import api_client
+from tests.deploy.acl_servers import NAMESPACE, AclServer
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "data"
+COMPANY = "QFIN"
+UNTIL = "2024Q1"
+SUBSCRIBER_GROUP = "acl-test-subscriber"
+API_PATHS = (
+    "/health",
+    "/ready",
+    "/",
+    f"/companies/{COMPANY}",
+    "/api/companies",
+    f"/api/companies/{COMPANY}/forecasts",
+    f"/api/companies/{COMPANY}/bands",
+    f"/api/companies/{COMPANY}/trends",
+    f"/api/companies/{COMPANY}/alerts",
+    f"/api/companies/{COMPANY}/history",
+    "/metrics",
+)
+MALFORMED = {"__data__": '{"company": "QFIN", "metric": '}  # cut short: not JSON
+IDLE_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class CliRun:
+    role: str
+    args: tuple[str, ...]
+    returncode: int
+    output: str
+
+
+class CommandRecorder:
+    """Which user sent which command, from MONITOR (every command the server executes, with
+    the client's address) and CLIENT LIST polled meanwhile (address -> user). A command run
+    inside a script is the script caller's: MONITOR shows it right after the caller's EVALSHA.
+    Connections that open and close between two polls stay unattributed."""
+
+    CONTAINERS = frozenset({"client", "cluster", "config", "object", "script", "xgroup", "xinfo"})
+
+    def __init__(self, server: AclServer) -> None:
+        self._server = server
+        self._stop = threading.Event()
+        self._lines: list[dict[str, Any]] = []
+        self._users: dict[str, str] = {}
+        self._threads = [
+            threading.Thread(target=self._monitor, daemon=True),
+            threading.Thread(target=self._poll, daemon=True),
+        ]
+        self._monitoring = threading.Event()
+
+    def __enter__(self) -> CommandRecorder:
+        for thread in self._threads:
+            thread.start()
+        if not self._monitoring.wait(timeout=10):
+            raise TimeoutError("MONITOR did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        with self._server.admin() as admin:
+            admin.ping()  # one more line, so the monitor thread sees the stop flag
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _monitor(self) -> None:
+        with self._server.admin(decode_responses=True) as admin, admin.monitor() as monitor:
+            self._monitoring.set()
+            for line in monitor.listen():
+                self._lines.append(line)
+                if self._stop.is_set():
+                    return
+
+    def _poll(self) -> None:
+        with self._server.admin(decode_responses=True) as admin:
+            while not self._stop.is_set():
+                for client in admin.client_list():
+                    if client["user"] != "default":  # not yet authenticated
+                        self._users[client["addr"]] = client["user"]
+                time.sleep(0.002)
+
+    def commands_by_user(self) -> dict[str, set[str]]:
+        by_user: dict[str, set[str]] = {}
+        caller = None
+        for line in self._lines:
+            if line.get("client_type") == "lua":
+                user = caller
+            else:
+                address = f"{line.get('client_address')}:{line.get('client_port')}"
+                user = caller = self._users.get(address)
+            if user is not None:
+                by_user.setdefault(user, set()).add(self._name(str(line["command"])))
+        return by_user
+
+    def _name(self, command: str) -> str:
+        words = command.split(" ")
+        name = words[0].lower()
+        if name in self.CONTAINERS and len(words) > 1:
+            return f"{name}|{words[1].lower()}"
+        return name
+
+
+@dataclass
+class PathReport:
+    cli: list[CliRun] = field(default_factory=list)
+    api_status: dict[str, int] = field(default_factory=dict)
+    api_metrics: str = ""
+    worker_metrics: dict[str, str] = field(default_factory=dict)
+    alerts_in_stream: int = 0
+    subscriber_received: int = 0
+    subscriber_pending_after_ack: int = -1
+    webhook_notices: int = 0
+    scaler_groups: dict[str, list[str]] = field(default_factory=dict)
+    dead_letters_listed: int = 0
+    dead_letters_after_purge: int = -1
+    history_rows: int = 0
+    tailed_alerts: int = 0
+    plots: list[str] = field(default_factory=list)
+    commands_by_user: dict[str, set[str]] = field(default_factory=dict)
+
+    def failed_cli(self) -> list[CliRun]:
+        return [run for run in self.cli if run.returncode != 0]
+
+
+class WebhookReceiver:
+    """An HTTP endpoint that accepts every POST and counts them."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[str]:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver._lock:
+                    receiver.received += 1
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+        finally:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+
+def worker_settings(server: AclServer, kind: Service, webhook_url: str) -> WorkerSettings:
+    values: dict[str, Any] = {
+        "redis_url": server.url,
+        "redis_username": kind.value,
+        "redis_password": server.passwords[kind.value],
+        "namespace": NAMESPACE,
+        "services": [kind.value],
+        "claim_idle_ms": 500,
+        "coalesce_ms": 20,
+        "block_ms": 50,
+        "metrics_port": free_port(),
+    }
+    if kind is Service.ALERTS:
+        values |= {"webhook_url": webhook_url, "webhook_secret": "acl-test-webhook-secret"}
+    return WorkerSettings.model_validate(values)
+
+
+async def run_cli(server: AclServer, role: str, *args: str, report: PathReport) -> CliRun:
+    env = {**os.environ, **server.role_env(role)}
+    command = [sys.executable, "-m", "services.cli", *args]
+    result = await asyncio.to_thread(
+        subprocess.run, command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    run = CliRun(role, args, result.returncode, result.stdout + result.stderr)
+    report.cli.append(run)
+    return run
+
+
+async def wait_until_idle(admin: aioredis.Redis, streams: Streams) -> None:
+    """Nothing undelivered or unacknowledged in any group, no refit due: seen twice."""
+    names = all_streams(streams)
+    dirty = streams.key("{forecast}", "dirty")
+    deadline = time.monotonic() + IDLE_TIMEOUT_S
+    calm = 0
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the pipeline did not go idle within {IDLE_TIMEOUT_S}s")
+        idle = await backlog(admin, names) == 0 and await admin.zcard(dirty) == 0
+        calm = calm + 1 if idle else 0
+        await asyncio.sleep(0.2 if idle else 0.05)
+
+
+async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
+    report = PathReport()
+    streams = Streams(NAMESPACE)
+    receiver = WebhookReceiver()
+    admin = aioredis.Redis(
+        port=server.port, username="gp-test-admin", password=server.admin_password
+    )
+    try:
+        with receiver.serving() as webhook_url, CommandRecorder(server) as recorder:
+            async with contextlib.AsyncExitStack() as stack:
+                await abandon_an_entry(server, admin, streams)
+                workers = await start_workers(server, webhook_url, stack)
+                await publish_as_publisher(server, workdir, report)
+                await wait_until_idle(admin, streams)
+                await scrape_workers(workers, report)
+                await read_as_api(server, workdir, report)
+                await subscribe_as_subscriber(server, streams, report)
+                await scale_as_scaler(server, streams, report)
+                await operate_as_operator(server, admin, streams, report)
+            report.webhook_notices = receiver.received
+        report.commands_by_user = recorder.commands_by_user()
+        report.alerts_in_stream = int(await admin.xlen(streams.alerts))
+    finally:
+        await admin.aclose()
+    return report
+
+
+async def start_workers(
+    server: AclServer, webhook_url: str, stack: contextlib.AsyncExitStack
+) -> dict[str, Workers]:
+    started = {}
+    for kind in Service:
+        workers = build_workers(worker_settings(server, kind, webhook_url))
+        stack.push_async_callback(workers.redis.aclose)
+        await stack.enter_async_context(running(workers))
+        started[kind.value] = workers
+    return started
+
+
+async def publish_as_publisher(server: AclServer, workdir: Path, report: PathReport) -> None:
+    history, guidance = DATA / "qfin_quarterly.csv", DATA / "qfin_guidance.csv"
+    await run_cli(
+        server,
+        "publisher",
+        *("backfill", "--history", str(history), "--guidance", str(guidance)),
+        *("--company", COMPANY, "--until", UNTIL),
+        report=report,
+    )
+    lines = workdir / "guidance-twice.jsonl"
+    said_twice = [guidance_event("acl-test-guidance-a"), guidance_event("acl-test-guidance-b")]
+    lines.write_text(
+        "".join(json.dumps({"stream": "guidance", "event": e}) + "\n" for e in said_twice)
+    )
+    await run_cli(server, "publisher", "publish", str(lines), report=report)
+    async with as_role(server, "publisher") as publisher:
+        await publisher.xadd(Streams(NAMESPACE).metrics, MALFORMED)  # type: ignore[arg-type]
+
+
+def as_role(server: AclServer, role: str) -> aioredis.Redis:
+    return aioredis.Redis(port=server.port, username=role, password=server.passwords[role])
+
+
+def guidance_event(event_id: str) -> dict[str, Any]:
+    """The same statement under two ids (a producer that retried with a fresh id)."""
+    return {
+        "company": COMPANY,
+        "metric": "net_income",
+        "period": "2024Q2",
+        "basis": "gaap",
+        "low": "1170",
+        "high": "1230",
+        "currency": "CNY",
+        "scale": "millions",
+        "issued_in_period": UNTIL,
+        "occurred_at": "2024-05-20T09:00:00Z",
+        "event_id": event_id,
+    }
+
+
+def loan_volume_event() -> MetricReported:
+    return MetricReported(
+        company=COMPANY,
+        metric="loan_volume",
+        period="2019Q1",
+        value=Decimal("41202"),
+        unit=Unit.MONEY,
+        currency="CNY",
+        scale=Scale.MILLIONS,
+        occurred_at=datetime(2019, 5, 20, 9, tzinfo=UTC),
+        event_id="acl-test-abandoned-loan-volume",
+    )
+
+
+async def abandon_an_entry(server: AclServer, admin: aioredis.Redis, streams: Streams) -> None:
+    """A consumer of ingest's group took an entry and died: ingest must claim and retry it."""
+    await admin.xgroup_create(streams.metrics, Groups.INGEST, id="0", mkstream=True)
+    async with as_role(server, "publisher") as publisher:
+        await publisher.xadd(streams.metrics, entry_fields(loan_volume_event()))  # type: ignore[arg-type]
+    taken: Any = await admin.xreadgroup(Groups.INGEST, "died", {streams.metrics: ">"}, count=1)
+    assert len(taken[0][1]) == 1
+
+
+async def scrape_workers(workers: dict[str, Workers], report: PathReport) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        for kind, running_workers in workers.items():
+            port = running_workers.settings.metrics_port
+            response = await client.get(f"http://127.0.0.1:{port}/metrics")
+            report.worker_metrics[kind] = response.text
+
+
+async def read_as_api(server: AclServer, workdir: Path, report: PathReport) -> None:
+    settings = ApiSettings.model_validate(
+        {
+            "redis_url": server.url,
+            "redis_username": "api",
+            "redis_password": server.passwords["api"],
+            "namespace": NAMESPACE,
+        }
+    )
+    async with api_client(settings) as client:
+        for path in API_PATHS:
+            response = await client.get(path)
+            report.api_status[path] = response.status_code
+            if path == "/metrics":
+                report.api_metrics = response.text
+    plots = workdir / "plots"
+    await run_cli(server, "api", "plot", "--company", COMPANY, "--out", str(plots), report=report)
+    report.plots = sorted(path.name for path in plots.glob("*.png"))
+
+
+async def subscribe_as_subscriber(server: AclServer, streams: Streams, report: PathReport) -> None:
+    """What deploy/README.md shows a subscriber: its own group from the stream's start."""
+    async with as_role(server, "subscriber") as subscriber:
+        await subscriber.xgroup_create(streams.alerts, SUBSCRIBER_GROUP, id="0")
+        while True:
+            read: Any = await subscriber.xreadgroup(
+                SUBSCRIBER_GROUP, "reader-1", {streams.alerts: ">"}, count=100, block=100
+            )
+            if not read:
+                break
+            ids = [entry_id for _stream, entries in read for entry_id, _fields in entries]
+            report.subscriber_received += len(ids)
+            await subscriber.xack(streams.alerts, SUBSCRIBER_GROUP, *ids)
+        summary: Any = await subscriber.xpending(streams.alerts, SUBSCRIBER_GROUP)
+        report.subscriber_pending_after_ack = int(summary["pending"])
+        # a subscriber that restarts takes over what a dead reader of its group left pending
+        await subscriber.xautoclaim(streams.alerts, SUBSCRIBER_GROUP, "reader-2", min_idle_time=0)
+
+
+async def scale_as_scaler(server: AclServer, streams: Streams, report: PathReport) -> None:
+    """KEDA's redis-streams scaler: a group's lag (XINFO GROUPS), its pending count
+    (XPENDING), a stream's length (XLEN), for every stream a worker consumes."""
+    consumed = (*streams.inputs, streams.history, streams.forecasts, streams.signals)
+    async with as_role(server, "scaler") as scaler:
+        for stream in consumed:
+            groups: Any = await scaler.xinfo_groups(stream)
+            names = [as_text(group["name"]) for group in groups]
+            for name in names:
+                await scaler.xpending(stream, name)
+            await scaler.xlen(stream)
+            report.scaler_groups[stream] = sorted(names)
+
+
+async def operate_as_operator(
+    server: AclServer, admin: aioredis.Redis, streams: Streams, report: PathReport
+) -> None:
+    async def operator(*args: str) -> CliRun:
+        return await run_cli(server, "operator", *args, report=report)
+
+    letters = json.loads((await operator("dlq", "list", "--json")).output or "[]")
+    report.dead_letters_listed = len(letters)
+    if letters:
+        await operator("dlq", "replay", "--id", letters[0]["id"])
+        await wait_until_idle(admin, streams)  # the replayed entry is dead-lettered again
+    later = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    await operator("dlq", "purge", "--before", later)
+    report.dead_letters_after_purge = int(await admin.xlen(streams.dead_letters))
+
+    added = await operator(
+        "silence",
+        "add",
+        "--match",
+        f"company={COMPANY}",
+        "--duration",
+        "1h",
+        "--comment",
+        "ACL test",
+    )
+    silence_id = added.output.split()[1] if added.returncode == 0 else "none"
+    listed, history, tail = await asyncio.gather(
+        operator("silence", "list", "--json"),
+        operator("history", "--company", COMPANY, "--json"),
+        operator("alerts", "tail", "--from-beginning", "--count", "1", "--json", "--timeout", "10"),
+    )
+    await operator("silence", "expire", silence_id)
+    report.history_rows = len(json.loads(history.output)) if history.returncode == 0 else 0
+    report.tailed_alerts = len(tail.output.splitlines()) if tail.returncode == 0 else 0
+    del listed

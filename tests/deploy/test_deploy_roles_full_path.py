@@ -1,0 +1,200 @@
+"""Every service as its own Redis user, through the whole path, under the shipped ACL: on the
+machine's Redis (Debian ships 7.0) and on Valkey 9 (which speaks Redis 7.2's ACL).
+
+The proof that no role lacks a command or key is the server's ACL log, read by a test-only
+administrator: it records every refusal, including those a client swallows (redis-py ignores a
+refused CLIENT SETINFO; the API's /metrics drops a family of gauges it cannot read).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.common.settings import Service
+from tests.deploy.acl_servers import FLAVOURS, TEMPLATE, AclServer, acl_server
+from tests.deploy.role_path import API_PATHS, COMPANY, PathReport, run_full_path
+
+pytestmark = [pytest.mark.deploy, pytest.mark.integration]
+
+RUN_TIMEOUT_S = 240
+
+
+@pytest.fixture(scope="module", params=FLAVOURS)
+def run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[AclServer, PathReport, list[dict[str, Any]]]]:
+    with acl_server(request.param) as server:
+        workdir = tmp_path_factory.mktemp(f"roles-{request.param}")
+        report = _run_in_own_loop(server, workdir)
+        yield server, report, server.denials()
+
+
+def _run_in_own_loop(server: AclServer, workdir: Path) -> PathReport:
+    """In a thread with its own event loop: the module's fixture outlives every test's loop.
+    A failure says which commands the ACL refused on the way."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(asyncio.run, run_full_path(server, workdir))
+        try:
+            return future.result(timeout=RUN_TIMEOUT_S)
+        except Exception as error:
+            pytest.fail(f"the full path failed: {error!r}; refused by the ACL: {server.denials()}")
+
+
+def test_no_role_was_refused_a_command_or_key(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, _, denials = run
+    refused = [(d["username"], d["reason"], d["object"], d["context"]) for d in denials]
+
+    assert refused == []
+
+
+def test_every_command_line_step_succeeded_as_its_role(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+    roles = {step.role for step in report.cli}
+
+    assert [(step.role, step.args, step.output[-400:]) for step in report.failed_cli()] == []
+    assert roles == {"publisher", "api", "operator"}
+
+
+def test_the_workers_ran_as_their_roles_and_export_their_metrics(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+
+    assert sorted(report.worker_metrics) == sorted(service.value for service in Service)
+    for kind, text in report.worker_metrics.items():
+        assert "guidepost_redis_up 1.0" in text, kind
+        assert 'guidepost_stream_length{stream="guidepost:alerts"}' in text, kind
+
+
+def test_the_api_serves_every_page_route_and_metrics_read_only(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+
+    assert report.api_status == dict.fromkeys(API_PATHS, 200)
+    assert f'guidepost_company_forecasts{{company="{COMPANY}"}}' in report.api_metrics
+    assert f'guidepost_company_facts{{company="{COMPANY}"}}' in report.api_metrics
+    assert "guidepost_redis_up 1.0" in report.api_metrics
+    assert [name for name in report.plots if name.endswith("_fan.png")] != []
+
+
+def test_alerts_reach_the_subscriber_and_the_webhook_once_each(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+
+    assert report.alerts_in_stream > 0
+    assert report.subscriber_received == report.alerts_in_stream
+    assert report.subscriber_pending_after_ack == 0
+    assert report.webhook_notices == report.alerts_in_stream
+
+
+def test_the_operator_sees_and_handles_dead_letters_silences_and_history(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+    commands = [step.args[:2] for step in report.cli if step.role == "operator"]
+
+    assert report.dead_letters_listed == 1  # the malformed entry the publisher sent
+    assert report.dead_letters_after_purge == 0
+    assert report.history_rows > 0
+    assert report.tailed_alerts == 1
+    assert sorted({" ".join(c) for c in commands}) == [
+        "alerts tail",
+        "dlq list",
+        "dlq purge",
+        "dlq replay",
+        "history --company",
+        "silence add",
+        "silence expire",
+        "silence list",
+    ]
+
+
+def test_the_scaler_reads_the_lag_of_every_worker_group(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+
+    assert report.scaler_groups == {
+        "guidepost:in:results": ["ingest"],
+        "guidepost:in:metrics": ["ingest"],
+        "guidepost:in:guidance": ["ingest"],
+        "guidepost:history": ["forecast", "guidance"],
+        "guidepost:forecasts": ["guidance"],
+        "guidepost:signals": ["alerts"],
+    }
+
+
+def test_the_acl_was_rendered_for_the_server_it_runs_on(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    """CLIENT SETINFO (Redis 7.2+) is granted where the server knows it, dropped on 7.0/7.1."""
+    server, _, _ = run
+    with server.admin(decode_responses=True) as admin:
+        rules: list[str] = admin.acl_list()
+    ingest = next(rule for rule in rules if rule.startswith("user ingest "))
+
+    assert ("+client|setinfo" in ingest) is (server.version >= (7, 2))
+
+
+CONNECTION = {"ping", "hello", "client|setinfo", "cluster|slots", "cluster|shards", "cluster|nodes"}
+# Granted for paths the full path does not take, each with its reason. Any other granted
+# command a role never sent is a grant too many. The publisher, operator and scaler are left
+# out: their connections (one command-line run, a few milliseconds) are too short to be
+# attributed reliably by polling CLIENT LIST.
+OFF_THE_PATH: dict[str, dict[str, str]] = {
+    "ingest": {
+        "unwatch": "a guidance WATCH given up (redis-py's reset)",
+        "mget": "on a cluster: which announcements a redelivery already published",
+        "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
+    },
+    "forecast": {
+        "xpending": "trimming, and its /metrics while entries are pending",
+        "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
+    },
+    "guidance": {
+        "hgetall": "every guided metric of a company, when its history changes",
+        "hdel": "forgetting the error of an entry retried after a handler failed",
+        "xpending": "trimming, and its /metrics while entries are pending",
+        "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
+    },
+    "alerts": {
+        "hdel": "forgetting the error of an entry retried after a handler failed",
+        "xpending": "trimming, and its /metrics while entries are pending",
+        "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
+    },
+    "api": {"xpending": "/metrics while entries are pending"},
+    "subscriber": {},
+}
+
+
+@pytest.mark.parametrize("role", sorted(OFF_THE_PATH))
+def test_every_command_a_role_is_granted_is_one_it_sends(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]], role: str
+) -> None:
+    """Least privilege the other way round: MONITOR saw each granted command sent by the
+    role (inside its scripts too), or the command serves a path listed above."""
+    _, report, _ = run
+    rules = next(
+        line.split()
+        for line in TEMPLATE.read_text().splitlines()
+        if line.startswith(f"user {role} ")
+    )
+    granted = {rule[1:] for rule in rules if rule.startswith("+")} - CONNECTION
+    sent = report.commands_by_user.get(role, set())
+
+    assert sent - CONNECTION - granted == set()  # MONITOR shows only what was allowed
+    assert sent != set()
+    assert granted - sent <= OFF_THE_PATH[role].keys()
+    assert OFF_THE_PATH[role].keys() <= granted
