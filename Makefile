@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.pipeline --json
 	$(BIN)/python -m bench.forecast --json
 	$(BIN)/python -m bench.scale --json
+	$(BIN)/python -m bench.accuracy --json
 
 schemas: $(STAMP)
 	$(BIN)/guidepost schemas export schemas/json

@@ -152,25 +152,120 @@ def backfill(
 
 @app.command()
 def backtest(
-    history: Annotated[Path, typer.Option(help="Quarterly history CSV.", exists=True)],
-    guidance: Annotated[Path | None, typer.Option(help="Guidance CSV.", exists=True)] = None,
+    history: Annotated[Path | None, typer.Option(help="Quarterly history CSV.")] = None,
+    guidance: Annotated[Path | None, typer.Option(help="Guidance CSV.")] = None,
     start: Annotated[str | None, typer.Option(help="First quarter to forecast.")] = None,
     metric: Annotated[
-        list[str] | None, typer.Option(help="Metric(s); default net income and non-GAAP.")
+        list[str] | None,
+        typer.Option(help="Metric(s); default: net income, non-GAAP and guided metrics it has."),
+    ] = None,
+    panel: Annotated[
+        Path | None,
+        typer.Option(help="Long CSV series,quarter,value[,low,high]: backtest every series."),
+    ] = None,
+    last: Annotated[int, typer.Option(help="With --panel: quarters scored per series.")] = 8,
+    plots: Annotated[
+        Path | None,
+        typer.Option(help="Directory for a reliability diagram and a PIT histogram (PNG)."),
     ] = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Rolling-origin backtest, one quarter ahead, no broker needed."""
+    """Rolling-origin backtest, one quarter ahead, no broker needed: one company's history
+    (--history) or a panel of series (--panel)."""
+    if (history is None) == (panel is None):
+        _refuse("give exactly one of --history FILE or --panel FILE")
+    try:
+        if panel is not None:
+            _panel_backtest(panel, last=last, plots=plots, json_output=json_output)
+            return
+        assert history is not None
+        _history_backtest(history, guidance, start, metric, plots, json_output)
+    except (OSError, ValueError) as error:
+        _refuse(str(error))
+
+
+def _refuse(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
+
+
+def _history_backtest(
+    history: Path,
+    guidance: Path | None,
+    start: str | None,
+    metric: list[str] | None,
+    plots: Path | None,
+    json_output: bool,
+) -> None:
     from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 
     frame = load_history_csv(history)
     table = load_guidance_csv(guidance, history=frame) if guidance else None
-    metrics = tuple(metric) if metric else ("net_income", "non_gaap_net_income")
-    report = run_backtest(frame, guidance=table, metrics=metrics, start=start).to_dict()
+    metrics = tuple(metric) if metric else _default_metrics(frame, table)
+    report = run_backtest(frame, guidance=table, metrics=metrics, start=start)
+    if plots is not None:
+        _write_backtest_plots(report.forecasts, plots, name="backtest")
     if json_output:
-        print(json.dumps(report, indent=2))
+        print(json.dumps(report.to_dict(), indent=2))
         return
-    _print_backtest(report)
+    _print_backtest(report.to_dict())
+
+
+def _default_metrics(frame: Any, guidance: Any) -> tuple[str, ...]:
+    """Net income and non-GAAP net income where the history has them, and every metric
+    guided in the guidance table that it has."""
+    guided = [] if guidance is None else sorted(set(guidance["metric"]))
+    wanted = ["net_income", "non_gaap_net_income", *guided]
+    found = tuple(dict.fromkeys(m for m in wanted if m in frame.columns))
+    if not found:
+        raise ValueError(
+            "the history has neither net_income nor non_gaap_net_income nor a guided metric; "
+            f"name one with --metric (columns: {', '.join(map(str, frame.columns))})"
+        )
+    return found
+
+
+def _panel_backtest(panel: Path, *, last: int, plots: Path | None, json_output: bool) -> None:
+    from rich.progress import Progress
+
+    from services.forecast.core.panel import load_panel_csv, run_panel
+
+    frame = load_panel_csv(panel)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("backtest", total=None)
+        report = run_panel(
+            frame, last=last, progress=lambda done, total: bar.update(task, completed=done,
+                                                                       total=total)
+        )  # fmt: skip
+    if plots is not None:
+        _write_panel_plots(report, plots)
+    if json_output:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    summary = report.to_dict()["summary"]
+    table = Table(title=f"Panel, last {last} quarters, one step ahead")
+    for key in summary:
+        table.add_column(key)
+    table.add_row(*(_fmt(v) for v in summary.values()))
+    console.print(table)
+
+
+def _write_backtest_plots(rows: Any, directory: Path, *, name: str) -> None:
+    from services.api.png import write_pit_histogram, write_reliability_diagram
+
+    directory.mkdir(parents=True, exist_ok=True)
+    calls = [((r.p_below, r.p_inside, r.p_above), r.outcome) for r in rows if r.outcome]
+    pits = [r.pit for r in rows if r.pit is not None]
+    written = [
+        write_reliability_diagram(calls, directory, name=name),
+        write_pit_histogram(pits, directory, name=name),
+    ]
+    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False)
+
+
+def _write_panel_plots(report: Any, directory: Path) -> None:
+    rows = [f for s in report.series for f in s.forecasts]
+    _write_backtest_plots(rows, directory, name="panel")
 
 
 def _print_backtest(report: dict[str, Any]) -> None:
@@ -193,6 +288,22 @@ def _print_backtest(report: dict[str, Any]) -> None:
                 for k in ("mape", "mase", "coverage80", "coverage95", "naive_mape", "drift_mape")
             ),
         )
+    console.print(table)
+    banded = {name: s["bands"] for name, s in report["summary"].items() if s.get("bands")}
+    if banded:
+        _print_band_scores(banded)
+
+
+def _print_band_scores(banded: dict[str, dict[str, Any]]) -> None:
+    table = Table(title="Band calls: mean Brier / RPS / log score (lower is better)")
+    for column in ("metric", "calls", "Guidepost", "uniform 1/3", "midpoint", "guidance only"):
+        table.add_column(column)
+    for name, bands in banded.items():
+        cells = [
+            " / ".join(_fmt(bands[who][k]) for k in ("brier", "rps", "log_score"))
+            for who in ("model", "uniform", "midpoint", "guidance_only")
+        ]
+        table.add_row(name, str(bands["calls"]), *cells)
     console.print(table)
 
 

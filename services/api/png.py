@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -126,3 +127,50 @@ def _finish(fig: Figure, axes: Axes, periods: list[str], title: str, unit: str) 
 def _save(fig: Figure, path: Path) -> Path:
     fig.savefig(path, format="png")
     return path
+
+
+def write_reliability_diagram(
+    calls: list[tuple[tuple[float, float, float], str]], directory: Path, *, name: str
+) -> Path:
+    """Band calls' stated probability against how often that side happened, every side of
+    every call pooled into five bins; the diagonal is perfect calibration. Marker size is the
+    number of calls in a bin."""
+    fig, axes = _figure()
+    sides = ("below", "inside", "above")
+    stated = [p for probs, _ in calls for p in probs]
+    happened = [float(outcome == side) for _, outcome in calls for side in sides]
+    edges = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0000001]
+    for low, high in pairwise(edges):
+        inside = [(p, h) for p, h in zip(stated, happened, strict=True) if low <= p < high]
+        if inside:
+            mean_p = sum(p for p, _ in inside) / len(inside)
+            rate = sum(h for _, h in inside) / len(inside)
+            axes.scatter([mean_p], [rate], s=30 + 12 * len(inside), color=FORECAST, alpha=0.8)
+            axes.annotate(str(len(inside)), (mean_p, rate), fontsize=8, ha="center", va="center")
+    axes.plot([0, 1], [0, 1], color=HISTORY, linestyle="--", linewidth=1, label="calibrated")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("stated probability of a side")
+    axes.set_ylabel("share of those calls where it happened")
+    axes.set_title(f"Band calls: reliability ({len(calls)} calls)", loc="left")
+    axes.legend(loc="upper left", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _save(fig, directory / f"{name}_reliability.png")
+
+
+def write_pit_histogram(pits: list[float], directory: Path, *, name: str) -> Path:
+    """Histogram of the PIT values F(actual) of out-of-sample forecasts: flat when the
+    predictive distributions are calibrated, U-shaped when too narrow, humped when too wide."""
+    fig, axes = _figure()
+    bins = 10
+    axes.hist(pits, bins=bins, range=(0.0, 1.0), color=INTERVAL_80, edgecolor=FORECAST)
+    if pits:
+        axes.axhline(len(pits) / bins, color=HISTORY, linestyle="--", linewidth=1,
+                     label="uniform")  # fmt: skip
+    axes.set_xlim(0, 1)
+    axes.set_xlabel("PIT = F(actual)")
+    axes.set_ylabel("forecasts")
+    axes.set_title(f"Probability integral transform ({len(pits)} forecasts)", loc="left")
+    axes.legend(loc="upper right", fontsize=8, frameon=False)
+    fig.tight_layout()
+    return _save(fig, directory / f"{name}_pit.png")

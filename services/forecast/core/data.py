@@ -47,10 +47,33 @@ def load_history_csv(path: str | PathLike[str]) -> pd.DataFrame:
 
 def load_history_with_derivations(path: str | PathLike[str]) -> Filled:
     """`load_history_csv`'s frame and the figures the identities derived in it."""
-    raw = pd.read_csv(path, dtype={"quarter": str})
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
     if "quarter" not in raw.columns:
         raise ValueError(f"{path}: expected a 'quarter' column, got {list(raw.columns)}")
+    _require_numbers(raw, path)
     return fill_identities(history_frame(raw.set_index("quarter")))
+
+
+def _require_numbers(raw: pd.DataFrame, path: str | PathLike[str]) -> None:
+    """Every non-empty figure parses as a finite number: a cell like ``12x`` is an error
+    naming its line and column, never a silent gap."""
+    columns = [c for c in raw.columns if c != "quarter" and c not in NON_NUMERIC_COLUMNS]
+    for offset, row in enumerate(raw[["quarter", *columns]].itertuples(index=False), start=2):
+        label = str(row[0]).strip()
+        for column, cell in zip(columns, row[1:], strict=True):
+            text = str(cell).strip()
+            if text and not _is_finite_number(text):
+                raise ValueError(
+                    f"{path}, line {offset} ({label or 'no quarter'}): {column} is not a "
+                    f"number: {text!r}"
+                )
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return bool(np.isfinite(float(text)))
+    except ValueError:
+        return False
 
 
 def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +82,8 @@ def history_frame(raw: pd.DataFrame) -> pd.DataFrame:
     index = pd.PeriodIndex([quarter(label) for label in frame.index], name="period")
     if index.has_duplicates:
         raise ValueError(f"duplicate quarters in history: {sorted(set(index[index.duplicated()]))}")
-    frame = frame.set_axis(index).apply(pd.to_numeric, errors="coerce").astype(float)
+    blank = frame.map(lambda v: isinstance(v, str) and not v.strip())
+    frame = frame.mask(blank).set_axis(index).apply(pd.to_numeric, errors="coerce").astype(float)
     frame = frame.sort_index()
     full = pd.period_range(index.min(), index.max(), freq=FREQ, name="period")
     return pd.DataFrame(frame.reindex(full))

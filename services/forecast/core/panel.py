@@ -30,6 +30,7 @@ from services.common.distribution import (
     band_outcome,
     band_probabilities,
     brier,
+    pit,
     ranked_probability_score,
 )
 from services.forecast.core.data import FREQ, quarter
@@ -58,6 +59,7 @@ class PanelForecast:
     lo95: float
     hi95: float
     actual: float
+    pit: float | None = None
     low: float | None = None
     high: float | None = None
     p_below: float | None = None
@@ -292,7 +294,10 @@ def _prior_before(landings: dict[str, list[Landing]], period: pd.Period) -> Posi
 
 def _plain(item: _Item) -> PanelForecast:
     f = item.statistical
-    return PanelForecast(f.target, f.point, f.lo80, f.hi80, f.lo95, f.hi95, item.actual)
+    return PanelForecast(
+        f.target, f.point, f.lo80, f.hi80, f.lo95, f.hi95, item.actual,
+        pit=pit(f.quantiles, item.actual),
+    )  # fmt: skip
 
 
 def _banded(row: PanelForecast, result: MetricForecast, band: GuidedBand) -> PanelForecast:
@@ -305,6 +310,7 @@ def _banded(row: PanelForecast, result: MetricForecast, band: GuidedBand) -> Pan
         hi80=result.hi80,
         lo95=result.lo95,
         hi95=result.hi95,
+        pit=pit(result.quantiles, row.actual),
         low=band.low,
         high=band.high,
         p_below=probs.p_below,
