@@ -10,6 +10,8 @@ weight 0.5^(age/half_life).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import special
 
@@ -44,6 +46,19 @@ def volatility_scale(y: np.ndarray, upto: int, changes: int = VOLATILITY_CHANGES
         return level
     steps = np.abs(np.diff(y[seen])) / np.sqrt(np.diff(seen))
     return max(float(np.mean(steps[-changes:])), VOLATILITY_FLOOR * level)
+
+
+ANCHOR_CHANGES = 16
+MAX_RATIO_EXPONENT = math.log(20.0)
+
+
+def anchored_scale(y: np.ndarray, upto: int) -> float:
+    """``volatility_scale`` over the last year, never below the same over the last four years
+    (``ANCHOR_CHANGES``): a few calm quarters do not shrink the intervals of a series whose
+    history holds breaks, while a turbulent year still widens them."""
+    recent = volatility_scale(y, upto)
+    longer = volatility_scale(y, upto, changes=ANCHOR_CHANGES)
+    return max(recent, longer)
 
 
 def decay(ages: np.ndarray, half_life: float) -> np.ndarray:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from services.forecast.core.calibrate import (
+    MAX_RATIO_EXPONENT,
+    anchored_scale,
     level_scale,
     median_weights,
     robust_z_quantiles,
@@ -126,14 +128,35 @@ def predictive(
     record = calibration_pool(record, spec.min_train)
     weights, point = combine(record, preds, ordinal=ordinal, spec=spec, pooled=True)
     probs = np.asarray(spec.quantile_probabilities)
+    ratios = spec.skewed and _positive(record, point)
     if spec.calibration == "robust":
         z, ages = calibration_errors(record, ordinal)
         q = robust_z_quantiles(z, ages, probs, spec.calibration_half_life)
     else:
         ages = (ordinal - record.ordinal).astype(float)
-        z = (record.actual - record.combined) / (record.scale * np.sqrt(record.horizon))
+        unit = record.scale * np.sqrt(record.horizon)
+        z = (
+            np.log(record.actual / record.combined) * record.combined / unit
+            if ratios
+            else (record.actual - record.combined) / unit
+        )
         q = z_quantiles(z, ages, probs, spec.half_life)
-    return weights, point, point + scale * np.sqrt(horizon) * q
+    spread = scale * np.sqrt(horizon) * q
+    if not ratios:
+        return weights, point, point + spread
+    exponent = np.clip(spread / point, -MAX_RATIO_EXPONENT, MAX_RATIO_EXPONENT)
+    return weights, point, point * np.exp(exponent)
+
+
+def _positive(record: Record, point: float) -> bool:
+    """Errors are log ratios (intervals skewed up, as a positive series' are) when every
+    actual and combined forecast in the record and the point are positive."""
+    return bool(
+        point > 0
+        and record.actual.size
+        and np.all(record.actual > 0)
+        and np.all(record.combined > 0)
+    )
 
 
 def record_forecasts(fitted: Fitted) -> list[tuple[MetricForecast, float]]:
@@ -345,6 +368,8 @@ def error_scale(y: np.ndarray, upto: int, spec: ForecastSpec) -> float:
     """The scale of errors made from the observations before position ``upto``."""
     if spec.error_scale == "level":
         return level_scale(y, upto)
+    if spec.error_scale == "anchored":
+        return anchored_scale(y, upto)
     return volatility_scale(y, upto)
 
 
