@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -62,7 +64,8 @@ from services.forecast.core.company import (
     past_pairs,
 )
 from services.forecast.core.data import derive_yoy_bands
-from services.forecast.core.guided import Evidence, guide
+from services.forecast.core.data import quarter as period_of
+from services.forecast.core.guided import Evidence, Track, company_track, guide, shared_evidence
 from services.forecast.core.identities import Derivation
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
@@ -70,6 +73,7 @@ from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-forecast"
+EVIDENCE_REFRESH_S = 30.0  # how stale the other companies' tracks may be
 CLEAR_IF_UNCHANGED = """
 if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
   redis.call('ZREM', KEYS[1], ARGV[1]); redis.call('HDEL', KEYS[2], ARGV[1]); return 1
@@ -133,6 +137,8 @@ class ForecastService:
     ) -> None:
         self._metrics = metrics
         self._evidence = evidence
+        self._tracks: dict[str, Track] = {}
+        self._tracks_read_at = -math.inf
         self._max_failures = max_failures
         self.states = FittedStates(max_states)
         self._full_refit_s = full_refit_s
@@ -245,13 +251,14 @@ class ForecastService:
         history = assemble(observations_of(versions))
         previous = await self._stored_forecasts(company)
         earlier_trends = await self._stored_trends(company)
+        evidence = await self._shared_evidence(company)
         # numerical work off the event loop, so the process's other consumers keep flowing
-        fresh, trends = await asyncio.to_thread(
-            self._compute, company, history, guidance, currency, versions
+        fresh, trends, track = await asyncio.to_thread(
+            self._compute, company, history, guidance, currency, versions, evidence
         )
         forecasts = [explain_move(f, previous.get((f.metric, f.period))) for f in fresh]
         stored = [f"{metric}|{period}" for metric, period in previous]
-        await self._save(company, forecasts, trends, stored)
+        await self._save(company, forecasts, trends, stored, track)
         signals = _superseded_trend_signals(trends, earlier_trends)
         signals += [_trend_signal(trend) for trend in trends]
         signals += [signal for trend in trends for signal in _change_point_signals(trend)]
@@ -275,6 +282,18 @@ class ForecastService:
         stored = [ForecastUpdated.model_validate_json(blob) for blob in raw.values()]
         return {(f.metric, f.period): f for f in stored}
 
+    async def _shared_evidence(self, company: str) -> Evidence:
+        """The evidence other companies' tracks give (read at most every
+        ``EVIDENCE_REFRESH_S``); the published prior while none has a track."""
+        now = time.monotonic()
+        if now - self._tracks_read_at > EVIDENCE_REFRESH_S:
+            raw = await self._redis.hgetall(self._streams.key("{forecast}", "evidence"))
+            self._tracks = {as_text(k): Track.from_json(v) for k, v in raw.items()}
+            self._tracks_read_at = now
+        if not self._tracks:
+            return self._evidence
+        return shared_evidence(self._tracks, exclude=company)
+
     def _compute(
         self,
         company: str,
@@ -282,10 +301,11 @@ class ForecastService:
         guidance: list[GuidanceVersion],
         currency: str,
         versions: list[FactVersion],
-    ) -> tuple[list[ForecastUpdated], list[TrendUpdated]]:
-        forecasts = self.forecasts(company, history, guidance, currency, versions)
+        evidence: Evidence,
+    ) -> tuple[list[ForecastUpdated], list[TrendUpdated], Track | None]:
+        forecasts, track = self.forecasts(company, history, guidance, currency, versions, evidence)
         trends = [t for t in (self.trend(company, history, m) for m in DELINQUENCY_METRICS) if t]
-        return forecasts, trends
+        return forecasts, trends, track
 
     def forecasts(
         self,
@@ -294,15 +314,20 @@ class ForecastService:
         guidance: list[GuidanceVersion],
         currency: str,
         versions: list[FactVersion],
-    ) -> list[ForecastUpdated]:
+        evidence: Evidence,
+    ) -> tuple[list[ForecastUpdated], Track | None]:
+        """The company's forecast events, and its track for the others' evidence (None
+        without guidance)."""
         target = next_target(history.frame)
         if target is None:
-            return []
+            return [], None
         guidance_frame = derive_yoy_bands(guidance_table(guidance), history.frame)
-        results = self.forecast_metrics(company, history.frame, target, guidance_frame)
+        results, track = self.forecast_metrics(
+            company, history.frame, target, guidance_frame, evidence
+        )
         as_of = max(v.known_at for v in versions)
         digest = _digest(history.frame, guidance_frame)
-        return [
+        events = [
             _forecast_event(
                 company,
                 result,
@@ -314,6 +339,7 @@ class ForecastService:
             for result in results.values()
             if metric_spec(result.metric).unit is Unit.MONEY
         ]
+        return events, track
 
     @staticmethod
     def settled_fields(forecasts: list[ForecastUpdated], stored: list[str]) -> list[str]:
@@ -325,8 +351,13 @@ class ForecastService:
         return [name for name in stored if Quarter.parse(name.split("|")[1]) < first_open]
 
     def forecast_metrics(
-        self, company: str, frame: pd.DataFrame, target: str, guidance: pd.DataFrame
-    ) -> dict[tuple[str, str], MetricForecast]:
+        self,
+        company: str,
+        frame: pd.DataFrame,
+        target: str,
+        guidance: pd.DataFrame,
+        evidence: Evidence = DEFAULT_EVIDENCE,
+    ) -> tuple[dict[tuple[str, str], MetricForecast], Track | None]:
         """What `core.forecast_company` computes, from the company's kept state when fresh, for
         the target quarter and for the rest of any fiscal year with open guidance."""
         started = time.perf_counter()
@@ -340,15 +371,17 @@ class ForecastService:
         for quarter in _open_quarters(target, guidance):
             results.update(_forecasts_for(quarter, fits, non_gaap))
         others = {m: f for m, f in fits.items() if m not in (NET_INCOME, SBC, NON_GAAP)}
-        results = guide(
-            results, lambda: past_pairs(non_gaap, others), frame, guidance, self._evidence
-        )
+        pairs = functools.cache(lambda: past_pairs(non_gaap, others))
+        results = guide(results, pairs, frame, guidance, evidence)
+        track = None
+        if not guidance.empty:
+            track = company_track(pairs(), frame, guidance, evidence, before=period_of(target))
         if not state.fits:
             state.fitted_at = time.monotonic()
         state.fits = fits
         self.states.put(company, state)
         self._metrics.observe_fit(time.perf_counter() - started)
-        return results
+        return results, track
 
     def _non_gaap(
         self,
@@ -410,8 +443,10 @@ class ForecastService:
         forecasts: list[ForecastUpdated],
         trends: list[TrendUpdated],
         stored: list[str],
+        track: Track | None = None,
     ) -> None:
-        """`stored`: the fields of the forecasts hash read at the start of this refit."""
+        """`stored`: the fields of the forecasts hash read at the start of this refit;
+        `track`: the company's landings and calls, kept for the other companies' evidence."""
         key = self._streams.company_key(company, "forecasts")
         settled = self.settled_fields(forecasts, stored)
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -426,6 +461,10 @@ class ForecastService:
                     trend.model_dump_json(),
                 )
             await pipe.execute()
+        if track is not None:  # its own slot: outside the company's transaction
+            await self._redis.hset(
+                self._streams.key("{forecast}", "evidence"), company, track.to_json()
+            )
 
 
 def _direct_metrics(frame: pd.DataFrame, target: str, guidance: pd.DataFrame) -> list[str]:

@@ -8,6 +8,7 @@ forecast both come through here, each with only what was known before the guided
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from services.forecast.core.evidence import (
     GuidedBand,
     PositionPrior,
     evidence_quantiles,
+    learned_prior,
     published_prior,
     record_weights,
     stacking_weight,
@@ -150,6 +152,56 @@ def guide(
         landings = landings_before(history, guidance, period)
         guided[key] = evidence.call(result, band, landings=landings, past=known).forecast
     return guided
+
+
+TRACK_LIMIT = 40  # landings and calls kept per company for the store-wide evidence
+
+
+@dataclass(frozen=True)
+class Track:
+    """A company's contribution to the evidence of others: where its actuals landed and what
+    its resolved calls taught (the most recent ``TRACK_LIMIT`` of each)."""
+
+    positions: tuple[float, ...]
+    calls: tuple[PastCall, ...]
+
+    def to_json(self) -> str:
+        calls = [[c.period, c.log_guided, c.log_statistical] for c in self.calls]
+        return json.dumps({"positions": list(self.positions), "calls": calls})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Track:
+        data = json.loads(text)
+        calls = tuple(PastCall(str(p), float(g), float(s)) for p, g, s in data["calls"])
+        positions = tuple(float(x) for x in data["positions"])
+        return cls(positions[-TRACK_LIMIT:], calls[-TRACK_LIMIT:])
+
+
+def company_track(
+    pairs: Mapping[str, Sequence[Pair]],
+    history: pd.DataFrame,
+    guidance: pd.DataFrame | None,
+    evidence: Evidence,
+    *,
+    before: pd.Period,
+) -> Track:
+    """The company's landings and resolved calls known before ``before``."""
+    landings = landings_before(history, guidance, before)
+    calls = [
+        past_call(call, statistical, actual)
+        for statistical, actual, call in walk_calls(pairs, history, guidance, evidence)
+        if call is not None and quarter(statistical.target) < before
+    ]
+    ordered = sorted(landings, key=lambda landing: landing.known_from)
+    return Track(tuple(x.position for x in ordered)[-TRACK_LIMIT:], tuple(calls)[-TRACK_LIMIT:])
+
+
+def shared_evidence(tracks: Mapping[str, Track], *, exclude: str) -> Evidence:
+    """Evidence learned from the other companies' tracks: the empirical-Bayes prior of where
+    actuals land and their resolved calls for the stacking weight."""
+    others = {company: t for company, t in tracks.items() if company != exclude}
+    prior = learned_prior({company: list(t.positions) for company, t in others.items()})
+    return Evidence(prior, tuple(c for t in others.values() for c in t.calls))
 
 
 def past_call(call: GuidedCall, statistical: MetricForecast, actual: float) -> PastCall:

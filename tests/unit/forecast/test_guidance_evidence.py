@@ -10,7 +10,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from services.common.distribution import band_probabilities
-from services.forecast.core import forecast_company, run_backtest
+from services.forecast.core import ForecastSpec, forecast_company, run_backtest
 from services.forecast.core.evidence import (
     PUBLISHED_WEIGHT,
     GuidedBand,
@@ -158,3 +158,47 @@ def test_without_evidence_the_forecast_is_the_statistical_one() -> None:
     assert "guidance evidence" in guided["net_income"].method
     assert "guidance evidence" not in plain["net_income"].method
     assert guided["net_income"].point != plain["net_income"].point
+
+
+def test_a_track_survives_the_store_and_keeps_only_the_recent_ones() -> None:
+    from services.forecast.core.guided import TRACK_LIMIT, PastCall, Track
+
+    long = Track(tuple(float(i) for i in range(60)), (PastCall("2024Q1", -1.5, -2.5),))
+    again = Track.from_json(long.to_json())
+    assert again.calls == long.calls
+    assert again.positions == tuple(float(i) for i in range(60 - TRACK_LIMIT, 60))
+
+
+def test_other_companies_tracks_teach_the_prior_and_the_weight_but_not_ones_own() -> None:
+    from services.forecast.core.guided import PastCall, Track, shared_evidence
+
+    rng = np.random.default_rng(8)
+    tracks = {
+        f"C{k}": Track(tuple(rng.normal(4.0, 1.0, 10)), (PastCall("2023Q4", 0.0, -4.0),))
+        for k in range(30)
+    }
+    tracks["SELF"] = Track((-50.0,) * 10, (PastCall("2023Q4", -9.0, 0.0),) * 10)
+    evidence = shared_evidence(tracks, exclude="SELF")
+    assert evidence.prior.location > 3.0
+    assert len(evidence.shared_calls) == 30
+    assert (
+        stacking_weight(
+            [c.log_guided for c in evidence.shared_calls],
+            [c.log_statistical for c in evidence.shared_calls],
+        )
+        > 0.9
+    )
+
+
+def test_the_company_track_holds_its_landings_and_resolved_calls() -> None:
+    from services.forecast.core.company import non_gaap_fits, past_pairs
+    from services.forecast.core.guided import Evidence, company_track
+
+    frame, guidance = guided_company()
+    fits = non_gaap_fits(frame, guidance, ForecastSpec())
+    pairs = past_pairs(fits, {})
+    end = frame.index[-1] + 1
+    track = company_track(pairs, frame, guidance, Evidence(), before=end)
+    assert len(track.positions) == len(guidance)
+    assert np.mean(track.positions) > 1.0  # the company beats: its actuals land high
+    assert 0 < len(track.calls) <= len(guidance)
