@@ -76,7 +76,8 @@ def test_worker_counted_every_band_check_notice_it_published(bundled_run: Bundle
     # a guided figure's call may change while its history is still arriving; each change is
     # one notice, and the counter counts each notice once
     assert {(n["subject"], n["period"]) for n in firing} == {
-        ("net_income", "2024Q2"), ("non_gaap_net_income", "2024Q2")
+        ("net_income", "2024Q2"),
+        ("non_gaap_net_income", "2024Q2"),
     }
     assert value(found, "guidepost_alerts_total", kind="band_check", status="firing") == len(firing)
 
