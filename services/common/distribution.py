@@ -1,8 +1,8 @@
 """A predictive distribution given as a quantile grid: the one home of its CDF, density, band
 probabilities, linear pools and scores.
 
-Pure: numpy only. A grid is a sequence of (probability, value) pairs, probabilities strictly
-increasing in (0, 1) and values non-decreasing. Between grid points the CDF is linear (the
+Pure: numpy and scipy only. A grid is a sequence of (probability, value) pairs, probabilities
+strictly increasing in (0, 1) and values non-decreasing. Between grid points the CDF is linear (the
 density is constant on each step); beyond the outermost points each tail is exponential,
 P(X < v₁ − d) = p₁·exp(−d/b₁), with b₁ matched to the first step so that the density is
 continuous there, and likewise above. Exponential tails are heavier than normal ones: an actual
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import stats
 
 FloatArray = npt.NDArray[np.float64]
 QuantileGrid = Sequence[tuple[float, float]]
@@ -158,6 +159,67 @@ def pool_log_density(grids: Sequence[QuantileGrid], weights: Sequence[float], x:
     keep = share > 0
     top = float(np.max(logs[keep]))
     return top + math.log(float(np.sum(share[keep] * np.exp(logs[keep] - top))))
+
+
+# --------------------------------------------------------------------------- fiscal years
+
+
+def combine_fiscal_year(
+    *,
+    reported: Sequence[float],
+    remaining_quantiles: Sequence[QuantileGrid],
+    n_samples: int = 20000,
+    seed: int = 0,
+    rho: float = 0.0,
+    probabilities: Sequence[float] | None = None,
+) -> tuple[tuple[float, float], ...]:
+    """Quantile grid of a fiscal-year total: reported quarters plus the remaining quarters.
+
+    total = sum(reported) + sum_q X_q, X_q = Q_q(Phi(Z_q)) by inverse-CDF sampling, where Q_q is
+    quarter q's quantile function (`Grid.quantile`: linear between grid points, exponential
+    tails, the same distribution every band probability is computed from).
+    Z is standard normal with equal correlation `rho` between quarters (a Gaussian copula);
+    rho = 0, the default, assumes the quarters independent, which understates the spread when a
+    common shock drives them all. Returns quantiles of the total at `probabilities`, by default
+    the first remaining quarter's grid probabilities.
+    """
+    grids = [Grid.of(q) for q in remaining_quantiles]
+    probs = _output_probabilities(grids, probabilities)
+    known = float(np.sum(reported))
+    if not grids:
+        return tuple((p, known) for p in probs)
+    z = _copula_normals(len(grids), n_samples=n_samples, seed=seed, rho=rho)
+    u = np.clip(stats.norm.cdf(z), _U_FLOOR, 1.0 - _U_FLOOR)
+    totals = known + sum(grid.quantile(u[:, i]) for i, grid in enumerate(grids))
+    values = np.quantile(totals, probs)
+    return tuple((float(p), float(v)) for p, v in zip(probs, values, strict=True))
+
+
+_U_FLOOR = 1e-12  # keeps Phi(z) off 0 and 1, where a tail quantile would be infinite
+
+
+def _output_probabilities(grids: list[Grid], requested: Sequence[float] | None) -> list[float]:
+    if requested is not None:
+        return [float(p) for p in requested]
+    if not grids:
+        raise ValueError("no remaining quarters: pass `probabilities` for the output grid")
+    return [float(p) for p in grids[0].p]
+
+
+def _copula_normals(k: int, *, n_samples: int, seed: int, rho: float) -> FloatArray:
+    """n_samples x k standard normals with corr(Z_i, Z_j) = rho for i != j.
+
+    Z_i = sqrt(rho) W + sqrt(1 - rho) E_i, for rho in [0, 1].
+    """
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"rho must lie in [0, 1], got {rho}")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be positive, got {n_samples}")
+    rng = np.random.default_rng(seed)
+    common = rng.standard_normal((n_samples, 1))
+    own = rng.standard_normal((n_samples, k))
+    z: FloatArray = math.sqrt(rho) * common + math.sqrt(1.0 - rho) * own
+    return z
 
 
 # --------------------------------------------------------------------------- proper scores

@@ -9,16 +9,14 @@ in the currency units the guidance is stated in (e.g. RMB million); percentages 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import TypeVar
 
-import numpy as np
-from scipy import stats
-
-from services.common.distribution import FloatArray, Grid, QuantileGrid, band_outcome
+from services.common.distribution import (
+    band_outcome,
+)
 
 REVISIONS = (
     "initial",
@@ -418,61 +416,3 @@ def distance_to_nearer_bound(*, point: float, low: float | None, high: float | N
 
 
 # --------------------------------------------------------------------------- fiscal years
-
-
-def combine_fiscal_year(
-    *,
-    reported: Sequence[float],
-    remaining_quantiles: Sequence[QuantileGrid],
-    n_samples: int = 20000,
-    seed: int = 0,
-    rho: float = 0.0,
-    probabilities: Sequence[float] | None = None,
-) -> tuple[tuple[float, float], ...]:
-    """Quantile grid of a fiscal-year total: reported quarters plus the remaining quarters.
-
-    total = sum(reported) + sum_q X_q, X_q = Q_q(Phi(Z_q)) by inverse-CDF sampling, where Q_q is
-    quarter q's quantile function (`Grid.quantile`: linear between grid points, exponential
-    tails, the same distribution every band probability is computed from).
-    Z is standard normal with equal correlation `rho` between quarters (a Gaussian copula);
-    rho = 0, the default, assumes the quarters independent, which understates the spread when a
-    common shock drives them all. Returns quantiles of the total at `probabilities`, by default
-    the first remaining quarter's grid probabilities.
-    """
-    grids = [Grid.of(q) for q in remaining_quantiles]
-    probs = _output_probabilities(grids, probabilities)
-    known = float(np.sum(reported))
-    if not grids:
-        return tuple((p, known) for p in probs)
-    z = _copula_normals(len(grids), n_samples=n_samples, seed=seed, rho=rho)
-    u = np.clip(stats.norm.cdf(z), _U_FLOOR, 1.0 - _U_FLOOR)
-    totals = known + sum(grid.quantile(u[:, i]) for i, grid in enumerate(grids))
-    values = np.quantile(totals, probs)
-    return tuple((float(p), float(v)) for p, v in zip(probs, values, strict=True))
-
-
-_U_FLOOR = 1e-12  # keeps Phi(z) off 0 and 1, where a tail quantile would be infinite
-
-
-def _output_probabilities(grids: list[Grid], requested: Sequence[float] | None) -> list[float]:
-    if requested is not None:
-        return [float(p) for p in requested]
-    if not grids:
-        raise ValueError("no remaining quarters: pass `probabilities` for the output grid")
-    return [float(p) for p in grids[0].p]
-
-
-def _copula_normals(k: int, *, n_samples: int, seed: int, rho: float) -> FloatArray:
-    """n_samples x k standard normals with corr(Z_i, Z_j) = rho for i != j.
-
-    Z_i = sqrt(rho) W + sqrt(1 - rho) E_i, for rho in [0, 1].
-    """
-    if not 0.0 <= rho <= 1.0:
-        raise ValueError(f"rho must lie in [0, 1], got {rho}")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be positive, got {n_samples}")
-    rng = np.random.default_rng(seed)
-    common = rng.standard_normal((n_samples, 1))
-    own = rng.standard_normal((n_samples, k))
-    z: FloatArray = math.sqrt(rho) * common + math.sqrt(1.0 - rho) * own
-    return z

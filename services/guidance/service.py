@@ -23,14 +23,13 @@ from schemas.money import Scale
 from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
 from services.common.consumer import apply_each
-from services.common.distribution import band_probabilities
+from services.common.distribution import band_probabilities, combine_fiscal_year
 from services.common.ids import derived_id
 from services.common.streams import publish
 from services.guidance.core import (
     BandState,
     check_yoy_arithmetic,
     classify_outcome,
-    combine_fiscal_year,
     confidence_word,
     derive_yoy_band,
     distance_to_nearer_bound,

@@ -22,6 +22,7 @@ from services.common.distribution import (
     band_outcome,
     band_probabilities,
     brier,
+    combine_fiscal_year,
     log_score,
     pit,
     ranked_probability_score,
@@ -35,10 +36,23 @@ from services.forecast.core.company import (
     non_gaap_past,
     ways_available,
 )
-from services.forecast.core.data import derive_yoy_bands, guidance_before, quarter
-from services.forecast.core.engine import fit, record_forecasts
+from services.forecast.core.data import (
+    FREQ,
+    derive_yoy_bands,
+    guidance_band,
+    guidance_before,
+    quarter,
+)
+from services.forecast.core.engine import fit, forecast, grid_forecast, record_forecasts
 from services.forecast.core.evidence import GuidedBand
-from services.forecast.core.guided import Evidence, GuidedCall, Pair, walk_calls
+from services.forecast.core.guided import (
+    FISCAL_YEAR_PREFIX,
+    Evidence,
+    GuidedCall,
+    Pair,
+    landings_before,
+    walk_calls,
+)
 from services.forecast.core.models import naive as naive_model
 from services.forecast.core.types import (
     BacktestReport,
@@ -77,8 +91,10 @@ def run_backtest(
         if metric not in history.columns:
             raise ValueError(f"metric {metric!r} not in history columns {list(history.columns)}")
         pairs[metric] = _metric_pairs(history, metric, guidance, history_as_of, spec)
-    rows = guided_rows(pairs, history, guidance, evidence or Evidence())
-    kept = [r for r in rows if first is None or quarter(r.period) >= first]
+    evidence = evidence or Evidence()
+    rows = guided_rows(pairs, history, guidance, evidence)
+    rows += fiscal_year_rows(history, guidance, [m for m in pairs], spec, evidence)
+    kept = [r for r in rows if first is None or _made_in(r) >= first]
     summary = {
         metric: summarise([r for r in kept if r.metric == metric], history, metric, guidance)
         for metric in pairs
@@ -159,6 +175,72 @@ def guided_rows(
     ]
 
 
+def fiscal_year_rows(
+    history: pd.DataFrame,
+    guidance: pd.DataFrame | None,
+    metrics: list[str],
+    spec: ForecastSpec,
+    evidence: Evidence,
+) -> list[BacktestRow]:
+    """A call for every fiscal-year statement whose year is over, made as the live band check
+    makes it in the quarter after the statement: the reported quarters plus the remaining
+    quarters' forecasts from the history before that quarter (``combine_fiscal_year``). The
+    row's ``guidance_only`` is what the guidance evidence alone would have called."""
+    if guidance is None or guidance.empty:
+        return []
+    statements = guidance[guidance["for_quarter"].str.startswith(FISCAL_YEAR_PREFIX)]
+    rows = []
+    for row in statements.itertuples(index=False):
+        metric, label = str(row.metric), str(row.for_quarter)
+        if metric not in metrics:
+            continue
+        made_in = quarter(str(row.issued_in_quarter)) + 1
+        found = _fiscal_year_row(history, guidance, metric, label, made_in, spec, evidence)
+        rows.extend([] if found is None else [found])
+    return rows
+
+
+def _fiscal_year_row(
+    history: pd.DataFrame,
+    guidance: pd.DataFrame,
+    metric: str,
+    label: str,
+    made_in: pd.Period,
+    spec: ForecastSpec,
+    evidence: Evidence,
+) -> BacktestRow | None:
+    year = int(label[len(FISCAL_YEAR_PREFIX) :])
+    quarters = [pd.Period(f"{year}Q{k}", freq=FREQ) for k in range(1, 5)]
+    values = [float(history[metric].get(q, np.nan)) for q in quarters]
+    found = guidance_band(guidance_before(guidance, made_in), metric=metric, period=label)
+    known = history.loc[history.index < made_in]
+    enough = known[metric].notna().sum() >= spec.min_train
+    if found is None or not all(np.isfinite(values)) or not enough:
+        return None
+    reported = [v for q, v in zip(quarters, values, strict=True) if q < made_in]
+    fitted = fit(known, metric=metric, spec=spec)
+    try:
+        remaining = [forecast(fitted, target=str(q)) for q in quarters if q >= made_in]
+    except ValueError:
+        return None  # a remaining quarter beyond what the fit can forecast
+    grid = combine_fiscal_year(
+        reported=reported,
+        remaining_quantiles=[f.quantiles for f in remaining],
+        probabilities=spec.quantile_probabilities,
+    )
+    point = sum(reported) + sum(f.point for f in remaining)
+    statistical = grid_forecast(metric, label, point, np.array([v for _, v in grid]), spec)
+    band = GuidedBand(*found)
+    landings = landings_before(history, guidance, made_in)
+    call = evidence.call(statistical, band, landings=landings, past=(), as_of=made_in)
+    fiscal = GuidedCall(statistical, band, call.guidance_only, 0.0, call.landings)
+    return replace(_guided_row(fiscal, sum(values)), as_of=str(made_in), guidance_weight=None)
+
+
+def _made_in(row: BacktestRow) -> pd.Period:
+    return quarter(row.as_of or row.period)
+
+
 def _row(result: MetricForecast, actual: float) -> BacktestRow:
     return BacktestRow(
         period=result.target,
@@ -211,13 +293,14 @@ def summarise(
 ) -> MetricSummary:
     """MAPE (percent), MASE, interval coverage (percent), the baselines' MAPE and the scores
     of the band calls."""
+    guided = [r for r in rows if r.low is not None or r.high is not None]
+    rows = [r for r in rows if not r.period.startswith(FISCAL_YEAR_PREFIX)]
     if not rows:
-        return MetricSummary(None, None, None, None, None, None, None)
+        return MetricSummary(None, None, None, None, None, None, None, bands=band_summary(guided))
     periods = [quarter(r.period) for r in rows]
     actual = np.array([r.actual for r in rows])
     point = np.array([r.forecast for r in rows])
     naive, drift = _baselines(history[metric], periods)
-    guided = [r for r in rows if r.low is not None or r.high is not None]
     return MetricSummary(
         mape=_mape(actual, point),
         mase=_mase(history[metric], periods, actual, point),
@@ -225,7 +308,7 @@ def summarise(
         coverage95=_coverage(actual, [(r.lo95, r.hi95) for r in rows]),
         naive_mape=_mape(actual, naive),
         drift_mape=_mape(actual, drift),
-        guidance_mid_mape=_midpoint_mape(guided),
+        guidance_mid_mape=_midpoint_mape([r for r in guided if r in rows]),
         bands=band_summary(guided),
     )
 

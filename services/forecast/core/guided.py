@@ -80,8 +80,10 @@ class Evidence:
         *,
         landings: Sequence[Landing],
         past: Iterable[PastCall],
+        as_of: pd.Period | None = None,
     ) -> GuidedCall:
-        target = quarter(statistical.target).ordinal
+        """``as_of``: the quarter the call is made in (default: the target quarter)."""
+        target = (as_of or quarter(statistical.target)).ordinal
         ages = [target - landing.known_from for landing in landings]
         weights = [float(w) for w in record_weights(ages)]
         predictive = self.prior.predictive([landing.position for landing in landings], weights)

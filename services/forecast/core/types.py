@@ -268,7 +268,8 @@ class Fitted:
 class BacktestRow:
     """One out-of-sample forecast and its actual; for a guided quarter, also the band, the call
     P(below / inside / above), where the actual landed and the call's proper scores, and the
-    call the guidance evidence alone would have made (``guidance_only``)."""
+    call the guidance evidence alone would have made (``guidance_only``). A fiscal year's row
+    (``period`` like ``FY2020``) says in ``as_of`` which quarter its call was made in."""
 
     period: str
     metric: str
@@ -280,6 +281,7 @@ class BacktestRow:
     actual: float
     model: str
     pit: float | None = None
+    as_of: str | None = None
     low: float | None = None
     high: float | None = None
     p_below: float | None = None

@@ -50,7 +50,7 @@ def test_backtest_report_has_the_agreed_shape(
     report = run_backtest(history, guidance=guidance).to_dict()
     row = report["forecasts"][0]
     assert set(row) == {"period", "metric", "forecast", "lo80", "hi80", "lo95", "hi95",
-                        "p_below", "p_inside", "p_above", "actual", "model", "pit", "low",
+                        "p_below", "p_inside", "p_above", "actual", "model", "pit", "as_of", "low",
                         "high", "outcome", "brier", "rps", "log_score", "guidance_weight",
                         "guidance_only"}  # fmt: skip
     assert set(report["summary"]) == {"net_income", "non_gaap_net_income"}
@@ -128,3 +128,28 @@ def test_per_quarter_errors_are_reported(history: pd.DataFrame) -> None:
     assert first["pct_error"] == pytest.approx(100 * first["error"] / first["actual"])
     coverage = 100 * np.mean([r["inside80"] for r in rows])
     assert coverage == pytest.approx(report.summary["net_income"].coverage80)
+
+
+def test_each_fiscal_year_statement_is_called_as_the_live_check_calls_it(
+    history: pd.DataFrame,
+) -> None:
+    guidance = pd.DataFrame(
+        {"issued_in_quarter": ["2022Q1", "2022Q3"], "for_quarter": ["FY2022", "FY2022"],
+         "metric": ["net_income", "net_income"], "low": [3000.0, 3900.0],
+         "high": [3400.0, 4100.0], "yoy_low_pct": [np.nan] * 2, "yoy_high_pct": [np.nan] * 2}
+    )  # fmt: skip
+    report = run_backtest(history, guidance=guidance, metrics=("net_income",))
+    fiscal = [r for r in report.forecasts if r.period == "FY2022"]
+    assert [r.as_of for r in fiscal] == ["2022Q2", "2022Q4"]
+    actual = float(history.loc["2022Q1":"2022Q4", "net_income"].sum())
+    assert all(r.actual == pytest.approx(actual) for r in fiscal)
+    first, last = fiscal
+    assert (first.low, first.high, last.low, last.high) == (3000.0, 3400.0, 3900.0, 4100.0)
+    # the later call knows three quarters: its interval is the narrower
+    assert last.hi95 - last.lo95 < first.hi95 - first.lo95
+    for row in fiscal:
+        assert row.p_below + row.p_inside + row.p_above == pytest.approx(1.0)
+        assert row.outcome in ("below", "inside", "above")
+    bands = report.summary["net_income"].bands
+    assert bands is not None
+    assert bands.calls == 2

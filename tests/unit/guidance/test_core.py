@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from services.common.distribution import band_probabilities
+from services.common.distribution import band_probabilities, combine_fiscal_year
 from services.guidance import core
 from services.guidance.core import (
     STATE_ORDER,
@@ -27,7 +27,6 @@ from services.guidance.core import (
     classify_outcome,
     classify_revision,
     classify_statement_revision,
-    combine_fiscal_year,
     confidence_word,
     derive_yoy_band,
     distance_to_nearer_bound,
