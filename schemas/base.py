@@ -7,9 +7,18 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 from uuid import uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
-from schemas.periods import PeriodError, frequency_of
+from schemas.periods import PeriodError, frequency_of, year_of
+from schemas.plausibility import check_occurred_at, check_year, plausibility_of
 
 COMPANY_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
 
@@ -26,19 +35,24 @@ class StrictModel(BaseModel):
     )
 
 
-def _check_period(value: str) -> str:
+def _check_period(value: str, info: ValidationInfo) -> str:
     try:
         frequency_of(value)
     except PeriodError as error:
         raise ValueError(str(error)) from None
+    check_year(year_of(value), value, plausibility_of(info))
     return value
 
 
-def _check_fiscal_period(value: str) -> str:
-    if not re.match(r"^(\d{4}Q[1-4]|FY\d{4})$", value):
+FISCAL_PERIOD_PATTERN = re.compile(r"^([0-9]{4}Q[1-4]|FY[0-9]{4})$")
+
+
+def _check_fiscal_period(value: str, info: ValidationInfo) -> str:
+    if not FISCAL_PERIOD_PATTERN.match(value):
         raise ValueError(
             f"{value!r} is not a fiscal period; expected a quarter '2024Q2' or 'FY2024'"
         )
+    check_year(year_of(value), value, plausibility_of(info))
     return value
 
 
@@ -93,3 +107,9 @@ class Event(StrictModel):
         default="guidepost", min_length=1, max_length=64, description="The system that emitted it."
     )
     company: Company
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
+        check_occurred_at(value, plausibility_of(info))
+        return value

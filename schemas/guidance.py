@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from schemas.base import Event, FiscalPeriod
-from schemas.metrics import check_unit, validate_metric_name
+from schemas.metrics import check_money_bounds, check_unit, validate_metric_name
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.registry import Basis, Unit, metric_spec
 
@@ -63,3 +63,6 @@ class GuidanceIssued(Event):
             raise ValueError("low and high: required when status is 'issued'")
         if self.low > self.high:
             raise ValueError(f"low: {self.low} exceeds high {self.high}")
+        factor = self.scale.factor if self.scale is not None else Scale.UNITS.factor
+        check_money_bounds(self.metric, self.low, factor, field="low")
+        check_money_bounds(self.metric, self.high, factor, field="high")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from schemas.base import Event, Period
 from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.periods import period_start
+from schemas.plausibility import check_whole_units, plausibility_of
 from schemas.registry import METRICS, Unit, UnknownMetricError, metric_spec
 
 
@@ -35,9 +39,12 @@ class MetricReported(Event):
     _check_metric = field_validator("metric")(validate_metric_name)
 
     @model_validator(mode="after")
-    def _unit_matches_registry(self) -> MetricReported:
+    def _unit_matches_registry(self, info: ValidationInfo) -> MetricReported:
         check_unit(self.metric, unit=self.unit, currency=self.currency, scale=self.scale)
         check_plausible(self.metric, float(self.value))
+        if self.scale is not None:
+            check_whole_units(self.value, self.scale.factor, field="value")
+        check_period_begun(self.period, self.occurred_at, info)
         return self
 
 
@@ -59,3 +66,24 @@ def check_plausible(metric: str, value: float, *, field: str = "value") -> None:
         )
     if spec.plausible_max is not None and value > spec.plausible_max:
         raise ValueError(f"{field}: {metric} must be at most {spec.plausible_max:g}, got {value:g}")
+
+
+def check_period_begun(
+    period: str, occurred_at: datetime, info: ValidationInfo | None, *, field: str = "period"
+) -> None:
+    """A figure of a period cannot be known before the period begins (a results release or a
+    metric for a later period would quietly move every forecast's target there)."""
+    bounds = plausibility_of(info)
+    known = (occurred_at + bounds.occurred_at_tolerance).date()
+    if period_start(period) > known:
+        raise ValueError(
+            f"{field}: {period} had not begun when the event says it was known "
+            f"({occurred_at.date().isoformat()})"
+        )
+
+
+def check_money_bounds(metric: str, amount: Decimal, factor: Decimal, *, field: str) -> None:
+    """A registry metric's amount: not negative where it cannot be, within 1e18 whole units."""
+    check_whole_units(amount, factor, field=field)
+    if metric in METRICS:
+        check_plausible(metric, float(amount), field=field)

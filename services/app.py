@@ -263,6 +263,7 @@ def _consume(
                 metrics=workers.metrics,
                 linger_ms=linger_ms,
                 apply_acknowledging=acknowledging,
+                plausibility=workers.settings.plausibility(),
             )
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +12,12 @@ from typing import Annotated
 from pydantic import AnyUrl, Field, SecretStr, UrlConstraints, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.plausibility import (
+    DEFAULT_FIRST_YEAR,
+    DEFAULT_OCCURRED_AT_TOLERANCE,
+    DEFAULT_YEARS_AHEAD,
+    Plausibility,
+)
 from schemas.streams import DEFAULT_NAMESPACE, Streams
 
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
@@ -84,6 +91,21 @@ class WorkerSettings(RedisSettings):
         default=5, ge=1, description="Attempts before an entry is dead-lettered."
     )
     max_payload_bytes: int = Field(default=262_144, ge=1_024)
+    period_first_year: int = Field(
+        default=DEFAULT_FIRST_YEAR, ge=1, le=9_999, description="Earliest year a period may name."
+    )
+    period_years_ahead: int = Field(
+        default=DEFAULT_YEARS_AHEAD,
+        ge=0,
+        le=100,
+        description="How many years after the current one a period may name (guidance).",
+    )
+    occurred_at_tolerance_s: int = Field(
+        default=int(DEFAULT_OCCURRED_AT_TOLERANCE.total_seconds()),
+        ge=0,
+        le=31 * 86_400,
+        description="How far ahead of the worker's clock an event's occurred_at may be.",
+    )
     stream_max_length: int = Field(
         default=1_000_000, ge=1_000, description="Approximate cap per stream (acked entries only)."
     )
@@ -105,6 +127,14 @@ class WorkerSettings(RedisSettings):
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     log_level: str = "INFO"
     log_json: bool = True
+
+    def plausibility(self) -> Plausibility:
+        """The bounds input events are validated against (`schemas.plausibility`)."""
+        return Plausibility(
+            first_year=self.period_first_year,
+            years_ahead=self.period_years_ahead,
+            occurred_at_tolerance=timedelta(seconds=self.occurred_at_tolerance_s),
+        )
 
     @field_validator("services", mode="before")
     @classmethod

@@ -1,0 +1,119 @@
+"""What a plausible event looks like: the bounds every contract checks at the door.
+
+A producer can send any well-formed JSON; these bounds keep one event from driving unbounded
+work downstream (a period in the year 9999 once made a refit build a quarterly index to it) or
+from pinning a fact in the future. The window of period years and the tolerance on `occurred_at`
+are deployment settings: validators read them from the validation context (`context=
+{"plausibility": Plausibility(...)}`) and fall back to the defaults below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import ValidationInfo
+
+CONTEXT_KEY = "plausibility"
+DEFAULT_FIRST_YEAR = 1990
+DEFAULT_YEARS_AHEAD = 2
+DEFAULT_OCCURRED_AT_TOLERANCE = timedelta(minutes=5)
+
+# Any number on the wire: at most 10^18 in magnitude with at most 18 decimal places, so that
+# scaling, float conversion and JSON round trips stay exact enough and never overflow.
+MAX_MAGNITUDE = Decimal(10) ** 18
+MIN_EXPONENT = -18
+# Money in whole units of its currency (after applying the stated scale): 10^18 is a thousand
+# times the largest annual revenue of any company in any currency.
+MAX_WHOLE_UNITS = Decimal(10) ** 18
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """The period-year window (first year to `years_ahead` after the current year) and how far
+    ahead of the validator's clock an `occurred_at` may be (producers' clocks drift)."""
+
+    first_year: int = DEFAULT_FIRST_YEAR
+    years_ahead: int = DEFAULT_YEARS_AHEAD
+    occurred_at_tolerance: timedelta = DEFAULT_OCCURRED_AT_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if self.first_year < 1 or self.years_ahead < 0:
+            raise ValueError("first_year must be at least 1 and years_ahead not negative")
+        if self.occurred_at_tolerance < timedelta(0):
+            raise ValueError("occurred_at_tolerance must not be negative")
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def last_year(self) -> int:
+        return self.now().year + self.years_ahead
+
+    def as_context(self) -> dict[str, Any]:
+        return {CONTEXT_KEY: self}
+
+
+DEFAULT_PLAUSIBILITY = Plausibility()
+
+
+def plausibility_of(info: ValidationInfo | None) -> Plausibility:
+    """The bounds this validation runs under: the context's, else the defaults."""
+    context = info.context if info is not None else None
+    if isinstance(context, dict):
+        found = context.get(CONTEXT_KEY)
+        if isinstance(found, Plausibility):
+            return found
+    return DEFAULT_PLAUSIBILITY
+
+
+def check_year(year: int, text: str, bounds: Plausibility) -> None:
+    last = bounds.last_year()
+    if not bounds.first_year <= year <= last:
+        raise ValueError(
+            f"{text!r} is outside the accepted years {bounds.first_year}–{last} "
+            f"({bounds.years_ahead} years after the current one)"
+        )
+
+
+def check_occurred_at(moment: datetime, bounds: Plausibility) -> None:
+    latest = bounds.now() + bounds.occurred_at_tolerance
+    if moment > latest:
+        ahead = moment - bounds.now()
+        raise ValueError(
+            f"{moment.isoformat()} is {_readable(ahead)} in the future; at most "
+            f"{_readable(bounds.occurred_at_tolerance)} ahead of this clock is accepted"
+        )
+    earliest = datetime(bounds.first_year, 1, 1, tzinfo=UTC)
+    if moment < earliest:
+        raise ValueError(f"{moment.isoformat()} is before {earliest.date().isoformat()}")
+
+
+def check_number(value: Decimal) -> Decimal:
+    """Finite, at most 10^18 in magnitude, at most 18 decimal places."""
+    if not value.is_finite():
+        raise ValueError("must be a finite number, not NaN or infinity")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < MIN_EXPONENT and value != 0:
+        raise ValueError(f"has more than {-MIN_EXPONENT} decimal places")
+    if abs(value) > MAX_MAGNITUDE:
+        raise ValueError("must be at most 1e18 in magnitude")
+    return value
+
+
+def check_whole_units(value: Decimal, factor: Decimal, *, field: str) -> None:
+    """Money stated in a scale stays within MAX_WHOLE_UNITS once scaled."""
+    if abs(value) * factor > MAX_WHOLE_UNITS:
+        raise ValueError(f"{field}: {value} at this scale exceeds 1e18 units of its currency")
+
+
+def _readable(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds >= 86_400:
+        return f"{seconds // 86_400} day(s)"
+    if seconds >= 3_600:
+        return f"{seconds // 3_600} hour(s)"
+    if seconds >= 60:
+        return f"{seconds // 60} minute(s)"
+    return f"{seconds} second(s)"
