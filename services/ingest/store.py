@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,9 @@ from typing import Any, NamedTuple, cast
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from schemas.deadletter import FailureReason
 from schemas.streams import Streams
+from services.common.consumer import RefusedEvent
 from services.common.wire import as_text
 from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
 
@@ -49,6 +52,22 @@ class RecordOutcome(NamedTuple):
         return b"restated" in self.kinds.split(b",")
 
 
+class ConflictingDuplicate(RefusedEvent):
+    """An event id already recorded with other content: the first stays, this one is refused."""
+
+    def __init__(self, event_id: str, recorded: str, received: str) -> None:
+        super().__init__(
+            FailureReason.CONFLICT,
+            f"event_id: {event_id!r} was recorded with other content (digest {recorded[:12]}…, "
+            f"this one {received[:12]}…); a new fact needs a new event id",
+            field="event_id",
+            details={"recorded_digest": recorded, "received_digest": received},
+        )
+        self.event_id = event_id
+        self.recorded_digest = recorded
+        self.received_digest = received
+
+
 @dataclass(frozen=True)
 class Recording:
     """One event's facts, and (on one Redis) the stream and id of the HistoryUpdated that
@@ -62,17 +81,21 @@ class Recording:
 
     def script_args(self) -> list[str]:
         """The event's part of the script's flat arguments (see record_facts.lua)."""
-        args = [self.announcement_id, self.company, self.event_id, str(len(self.facts))]
+        facts: list[str] = []
+        content: list[str] = []
         for fact in self.facts:
-            args += (
+            stated = (
                 fact.field,
                 str(fact.value),
                 str(fact.precision),
                 known_at_text(fact.known_at),
-                fact.event_id,
                 fact.currency or "",
             )
-        return args
+            content += stated
+            facts += (*stated[:4], fact.event_id, stated[4])
+        digest = hashlib.sha256("\x1f".join(content).encode()).hexdigest()
+        head = [self.announcement_id, self.company, self.event_id, digest, str(len(self.facts))]
+        return head + facts
 
 
 @dataclass(frozen=True)
@@ -132,8 +155,10 @@ class RedisHistoryStore:
             return [error] * len(batch)
         replies = iter(result)
         return [
-            RecordOutcome(status == b"duplicate", encoded, kinds, announced=True)
-            for status, encoded, kinds in zip(replies, replies, replies, strict=True)
+            _outcome([status, encoded, kinds], item.event_id, announced=True)
+            for item, (status, encoded, kinds) in zip(
+                batch, zip(replies, replies, replies, strict=True), strict=True
+            )
         ]
 
     def _keys_with_stream(self, item: Recording) -> list[str]:
@@ -152,7 +177,10 @@ class RedisHistoryStore:
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)
         await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
-        return [r if isinstance(r, BaseException) else _outcome(r) for r in results]
+        return [
+            r if isinstance(r, BaseException) else _outcome(r, item.event_id)
+            for item, r in zip(batch, results, strict=True)
+        ]
 
     def _announced_key(self, company: str, event_id: str) -> str:
         return self._streams.company_key(company, "announced:" + event_id)
@@ -198,9 +226,13 @@ class RedisHistoryStore:
         return sorted(as_text(m) for m in members)
 
 
-def _outcome(result: object) -> RecordOutcome:
+def _outcome(
+    result: object, event_id: str, *, announced: bool = False
+) -> RecordOutcome | ConflictingDuplicate:
     status, encoded, kinds = cast(list[bytes], result)
-    return RecordOutcome(status == b"duplicate", encoded, kinds)
+    if status == b"conflict":
+        return ConflictingDuplicate(event_id, as_text(encoded), as_text(kinds))
+    return RecordOutcome(status == b"duplicate", encoded, kinds, announced=announced)
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
