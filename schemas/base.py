@@ -92,6 +92,9 @@ class Event(StrictModel):
 
     EVENT_TYPE: ClassVar[str] = "event"
     SCHEMA_VERSION: ClassVar[int] = 1
+    # Upstream facts may not claim to be known in the future (it would pin them as current);
+    # events Guidepost derives carry its own workers' clocks, which may drift apart a little.
+    FROM_UPSTREAM: ClassVar[bool] = False
 
     event_id: str = Field(
         default_factory=new_event_id,
@@ -111,5 +114,5 @@ class Event(StrictModel):
     @field_validator("occurred_at")
     @classmethod
     def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
-        check_occurred_at(value, plausibility_of(info))
+        check_occurred_at(value, plausibility_of(info), future=cls.FROM_UPSTREAM)
         return value

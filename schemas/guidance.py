@@ -22,6 +22,7 @@ class GuidanceIssued(Event):
     """Guidance as stated: 'net income between RMB1.17 and 1.23 billion for 2024Q2'."""
 
     EVENT_TYPE: ClassVar[str] = "guidance_issued"
+    FROM_UPSTREAM: ClassVar[bool] = True
 
     metric: str = Field(examples=["net_income", "non_gaap_net_income"])
     period: FiscalPeriod

@@ -27,6 +27,7 @@ class MetricReported(Event):
     """A metric value at its native frequency (day, month or quarter)."""
 
     EVENT_TYPE: ClassVar[str] = "metric_reported"
+    FROM_UPSTREAM: ClassVar[bool] = True
 
     metric: str = Field(description="A name from the metric registry.", examples=sorted(METRICS))
     period: Period

@@ -77,9 +77,10 @@ def check_year(year: int, text: str, bounds: Plausibility) -> None:
         )
 
 
-def check_occurred_at(moment: datetime, bounds: Plausibility) -> None:
+def check_occurred_at(moment: datetime, bounds: Plausibility, *, future: bool = True) -> None:
+    """Not before the first year; with `future`, not beyond the clock plus the tolerance."""
     latest = bounds.now() + bounds.occurred_at_tolerance
-    if moment > latest:
+    if future and moment > latest:
         ahead = moment - bounds.now()
         raise ValueError(
             f"{moment.isoformat()} is {_readable(ahead)} in the future; at most "

@@ -149,6 +149,7 @@ class ResultsPublished(Event):
     """A company published its results for a period (with comparatives when given)."""
 
     EVENT_TYPE: ClassVar[str] = "results_published"
+    FROM_UPSTREAM: ClassVar[bool] = True
 
     statement: IncomeStatement
     comparatives: tuple[IncomeStatement, ...] = Field(

@@ -297,7 +297,13 @@ def dlq_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
     """Every dead letter with its reason."""
     from services import ops
 
-    letters = _with_redis(redis_url, ops.dead_letters)
+    read = _with_redis(redis_url, ops.read_dead_letters)
+    letters = read.letters
+    if read.unreadable:
+        errors.print(
+            f"skipped {len(read.unreadable)} entr{'y' if len(read.unreadable) == 1 else 'ies'} "
+            f"of the dead-letter stream that hold no dead letter: {', '.join(read.unreadable[:5])}"
+        )
     if json_output:
         print(
             json.dumps(

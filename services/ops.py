@@ -14,7 +14,8 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
-from services.common.wire import B_DATA_FIELD, as_text
+from services.common.records import decode_entries, decode_record, log_unreadable
+from services.common.wire import as_text
 from services.ingest.store import FactVersion, RedisHistoryStore
 
 
@@ -24,12 +25,24 @@ class StoredLetter:
     letter: DeadLetter
 
 
-async def dead_letters(redis: aioredis.Redis, streams: Streams) -> list[StoredLetter]:
+@dataclass(frozen=True)
+class LetterRead:
+    """Every readable dead letter, and the ids of entries in the stream that are none."""
+
+    letters: list[StoredLetter]
+    unreadable: list[str]
+
+
+async def read_dead_letters(redis: aioredis.Redis, streams: Streams) -> LetterRead:
     entries: Any = await redis.xrange(streams.dead_letters)
-    return [
-        StoredLetter(as_text(entry_id), DeadLetter.model_validate_json(fields[B_DATA_FIELD]))
-        for entry_id, fields in entries
-    ]
+    decoded = decode_entries(entries, DeadLetter, stream=streams.dead_letters)
+    letters = [StoredLetter(entry_id, letter) for entry_id, letter in decoded.records]
+    return LetterRead(letters, decoded.unreadable)
+
+
+async def dead_letters(redis: aioredis.Redis, streams: Streams) -> list[StoredLetter]:
+    """The readable dead letters (an unreadable entry is skipped and logged)."""
+    return (await read_dead_letters(redis, streams)).letters
 
 
 async def replay(redis: aioredis.Redis, streams: Streams, letters: list[StoredLetter]) -> int:
@@ -83,10 +96,17 @@ async def tail_alerts(
         )
         response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
         for _stream, entries in response:
+            unreadable = []
             for entry_id, fields in entries:
                 last_id = as_text(entry_id)
+                alert = decode_record(fields, Alert)
+                if alert is None:  # skipped (and logged below); the tail goes on
+                    unreadable.append(last_id)
+                    continue
                 seen += 1
-                yield Alert.model_validate_json(fields[B_DATA_FIELD])
+                yield alert
                 if count is not None and seen >= count:
                     return
+            if unreadable:
+                log_unreadable(streams.alerts, Alert, unreadable)
         await asyncio.sleep(0)
