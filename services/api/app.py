@@ -168,6 +168,7 @@ class HistoryEntry(BaseModel):
     known_at: str
     event_id: str
     current: bool
+    retracted: bool = False
 
 
 @read_api.get("/companies")
@@ -233,6 +234,7 @@ def _history_entry(version: FactVersion, *, current: bool) -> HistoryEntry:
         known_at=version.known_at,
         event_id=version.event_id,
         current=current,
+        retracted=version.retracted,
     )
 
 

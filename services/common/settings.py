@@ -112,6 +112,23 @@ class WorkerSettings(RedisSettings):
     coalesce_ms: int = Field(
         default=50, ge=0, description="A burst for one company within this window is one refit."
     )
+    refit_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Refit attempts of one company (each counted before it runs, so a crash "
+        "counts) before the company is quarantined with an alert.",
+    )
+    refit_timeout_s: float = Field(
+        default=300.0, gt=0, description="A refit taking longer counts as a failed attempt."
+    )
+    max_history_quarters: int = Field(
+        default=160,
+        ge=8,
+        le=2_000,
+        description="The span of quarters a company's refit may hold; a longer history "
+        "quarantines the company (a stray far-off period, say).",
+    )
     guidance_linger_ms: int = Field(
         default=20,
         ge=0,
@@ -122,7 +139,24 @@ class WorkerSettings(RedisSettings):
     )
     webhook_url: AnyUrl | None = None
     webhook_secret: SecretStr | None = None
-    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts in a row before a notice is scheduled for later."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Total deadline of one webhook attempt."
+    )
+    webhook_retry_horizon_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="How long after its first failure a notice is retried (with backoff) "
+        "before it is dead-lettered as delivery_failed.",
+    )
+    webhook_retry_base_s: float = Field(
+        default=5.0, gt=0, description="First delay of a scheduled redelivery."
+    )
+    webhook_retry_max_delay_s: float = Field(
+        default=600.0, gt=0, description="Longest delay between scheduled redeliveries."
+    )
     alert_repeat_interval_s: int = Field(default=86_400, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     log_level: str = "INFO"

@@ -21,6 +21,9 @@
 -- digests were kept starts with "[" and matches any content).
 -- Values equal within half the coarser precision are one fact (the same figure published
 -- twice, or once rounded in prose and once exact in a table): no new version unless more precise.
+-- A version with "x" set is an operator's retraction (`guidepost history retract`): from its time
+-- on the fact has no value, so a later figure is recorded afresh and an earlier one learned late
+-- stays history.
 
 local function same_value(a, b)
   local tolerance = math.max(tonumber(a.p), tonumber(b.p)) / 2 + 1e-9 * math.abs(tonumber(a.v))
@@ -47,13 +50,14 @@ end
 local function change_kind(versions, fact)
   local latest = latest_of(versions)
   if latest == nil then return "recorded", nil end
+  if latest.x and fact.t >= latest.t then return "recorded", nil end
   if fact.t >= latest.t then
     if not same_value(fact, latest) then return "restated", latest end
     if tonumber(fact.p) < tonumber(latest.p) then return "refined", latest end
     return nil, latest
   end
   for _, version in ipairs(versions) do
-    if same_value(fact, version) then return nil, latest end
+    if not version.x and same_value(fact, version) then return nil, latest end
   end
   return "late", latest
 end
@@ -71,7 +75,7 @@ local function record(latest_key, versions_key, facts)
         redis.call("HSET", latest_key, fact.f, cjson.encode(fact))
         local previous = latest and latest.v or false
         table.insert(changes, {f = fact.f, k = kind, v = fact.v, prev = previous, c = fact.c})
-      elseif position == #versions - 1 and not same_value(fact, latest) then
+      elseif position == #versions - 1 and not latest.x and not same_value(fact, latest) then
         -- a version learned late, just before the current one: the current value now
         -- restates it (whatever order the two arrived in, the story is the same)
         table.insert(changes, {f = fact.f, k = "restated", v = latest.v, prev = fact.v, c = latest.c})

@@ -107,14 +107,16 @@ class FactVersion:
     known_at: str
     event_id: str
     currency: str | None
+    retracted: bool = False  # an operator's retraction of `value` from `known_at` on
 
 
 class RedisHistoryStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._streams = streams
-        source = resources.files("services.ingest").joinpath("record_facts.lua").read_text()
-        self._record = redis.register_script(source)
+        scripts = resources.files("services.ingest")
+        self._record = redis.register_script(scripts.joinpath("record_facts.lua").read_text())
+        self._retract = redis.register_script(scripts.joinpath("retract_fact.lua").read_text())
         self._single = not isinstance(redis, RedisCluster)
 
     def keys(self, company: str, event_id: str) -> list[str]:
@@ -221,6 +223,19 @@ class RedisHistoryStore:
         raw = await self._redis.hgetall(self._streams.company_key(company, "versions"))  # type: ignore[misc]
         return [version for blob in raw.values() for version in _decode_versions(blob)]
 
+    async def retract(
+        self, company: str, metric: str, period: str, *, at: datetime, retraction_id: str
+    ) -> FactVersion | None:
+        """Withdraw the fact's current value from `at` on (bitemporal: earlier times still see
+        it); the retracted version, or None when the fact has no current value."""
+        keys = [
+            self._streams.company_key(company, "facts"),
+            self._streams.company_key(company, "versions"),
+        ]
+        field = f"{metric}{FIELD_SEPARATOR}{period}"
+        raw = await self._retract(keys=keys, args=[field, known_at_text(at), retraction_id])
+        return _version(json.loads(raw)) if raw else None
+
     async def companies(self) -> list[str]:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(as_text(m) for m in members)
@@ -236,7 +251,8 @@ def _outcome(
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
-    """The value of each (metric, period) as it was known at `as_of` (now if None)."""
+    """The value of each (metric, period) as it was known at `as_of` (now if None); a fact
+    whose latest version then was a retraction has none."""
     cutoff = known_at_text(as_of) if as_of else None
     latest: dict[tuple[str, str], FactVersion] = {}
     for version in versions:
@@ -245,7 +261,7 @@ def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[Fa
         key = (version.metric, version.period)
         if key not in latest or version.known_at >= latest[key].known_at:
             latest[key] = version
-    return list(latest.values())
+    return [version for version in latest.values() if not version.retracted]
 
 
 def _split(field: str) -> tuple[str, str]:
@@ -286,4 +302,5 @@ def _version(item: dict[str, Any]) -> FactVersion:
         known_at=item["t"],
         event_id=item["e"],
         currency=item.get("c") or None,
+        retracted=bool(item.get("x")),
     )
