@@ -254,8 +254,15 @@ def build_workers(
             )
             _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, workers.webhook.deliver_all)
     for consumption in workers.consumptions:
+        # batches overlap only where effects do not depend on arrival order: a guidance
+        # statement's revision is classified against the statements recorded before it
         window = None
-        if consumption.group == Groups.INGEST and settings.ingest_batches_in_flight > 1:
+        order_free = consumption.stream not in streams.all_of(streams.guidance)
+        if (
+            consumption.group == Groups.INGEST
+            and order_free
+            and settings.ingest_batches_in_flight > 1
+        ):
             window = BatchWindow(settings.ingest_batches_in_flight)
             workers.windows.append(window)
         subscribe(

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas.alerts import Alert, AlertSignal
+from schemas.alerts import Alert, AlertKind, AlertSignal
 from schemas.base import Event, utc_now
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import DATA_FIELD, Streams
@@ -45,6 +45,8 @@ from services.common.wire import as_text, entry_fields
 PRODUCER = "guidepost-alerts"
 log = logging.getLogger(__name__)
 DEFAULT_INHIBIT_RULES = (WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,)
+# Alerts that report events, each of which is news (not lasting conditions)
+EVENT_KINDS = frozenset({AlertKind.GUIDANCE_REVISION})
 
 
 class AlertService:
@@ -421,6 +423,7 @@ def _observation(signal: AlertSignal) -> Observation:
         summary=signal.summary,
         details=signal.details,
         observed_at=signal.occurred_at,
+        announce_changes=signal.kind in EVENT_KINDS,
     )
 
 
