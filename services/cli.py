@@ -7,6 +7,7 @@ import functools
 import gc
 import importlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,11 @@ from services.common.logging import configure_logging
 from services.common.settings import RedisSettings, WorkerSettings
 
 T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # stream ids count milliseconds from it
 app = typer.Typer(
-    help="Guidepost: forecasts of company results against their guidance.", no_args_is_help=True
+    help="Guidepost: forecasts of company results against their guidance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # `main` names an unexpected error in one line
 )
 alerts_app = typer.Typer(help="Read the alerts stream.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
@@ -447,7 +451,7 @@ def dlq_purge(
     """Delete old dead letters."""
     from services import ops
 
-    moment = before if before.tzinfo else before.replace(tzinfo=UTC)
+    moment = max(before if before.tzinfo else before.replace(tzinfo=UTC), EPOCH)
     purged = _with_redis(redis_url, lambda r, s: ops.purge(r, s, before=moment))
     console.print(f"purged {purged} dead letter(s)")
 
@@ -562,7 +566,34 @@ _register_optional("services.api.command")
 
 
 def main() -> None:
-    app()
+    """The command; an unexpected error is one line naming it, not a traceback (set
+    GUIDEPOST_DEBUG=1 to see the traceback)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as error:
+        if os.environ.get("GUIDEPOST_DEBUG"):
+            raise
+        errors.print(f"guidepost: {describe_failure(error)}", markup=False, highlight=False)
+        raise SystemExit(1) from None
+
+
+def describe_failure(error: Exception) -> str:
+    from pydantic import ValidationError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+
+    if isinstance(error, ValidationError):
+        from services.common.consumer import describe_validation_error
+
+        return f"invalid input: {describe_validation_error(error).error}"
+    if isinstance(error, RedisConnectionError):
+        return f"cannot reach Redis ({error}); check GUIDEPOST_REDIS_URL and the credentials"
+    if isinstance(error, RedisError):
+        return f"Redis refused the request: {error}"
+    text = str(error) or "no detail"
+    return f"{type(error).__name__}: {text} (GUIDEPOST_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":
