@@ -261,7 +261,9 @@ class Consumption:
         last_error = await self.redis.hget(self.errors_key, self.error_field(entry_id))  # type: ignore[misc]
         error = last_error.decode() if isinstance(last_error, bytes) else "failed on every delivery"
         rejection = Rejection(FailureReason.HANDLER_FAILED, f"after {count - 1} attempts: {error}")
-        await self._reject(entry_id, fields, rejection, count - 1)
+        decoded = self.decode(fields)
+        event = decoded if isinstance(decoded, Event) else None
+        await self._reject(entry_id, fields, rejection, count - 1, event)
         await self._ack([entry_id])
 
     async def _ack(self, entry_ids: Sequence[bytes], *, retried: bool = True) -> None:
