@@ -47,10 +47,17 @@ class RedeliverySchedule:
     def notices_key(self) -> str:
         return self._streams.key("{webhook}", "notices")
 
-    async def schedule(self, pending: Pending, *, at: float) -> None:
+    async def schedule(self, pending: Pending, *, at: float, keep_existing: bool = False) -> None:
+        """Schedule the notice's next attempt at `at`; with `keep_existing`, a notice already
+        waiting keeps its record and time (a redelivered stream entry joins, not restarts)."""
+        record = json.dumps(asdict(pending))
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.notices_key, pending.event_id, json.dumps(asdict(pending)))
-            pipe.zadd(self.due_key, {pending.event_id: at})
+            if keep_existing:
+                pipe.hsetnx(self.notices_key, pending.event_id, record)
+                pipe.zadd(self.due_key, {pending.event_id: at}, nx=True)
+            else:
+                pipe.hset(self.notices_key, pending.event_id, record)
+                pipe.zadd(self.due_key, {pending.event_id: at})
             await pipe.execute()
 
     async def postpone(self, event_ids: list[str], *, at: float) -> None:

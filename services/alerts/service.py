@@ -253,7 +253,9 @@ class WebhookDelivery:
     (`RedeliverySchedule`) and retried by `run_retries` with backoff until `horizon_s` after
     its first failure, then dead-lettered as `delivery_failed` with the notice as its payload.
     A refusal that waiting cannot mend (4xx) is dead-lettered at once. Every failure is logged
-    and counted (`guidepost_webhook_failures_total`).
+    and counted (`guidepost_webhook_failures_total`). While the receiver is known to be down
+    (until its next attempt is due), new notices join the schedule without an attempt of their
+    own, so an outage does not slow the alerts stream's reading to one retry budget a notice.
     """
 
     LEASE_MS = 300_000
@@ -279,6 +281,7 @@ class WebhookDelivery:
         self._max_length = max_length
         self.schedule = RedeliverySchedule(redis, streams)
         self.loop_health = Backoff("the webhook redelivery loop", logger=log)
+        self._receiver_down_until = 0.0  # after a failure, until the next attempt is due
 
     def _key(self, kind: str, event_id: str) -> str:
         return self._streams.key("webhook", kind, event_id)
@@ -289,13 +292,18 @@ class WebhookDelivery:
     async def _deliver(self, alert: Alert) -> BaseException | None:
         if await self._delivered(alert.event_id):
             return None
+        first = Pending(alert.event_id, alert.model_dump_json(), time.time(), 0, "")
+        if time.time() < self._receiver_down_until:
+            # the receiver failed a moment ago: wait with the others rather than spend the
+            # sink's retries on each new notice (the redelivery loop probes it)
+            await self.schedule.schedule(first, at=self._receiver_down_until, keep_existing=True)
+            return None
         lease = self._key("lease", alert.event_id)
         if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
             return LeaseHeldError(f"another consumer is delivering {alert.event_id}")
         try:
             await self._sink.send([alert])
         except DeliveryFailed as failure:
-            first = Pending(alert.event_id, alert.model_dump_json(), time.time(), 0, "")
             await self._failed(first, failure)
         else:
             await self._mark_delivered(alert.event_id)
@@ -321,6 +329,7 @@ class WebhookDelivery:
                 failure.last_error,
             )  # fmt: skip
             await self.schedule.schedule(retried, at=due)
+            self._receiver_down_until = due
             self._metrics.webhook_failed(outcome="retrying")
             log.warning(
                 "webhook delivery of alert %s failed after %d attempt(s) (%s); next attempt "
@@ -385,6 +394,7 @@ class WebhookDelivery:
             return await self._failed(pending, failure)
         finally:
             await self._redis.delete(lease)
+        self._receiver_down_until = 0.0
         await self._mark_delivered(pending.event_id)
         await self.schedule.done(pending.event_id)
         log.info("webhook delivered alert %s on a later attempt", pending.event_id)
