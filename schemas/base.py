@@ -7,20 +7,13 @@ from datetime import UTC, datetime
 from typing import Annotated, ClassVar
 from uuid import uuid4
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 
 from schemas.periods import PeriodError, frequency_of, year_of
 from schemas.plausibility import check_occurred_at, check_year, plausibility_of
 
 COMPANY_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StrictModel(BaseModel):
@@ -92,9 +85,6 @@ class Event(StrictModel):
 
     EVENT_TYPE: ClassVar[str] = "event"
     SCHEMA_VERSION: ClassVar[int] = 1
-    # Upstream facts may not claim to be known in the future (it would pin them as current);
-    # events Guidepost derives carry its own workers' clocks, which may drift apart a little.
-    FROM_UPSTREAM: ClassVar[bool] = False
 
     event_id: str = Field(
         default_factory=new_event_id,
@@ -104,15 +94,22 @@ class Event(StrictModel):
     )
     schema_version: int = Field(default=1, ge=1, le=1, description="Contract version.")
     occurred_at: AwareDatetime = Field(
-        default_factory=utc_now, description="When the fact became known (timezone-aware)."
+        default_factory=utc_now,
+        ge=EPOCH,  # checked in pydantic's core; upstream events check more (`check_known_at`)
+        description="When the fact became known (timezone-aware).",
     )
     producer: str = Field(
         default="guidepost", min_length=1, max_length=64, description="The system that emitted it."
     )
     company: Company
 
-    @field_validator("occurred_at")
-    @classmethod
-    def _not_in_the_future(cls, value: datetime, info: ValidationInfo) -> datetime:
-        check_occurred_at(value, plausibility_of(info), future=cls.FROM_UPSTREAM)
-        return value
+
+def check_known_at(event: Event, info: ValidationInfo | None) -> None:
+    """For upstream events: `occurred_at` within the years accepted and not beyond the clock
+    plus its tolerance (a fact claiming to be known in the future would stay current over
+    every later correction). Events Guidepost derives carry its own workers' clocks, which may
+    drift apart a little, and are not held to it."""
+    try:
+        check_occurred_at(event.occurred_at, plausibility_of(info))
+    except ValueError as error:
+        raise ValueError(f"occurred_at: {error}") from None

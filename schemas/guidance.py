@@ -5,9 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.base import Event, FiscalPeriod
+from schemas.base import Event, FiscalPeriod, check_known_at
 from schemas.metrics import check_money_bounds, check_unit, validate_metric_name
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.registry import Basis, Unit, metric_spec
@@ -22,7 +22,6 @@ class GuidanceIssued(Event):
     """Guidance as stated: 'net income between RMB1.17 and 1.23 billion for 2024Q2'."""
 
     EVENT_TYPE: ClassVar[str] = "guidance_issued"
-    FROM_UPSTREAM: ClassVar[bool] = True
 
     metric: str = Field(examples=["net_income", "non_gaap_net_income"])
     period: FiscalPeriod
@@ -43,7 +42,8 @@ class GuidanceIssued(Event):
     _check_metric = field_validator("metric")(validate_metric_name)
 
     @model_validator(mode="after")
-    def _consistent(self) -> GuidanceIssued:
+    def _consistent(self, info: ValidationInfo) -> GuidanceIssued:
+        check_known_at(self, info)
         spec = metric_spec(self.metric)
         if spec.basis is not Basis.OPERATIONAL and self.basis is not spec.basis:
             raise ValueError(

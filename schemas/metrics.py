@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.base import Event, Period
+from schemas.base import Event, Period, check_known_at
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.periods import period_start
 from schemas.plausibility import check_whole_units, plausibility_of
@@ -27,7 +27,6 @@ class MetricReported(Event):
     """A metric value at its native frequency (day, month or quarter)."""
 
     EVENT_TYPE: ClassVar[str] = "metric_reported"
-    FROM_UPSTREAM: ClassVar[bool] = True
 
     metric: str = Field(description="A name from the metric registry.", examples=sorted(METRICS))
     period: Period
@@ -45,6 +44,7 @@ class MetricReported(Event):
         check_plausible(self.metric, float(self.value))
         if self.scale is not None:
             check_whole_units(self.value, self.scale.factor, field="value")
+        check_known_at(self, info)
         check_period_begun(self.period, self.occurred_at, info)
         return self
 

@@ -99,12 +99,14 @@ def frequency_of(period: str) -> Frequency:
     )
 
 
+@lru_cache(maxsize=8192)
 def year_of(period: str) -> int:
     """The calendar year a period falls in (its first four digits, after 'FY' for a year)."""
     frequency_of(period)  # raises PeriodError for anything that is not a period
     return int(period[2:6] if period.startswith("FY") else period[:4])
 
 
+@lru_cache(maxsize=8192)
 def period_start(period: str) -> date:
     """The first calendar day a period covers."""
     frequency = frequency_of(period)

@@ -9,9 +9,11 @@ are deployment settings: validators read them from the validation context (`cont
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationInfo
@@ -38,18 +40,20 @@ class Plausibility:
     first_year: int = DEFAULT_FIRST_YEAR
     years_ahead: int = DEFAULT_YEARS_AHEAD
     occurred_at_tolerance: timedelta = DEFAULT_OCCURRED_AT_TOLERANCE
+    earliest: datetime = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.first_year < 1 or self.years_ahead < 0:
             raise ValueError("first_year must be at least 1 and years_ahead not negative")
         if self.occurred_at_tolerance < timedelta(0):
             raise ValueError("occurred_at_tolerance must not be negative")
+        object.__setattr__(self, "earliest", datetime(self.first_year, 1, 1, tzinfo=UTC))
 
     def now(self) -> datetime:
         return datetime.now(UTC)
 
     def last_year(self) -> int:
-        return self.now().year + self.years_ahead
+        return _current_year() + self.years_ahead
 
     def as_context(self) -> dict[str, Any]:
         return {CONTEXT_KEY: self}
@@ -59,13 +63,24 @@ DEFAULT_PLAUSIBILITY = Plausibility()
 
 
 def plausibility_of(info: ValidationInfo | None) -> Plausibility:
-    """The bounds this validation runs under: the context's, else the defaults."""
+    """The bounds this validation runs under: the context's, else the defaults (validated on
+    every event: kept to a dictionary lookup)."""
     context = info.context if info is not None else None
-    if isinstance(context, dict):
-        found = context.get(CONTEXT_KEY)
-        if isinstance(found, Plausibility):
-            return found
-    return DEFAULT_PLAUSIBILITY
+    if not context:
+        return DEFAULT_PLAUSIBILITY
+    found: Plausibility = context.get(CONTEXT_KEY, DEFAULT_PLAUSIBILITY)
+    return found
+
+
+_year = [0.0, 0]  # when the current year was last read (monotonic seconds), and that year
+
+
+def _current_year() -> int:
+    """The current year, read from the clock at most once a minute."""
+    now = time.monotonic()
+    if now - _year[0] > 60.0:
+        _year[:] = [now, datetime.now(UTC).year]
+    return int(_year[1])
 
 
 def check_year(year: int, text: str, bounds: Plausibility) -> None:
@@ -79,28 +94,33 @@ def check_year(year: int, text: str, bounds: Plausibility) -> None:
 
 def check_occurred_at(moment: datetime, bounds: Plausibility, *, future: bool = True) -> None:
     """Not before the first year; with `future`, not beyond the clock plus the tolerance."""
-    latest = bounds.now() + bounds.occurred_at_tolerance
-    if future and moment > latest:
-        ahead = moment - bounds.now()
+    if moment < bounds.earliest:
+        raise ValueError(f"{moment.isoformat()} is before {bounds.earliest.date().isoformat()}")
+    if not future:
+        return
+    now = bounds.now()
+    if moment > now + bounds.occurred_at_tolerance:
         raise ValueError(
-            f"{moment.isoformat()} is {_readable(ahead)} in the future; at most "
+            f"{moment.isoformat()} is {_readable(moment - now)} in the future; at most "
             f"{_readable(bounds.occurred_at_tolerance)} ahead of this clock is accepted"
         )
-    earliest = datetime(bounds.first_year, 1, 1, tzinfo=UTC)
-    if moment < earliest:
-        raise ValueError(f"{moment.isoformat()} is before {earliest.date().isoformat()}")
 
 
 def check_number(value: Decimal) -> Decimal:
     """Finite, at most 10^18 in magnitude, at most 18 decimal places."""
     if not value.is_finite():
         raise ValueError("must be a finite number, not NaN or infinity")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < MIN_EXPONENT and value != 0:
-        raise ValueError(f"has more than {-MIN_EXPONENT} decimal places")
     if abs(value) > MAX_MAGNITUDE:
         raise ValueError("must be at most 1e18 in magnitude")
+    if _exponent(value) < MIN_EXPONENT and value != 0:
+        raise ValueError(f"has more than {-MIN_EXPONENT} decimal places")
     return value
+
+
+@lru_cache(maxsize=4096)  # busy streams repeat a few shapes of number
+def _exponent(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return exponent if isinstance(exponent, int) else 0
 
 
 def check_whole_units(value: Decimal, factor: Decimal, *, field: str) -> None:

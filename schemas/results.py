@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, ValidationInfo, model_validator
 
-from schemas.base import Event, FiscalPeriod, StrictModel
+from schemas.base import Event, FiscalPeriod, StrictModel, check_known_at
 from schemas.metrics import check_money_bounds, check_period_begun
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.plausibility import check_whole_units
@@ -149,7 +149,6 @@ class ResultsPublished(Event):
     """A company published its results for a period (with comparatives when given)."""
 
     EVENT_TYPE: ClassVar[str] = "results_published"
-    FROM_UPSTREAM: ClassVar[bool] = True
 
     statement: IncomeStatement
     comparatives: tuple[IncomeStatement, ...] = Field(
@@ -162,6 +161,7 @@ class ResultsPublished(Event):
         periods = [self.statement.period, *(c.period for c in self.comparatives)]
         if len(periods) != len(set(periods)):
             raise ValueError("comparatives: each period may appear once, and not the current one")
+        check_known_at(self, info)
         check_period_begun(self.statement.period, self.occurred_at, info, field="statement.period")
         for index, comparative in enumerate(self.comparatives):
             field = f"comparatives.{index}.period"

@@ -66,14 +66,13 @@ def statements() -> tuple[list[GuidanceIssued], Notices]:
             band = Band(low=float(low), high=float(high))
             expected[(company, "net_income", PERIOD)].append(classify_revision(previous, band))
             previous = band
-            events.append(
-                GuidanceIssued(
-                    event_id=f"{company}-{s}", company=company, metric="net_income",
-                    period=PERIOD, basis=Basis.GAAP, low=Decimal(low), high=Decimal(high),
-                    currency="CNY", scale=Scale.MILLIONS, issued_in_period=QUARTERS[s],
-                    occurred_at=first_known + timedelta(hours=s),
-                )  # fmt: skip
-            )
+            statement = GuidanceIssued(
+                event_id=f"{company}-{s}", company=company, metric="net_income",
+                period=PERIOD, basis=Basis.GAAP, low=Decimal(low), high=Decimal(high),
+                currency="CNY", scale=Scale.MILLIONS, issued_in_period=QUARTERS[s],
+                occurred_at=first_known + timedelta(hours=s),
+            )  # fmt: skip
+            events.append(statement)
     order = sorted(range(len(events)), key=lambda i: (i % STATEMENTS, i))  # interleaved
     return [events[i] for i in order], expected
 

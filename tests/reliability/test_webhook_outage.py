@@ -61,7 +61,11 @@ class Receiver:
                 self.refused += 1
                 return 503
             for alert in json.loads(body)["alerts"]:
-                notice = (alert["fingerprint"], alert["startsAt"], alert["annotations"]["notification"])
+                notice = (
+                    alert["fingerprint"],
+                    alert["startsAt"],
+                    alert["annotations"]["notification"],
+                )
                 self.accepted.append(notice)
             return 200
 

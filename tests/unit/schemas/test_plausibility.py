@@ -51,7 +51,8 @@ def refused(model: Any, document: dict[str, object], **context: Any) -> str:
         ({"value": "1e-999999"}, "value", "decimal places"),
         ({"value": "2e12", "scale": "billions"}, "value", "exceeds 1e18 units"),
         ({"occurred_at": "9999-12-31T23:59:59Z"}, "occurred_at", "in the future"),
-        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at", "before 1990"),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at", "greater than or equal"),
+        ({"occurred_at": "1985-01-01T00:00:00Z"}, "occurred_at", "before 1990"),
         (
             {"period": f"{THIS_YEAR + 1}Q1", "occurred_at": "2024-05-01T00:00:00Z"},
             "period",
