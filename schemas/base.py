@@ -9,11 +9,16 @@ from uuid import uuid4
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 
-from schemas.periods import PeriodError, frequency_of, year_of
-from schemas.plausibility import check_occurred_at, check_year, plausibility_of
+from schemas.periods import year_of
+from schemas.plausibility import (
+    EPOCH,
+    Plausibility,
+    check_occurred_at,
+    check_period,
+    plausibility_of,
+)
 
 COMPANY_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StrictModel(BaseModel):
@@ -29,11 +34,7 @@ class StrictModel(BaseModel):
 
 
 def _check_period(value: str, info: ValidationInfo) -> str:
-    try:
-        frequency_of(value)
-    except PeriodError as error:
-        raise ValueError(str(error)) from None
-    check_year(year_of(value), value, plausibility_of(info))
+    check_period(value, plausibility_of(info), year_of)  # a PeriodError is a ValueError
     return value
 
 
@@ -45,7 +46,7 @@ def _check_fiscal_period(value: str, info: ValidationInfo) -> str:
         raise ValueError(
             f"{value!r} is not a fiscal period; expected a quarter '2024Q2' or 'FY2024'"
         )
-    check_year(year_of(value), value, plausibility_of(info))
+    check_period(value, plausibility_of(info), year_of)
     return value
 
 
@@ -104,12 +105,12 @@ class Event(StrictModel):
     company: Company
 
 
-def check_known_at(event: Event, info: ValidationInfo | None) -> None:
+def check_known_at(event: Event, bounds: Plausibility) -> None:
     """For upstream events: `occurred_at` within the years accepted and not beyond the clock
     plus its tolerance (a fact claiming to be known in the future would stay current over
     every later correction). Events Guidepost derives carry its own workers' clocks, which may
     drift apart a little, and are not held to it."""
     try:
-        check_occurred_at(event.occurred_at, plausibility_of(info))
+        check_occurred_at(event.occurred_at, bounds)
     except ValueError as error:
         raise ValueError(f"occurred_at: {error}") from None

@@ -10,6 +10,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from schemas.base import Event, FiscalPeriod, check_known_at
 from schemas.metrics import check_money_bounds, check_unit, validate_metric_name
 from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.plausibility import plausibility_of
 from schemas.registry import Basis, Unit, metric_spec
 
 
@@ -43,7 +44,7 @@ class GuidanceIssued(Event):
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> GuidanceIssued:
-        check_known_at(self, info)
+        check_known_at(self, plausibility_of(info))
         spec = metric_spec(self.metric)
         if spec.basis is not Basis.OPERATIONAL and self.basis is not spec.basis:
             raise ValueError(

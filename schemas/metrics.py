@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 from typing import ClassVar
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -11,7 +12,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from schemas.base import Event, Period, check_known_at
 from schemas.money import Currency, FiniteDecimal, Scale
 from schemas.periods import period_start
-from schemas.plausibility import check_whole_units, plausibility_of
+from schemas.plausibility import Plausibility, check_whole_units, plausibility_of
 from schemas.registry import METRICS, Unit, UnknownMetricError, metric_spec
 
 
@@ -44,8 +45,9 @@ class MetricReported(Event):
         check_plausible(self.metric, float(self.value))
         if self.scale is not None:
             check_whole_units(self.value, self.scale.factor, field="value")
-        check_known_at(self, info)
-        check_period_begun(self.period, self.occurred_at, info)
+        bounds = plausibility_of(info)
+        check_known_at(self, bounds)
+        check_period_begun(self.period, self.occurred_at, bounds)
         return self
 
 
@@ -70,17 +72,20 @@ def check_plausible(metric: str, value: float, *, field: str = "value") -> None:
 
 
 def check_period_begun(
-    period: str, occurred_at: datetime, info: ValidationInfo | None, *, field: str = "period"
+    period: str, occurred_at: datetime, bounds: Plausibility, *, field: str = "period"
 ) -> None:
     """A figure of a period cannot be known before the period begins (a results release or a
     metric for a later period would quietly move every forecast's target there)."""
-    bounds = plausibility_of(info)
-    known = (occurred_at + bounds.occurred_at_tolerance).date()
-    if period_start(period) > known:
+    if occurred_at + bounds.occurred_at_tolerance < period_start_utc(period):
         raise ValueError(
             f"{field}: {period} had not begun when the event says it was known "
             f"({occurred_at.date().isoformat()})"
         )
+
+
+@lru_cache(maxsize=8192)  # validated on every event; busy streams repeat a few periods
+def period_start_utc(period: str) -> datetime:
+    return datetime.combine(period_start(period), time(), tzinfo=UTC)
 
 
 def check_money_bounds(metric: str, amount: Decimal, factor: Decimal, *, field: str) -> None:

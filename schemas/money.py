@@ -54,7 +54,7 @@ Currency = Annotated[
     ),
 ]
 FiniteDecimal = Annotated[Decimal, AfterValidator(_finite)]
-"""Finite, at most 1e18 in magnitude, at most 18 decimal places (`schemas.plausibility`)."""
+"""Finite, 0 or between 1e-18 and 1e18 in magnitude (`schemas.plausibility`)."""
 
 
 def rescale(amount: Decimal, *, source: Scale, target: Scale) -> Decimal:

@@ -10,10 +10,10 @@ are deployment settings: validators read them from the validation context (`cont
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationInfo
@@ -23,10 +23,11 @@ DEFAULT_FIRST_YEAR = 1990
 DEFAULT_YEARS_AHEAD = 2
 DEFAULT_OCCURRED_AT_TOLERANCE = timedelta(minutes=5)
 
-# Any number on the wire: at most 10^18 in magnitude with at most 18 decimal places, so that
-# scaling, float conversion and JSON round trips stay exact enough and never overflow.
+# Any number on the wire: 0 or between 10^-18 and 10^18 in magnitude, so that scaling, float
+# conversion and JSON round trips never overflow nor underflow.
 MAX_MAGNITUDE = Decimal(10) ** 18
 MIN_EXPONENT = -18
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Money in whole units of its currency (after applying the stated scale): 10^18 is a thousand
 # times the largest annual revenue of any company in any currency.
 MAX_WHOLE_UNITS = Decimal(10) ** 18
@@ -41,6 +42,13 @@ class Plausibility:
     years_ahead: int = DEFAULT_YEARS_AHEAD
     occurred_at_tolerance: timedelta = DEFAULT_OCCURRED_AT_TOLERANCE
     earliest: datetime = field(init=False, repr=False, compare=False)
+    # validated on every event: what a busy stream repeats is remembered (see the methods)
+    _periods: dict[str, str | None] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _periods_year: list[int] = field(
+        init=False, repr=False, compare=False, default_factory=lambda: [0]
+    )
 
     def __post_init__(self) -> None:
         if self.first_year < 1 or self.years_ahead < 0:
@@ -54,6 +62,31 @@ class Plausibility:
 
     def last_year(self) -> int:
         return _current_year() + self.years_ahead
+
+    def period_problem(self, period: str, year_of: Callable[[str], int]) -> str | None:
+        """Why a period is not accepted (None if it is): not a period at all (`year_of`
+        raises ValueError) or its year outside the window; remembered per period for the
+        current year."""
+        this_year = _current_year()
+        if self._periods_year[0] != this_year or len(self._periods) > 16_384:
+            self._periods.clear()
+            self._periods_year[0] = this_year
+        if period not in self._periods:
+            self._periods[period] = self._problem(period, year_of)
+        return self._periods[period]
+
+    def _problem(self, period: str, year_of: Callable[[str], int]) -> str | None:
+        try:
+            year = year_of(period)
+        except ValueError as error:
+            return str(error)
+        last = self.last_year()
+        if self.first_year <= year <= last:
+            return None
+        return (
+            f"{period!r} is outside the accepted years {self.first_year}–{last} "
+            f"({self.years_ahead} years after the current one)"
+        )
 
     def as_context(self) -> dict[str, Any]:
         return {CONTEXT_KEY: self}
@@ -83,13 +116,10 @@ def _current_year() -> int:
     return int(_year[1])
 
 
-def check_year(year: int, text: str, bounds: Plausibility) -> None:
-    last = bounds.last_year()
-    if not bounds.first_year <= year <= last:
-        raise ValueError(
-            f"{text!r} is outside the accepted years {bounds.first_year}–{last} "
-            f"({bounds.years_ahead} years after the current one)"
-        )
+def check_period(period: str, bounds: Plausibility, year_of: Callable[[str], int]) -> None:
+    problem = bounds.period_problem(period, year_of)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def check_occurred_at(moment: datetime, bounds: Plausibility, *, future: bool = True) -> None:
@@ -107,20 +137,14 @@ def check_occurred_at(moment: datetime, bounds: Plausibility, *, future: bool = 
 
 
 def check_number(value: Decimal) -> Decimal:
-    """Finite, at most 10^18 in magnitude, at most 18 decimal places."""
+    """Finite, and 0 or between 10^-18 and 10^18 in magnitude."""
     if not value.is_finite():
         raise ValueError("must be a finite number, not NaN or infinity")
     if abs(value) > MAX_MAGNITUDE:
         raise ValueError("must be at most 1e18 in magnitude")
-    if _exponent(value) < MIN_EXPONENT and value != 0:
-        raise ValueError(f"has more than {-MIN_EXPONENT} decimal places")
+    if value.adjusted() < MIN_EXPONENT and value:
+        raise ValueError("must be 0 or at least 1e-18 in magnitude")
     return value
-
-
-@lru_cache(maxsize=4096)  # busy streams repeat a few shapes of number
-def _exponent(value: Decimal) -> int:
-    exponent = value.as_tuple().exponent
-    return exponent if isinstance(exponent, int) else 0
 
 
 def check_whole_units(value: Decimal, factor: Decimal, *, field: str) -> None:

@@ -11,7 +11,7 @@ from pydantic import Field, ValidationInfo, model_validator
 from schemas.base import Event, FiscalPeriod, StrictModel, check_known_at
 from schemas.metrics import check_money_bounds, check_period_begun
 from schemas.money import Currency, FiniteDecimal, Scale
-from schemas.plausibility import check_whole_units
+from schemas.plausibility import check_whole_units, plausibility_of
 
 LineName = Annotated[
     str,
@@ -161,9 +161,12 @@ class ResultsPublished(Event):
         periods = [self.statement.period, *(c.period for c in self.comparatives)]
         if len(periods) != len(set(periods)):
             raise ValueError("comparatives: each period may appear once, and not the current one")
-        check_known_at(self, info)
-        check_period_begun(self.statement.period, self.occurred_at, info, field="statement.period")
+        bounds = plausibility_of(info)
+        check_known_at(self, bounds)
+        check_period_begun(
+            self.statement.period, self.occurred_at, bounds, field="statement.period"
+        )
         for index, comparative in enumerate(self.comparatives):
             field = f"comparatives.{index}.period"
-            check_period_begun(comparative.period, self.occurred_at, info, field=field)
+            check_period_begun(comparative.period, self.occurred_at, bounds, field=field)
         return self

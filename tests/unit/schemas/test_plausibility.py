@@ -48,7 +48,7 @@ def refused(model: Any, document: dict[str, object], **context: Any) -> str:
         ({"period": "2024-0５"}, "period", "not a period"),  # a full-width digit
         ({"value": "1e999999"}, "value", "at most 1e18"),
         ({"value": "1e300"}, "value", "at most 1e18"),
-        ({"value": "1e-999999"}, "value", "decimal places"),
+        ({"value": "1e-999999"}, "value", "at least 1e-18 in magnitude"),
         ({"value": "2e12", "scale": "billions"}, "value", "exceeds 1e18 units"),
         ({"occurred_at": "9999-12-31T23:59:59Z"}, "occurred_at", "in the future"),
         ({"occurred_at": "0001-01-01T00:00:00+01:00"}, "occurred_at", "greater than or equal"),
