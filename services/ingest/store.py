@@ -80,22 +80,21 @@ class Recording:
     announcement_id: str = ""
 
     def script_args(self) -> list[str]:
-        """The event's part of the script's flat arguments (see record_facts.lua)."""
-        facts: list[str] = []
-        content: list[str] = []
+        """The event's part of the script's flat arguments (see record_facts.lua). The digest
+        of its content covers every fact argument (their event id is the event's own, the same
+        in any two events the digest is compared between)."""
+        args = [self.announcement_id, self.company, self.event_id, "", str(len(self.facts))]
         for fact in self.facts:
-            stated = (
+            args += (
                 fact.field,
                 str(fact.value),
                 str(fact.precision),
                 known_at_text(fact.known_at),
+                fact.event_id,
                 fact.currency or "",
             )
-            content += stated
-            facts += (*stated[:4], fact.event_id, stated[4])
-        digest = hashlib.sha256("\x1f".join(content).encode()).hexdigest()
-        head = [self.announcement_id, self.company, self.event_id, digest, str(len(self.facts))]
-        return head + facts
+        args[3] = hashlib.sha256("\x1f".join(args[5:]).encode()).hexdigest()
+        return args
 
 
 @dataclass(frozen=True)
@@ -157,7 +156,9 @@ class RedisHistoryStore:
             return [error] * len(batch)
         replies = iter(result)
         return [
-            _outcome([status, encoded, kinds], item.event_id, announced=True)
+            RecordOutcome(status == b"duplicate", encoded, kinds, announced=True)
+            if status != b"conflict"
+            else ConflictingDuplicate(item.event_id, as_text(encoded), as_text(kinds))
             for item, (status, encoded, kinds) in zip(
                 batch, zip(replies, replies, replies, strict=True), strict=True
             )
