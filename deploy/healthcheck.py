@@ -1,8 +1,9 @@
 """Container health probe for `guidepost run` and `guidepost serve` alike (standard library only).
 
-With GUIDEPOST_METRICS_PORT set (the workers) it GETs /metrics on that port; otherwise (the HTTP
-service) /health on GUIDEPOST_HTTP_PORT, 8080 by default. Exit status 0 on HTTP 200, else 1 with
-the reason on stderr, as Docker's HEALTHCHECK expects.
+With GUIDEPOST_METRICS_PORT set (the workers) it GETs /ready on that port, which answers 200 only
+while Redis answers and every subscriber runs; otherwise (the HTTP service) /health on
+GUIDEPOST_HTTP_PORT, 8080 by default. Exit status 0 on HTTP 200, else 1 with the reason on
+stderr, as Docker's HEALTHCHECK expects.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ TIMEOUT_S = 3.0
 def probe_url(environ: Mapping[str, str]) -> str:
     metrics_port = environ.get("GUIDEPOST_METRICS_PORT")
     if metrics_port:
-        return f"http://127.0.0.1:{metrics_port}/metrics"
+        return f"http://127.0.0.1:{metrics_port}/ready"
     return f"http://127.0.0.1:{environ.get('GUIDEPOST_HTTP_PORT', '8080')}/health"
 
 

@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 from uuid import uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo
 
-from schemas.periods import PeriodError, frequency_of
+from schemas.periods import year_of
+from schemas.plausibility import (
+    EPOCH,
+    Plausibility,
+    check_occurred_at,
+    check_period,
+    plausibility_of,
+)
 
 COMPANY_PATTERN = r"^[A-Z0-9][A-Z0-9._-]{0,31}$"
 
@@ -26,19 +33,20 @@ class StrictModel(BaseModel):
     )
 
 
-def _check_period(value: str) -> str:
-    try:
-        frequency_of(value)
-    except PeriodError as error:
-        raise ValueError(str(error)) from None
+def _check_period(value: str, info: ValidationInfo) -> str:
+    check_period(value, plausibility_of(info), year_of)  # a PeriodError is a ValueError
     return value
 
 
-def _check_fiscal_period(value: str) -> str:
-    if not re.match(r"^(\d{4}Q[1-4]|FY\d{4})$", value):
+FISCAL_PERIOD_PATTERN = re.compile(r"^([0-9]{4}Q[1-4]|FY[0-9]{4})$")
+
+
+def _check_fiscal_period(value: str, info: ValidationInfo) -> str:
+    if not FISCAL_PERIOD_PATTERN.match(value):
         raise ValueError(
             f"{value!r} is not a fiscal period; expected a quarter '2024Q2' or 'FY2024'"
         )
+    check_period(value, plausibility_of(info), year_of)
     return value
 
 
@@ -95,9 +103,22 @@ class Event(StrictModel):
     )
     schema_version: int = Field(default=1, ge=1, le=1, description="Contract version.")
     occurred_at: AwareDatetime = Field(
-        default_factory=utc_now, description="When the fact became known (timezone-aware)."
+        default_factory=utc_now,
+        ge=EPOCH,  # checked in pydantic's core; upstream events check more (`check_known_at`)
+        description="When the fact became known (timezone-aware).",
     )
     producer: str = Field(
         default="guidepost", min_length=1, max_length=64, description="The system that emitted it."
     )
     company: Company
+
+
+def check_known_at(event: Event, bounds: Plausibility) -> None:
+    """For upstream events: `occurred_at` within the years accepted and not beyond the clock
+    plus its tolerance (a fact claiming to be known in the future would stay current over
+    every later correction). Events Guidepost derives carry its own workers' clocks, which may
+    drift apart a little, and are not held to it."""
+    try:
+        check_occurred_at(event.occurred_at, bounds)
+    except ValueError as error:
+        raise ValueError(f"occurred_at: {error}") from None

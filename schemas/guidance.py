@@ -5,11 +5,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.base import Event, FiscalPeriod, schema_version_field
-from schemas.metrics import check_unit, validate_metric_name
+from schemas.base import Event, FiscalPeriod, check_known_at, schema_version_field
+from schemas.metrics import check_money_bounds, check_unit, validate_metric_name
 from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.plausibility import plausibility_of
 from schemas.registry import Basis, Unit, metric_spec
 
 
@@ -63,7 +64,8 @@ class GuidanceIssued(Event):
     _check_metric = field_validator("metric")(validate_metric_name)
 
     @model_validator(mode="after")
-    def _consistent(self) -> GuidanceIssued:
+    def _consistent(self, info: ValidationInfo) -> GuidanceIssued:
+        check_known_at(self, plausibility_of(info))
         spec = metric_spec(self.metric)
         if spec.basis is not Basis.OPERATIONAL and self.basis is not spec.basis:
             raise ValueError(
@@ -101,6 +103,9 @@ class GuidanceIssued(Event):
             )
         if self.low > self.high:
             raise ValueError(f"low: {self.low} exceeds high {self.high}")
+        factor = self.scale.factor if self.scale is not None else Scale.UNITS.factor
+        check_money_bounds(self.metric, self.low, factor, field="low")
+        check_money_bounds(self.metric, self.high, factor, field="high")
 
     def _check_units(self) -> None:
         names_no_amount = not self.states_amounts and self.currency is None and self.scale is None

@@ -14,6 +14,7 @@ from schemas.money import Currency, FiniteDecimal
 class ChangeKind(StrEnum):
     RECORDED = "recorded"  # first value for this period and metric
     RESTATED = "restated"  # a different value replaced an earlier one
+    RETRACTED = "retracted"  # an operator withdrew the value (`value` is the one withdrawn)
 
 
 class FactChange(StrictModel):

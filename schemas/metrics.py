@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
+from decimal import Decimal
+from functools import lru_cache
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from schemas.base import Event, Period
+from schemas.base import Event, Period, check_known_at
 from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.periods import period_start
+from schemas.plausibility import Plausibility, check_whole_units, plausibility_of
 from schemas.registry import METRICS, Unit, UnknownMetricError, metric_spec
 
 
@@ -35,9 +40,14 @@ class MetricReported(Event):
     _check_metric = field_validator("metric")(validate_metric_name)
 
     @model_validator(mode="after")
-    def _unit_matches_registry(self) -> MetricReported:
+    def _unit_matches_registry(self, info: ValidationInfo) -> MetricReported:
         check_unit(self.metric, unit=self.unit, currency=self.currency, scale=self.scale)
         check_plausible(self.metric, float(self.value))
+        if self.scale is not None:
+            check_whole_units(self.value, self.scale.factor, field="value")
+        bounds = plausibility_of(info)
+        check_known_at(self, bounds)
+        check_period_begun(self.period, self.occurred_at, bounds)
         return self
 
 
@@ -68,3 +78,27 @@ def check_plausible(metric: str, value: float, *, field: str = "value") -> None:
         )
     if spec.plausible_max is not None and value > spec.plausible_max:
         raise ValueError(f"{field}: {metric} must be at most {spec.plausible_max:g}, got {value:g}")
+
+
+def check_period_begun(
+    period: str, occurred_at: datetime, bounds: Plausibility, *, field: str = "period"
+) -> None:
+    """A figure of a period cannot be known before the period begins (a results release or a
+    metric for a later period would quietly move every forecast's target there)."""
+    if occurred_at + bounds.occurred_at_tolerance < period_start_utc(period):
+        raise ValueError(
+            f"{field}: {period} had not begun when the event says it was known "
+            f"({occurred_at.date().isoformat()})"
+        )
+
+
+@lru_cache(maxsize=8192)  # validated on every event; busy streams repeat a few periods
+def period_start_utc(period: str) -> datetime:
+    return datetime.combine(period_start(period), time(), tzinfo=UTC)
+
+
+def check_money_bounds(metric: str, amount: Decimal, factor: Decimal, *, field: str) -> None:
+    """A registry metric's amount: not negative where it cannot be, within 1e18 whole units."""
+    check_whole_units(amount, factor, field=field)
+    if metric in METRICS:
+        check_plausible(metric, float(amount), field=field)

@@ -8,6 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
+from schemas.plausibility import check_number
+
 CURRENCY_ALIASES = {"RMB": "CNY", "US$": "USD", "HK$": "HKD"}
 
 
@@ -39,9 +41,7 @@ def _normalise_currency(value: object) -> object:
 
 
 def _finite(value: Decimal) -> Decimal:
-    if not value.is_finite():
-        raise ValueError("must be a finite number, not NaN or infinity")
-    return value
+    return check_number(value)
 
 
 Currency = Annotated[
@@ -54,6 +54,7 @@ Currency = Annotated[
     ),
 ]
 FiniteDecimal = Annotated[Decimal, AfterValidator(_finite)]
+"""Finite, 0 or between 1e-18 and 1e18 in magnitude (`schemas.plausibility`)."""
 
 
 def rescale(amount: Decimal, *, source: Scale, target: Scale) -> Decimal:

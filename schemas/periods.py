@@ -13,10 +13,12 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 
-QUARTER_PATTERN = re.compile(r"^(?P<year>\d{4})Q(?P<quarter>[1-4])$")
-FISCAL_YEAR_PATTERN = re.compile(r"^FY(?P<year>\d{4})$")
-MONTH_PATTERN = re.compile(r"^(?P<year>\d{4})-(?P<month>0[1-9]|1[0-2])$")
-DAY_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: `\d` would also take other scripts' digits, which int() reads as the same
+# number while the text names another period
+QUARTER_PATTERN = re.compile(r"^(?P<year>[0-9]{4})Q(?P<quarter>[1-4])$")
+FISCAL_YEAR_PATTERN = re.compile(r"^FY(?P<year>[0-9]{4})$")
+MONTH_PATTERN = re.compile(r"^(?P<year>[0-9]{4})-(?P<month>0[1-9]|1[0-2])$")
+DAY_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class Frequency(StrEnum):
@@ -95,6 +97,27 @@ def frequency_of(period: str) -> Frequency:
         f"{period!r} is not a period; expected a quarter '2024Q2', a fiscal year 'FY2024', "
         "a month '2024-05' or a day '2024-05-31'"
     )
+
+
+@lru_cache(maxsize=8192)
+def year_of(period: str) -> int:
+    """The calendar year a period falls in (its first four digits, after 'FY' for a year)."""
+    frequency_of(period)  # raises PeriodError for anything that is not a period
+    return int(period[2:6] if period.startswith("FY") else period[:4])
+
+
+@lru_cache(maxsize=8192)
+def period_start(period: str) -> date:
+    """The first calendar day a period covers."""
+    frequency = frequency_of(period)
+    if frequency is Frequency.DAY:
+        return date.fromisoformat(period)
+    if frequency is Frequency.FISCAL_YEAR:
+        return quarters_of_fiscal_year(period)[0].start
+    if frequency is Frequency.MONTH:
+        year, month = (int(part) for part in period.split("-"))
+        return date(year, month, 1)
+    return Quarter.parse(period).start
 
 
 def quarter_of(period: str) -> Quarter:

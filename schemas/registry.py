@@ -46,12 +46,22 @@ class MetricSpec:
     description: str
     weight_metric: str | None = None
     higher_is_worse: bool = False
-    plausible_min: float | None = None
+    plausible_min: float | None = None  # 0 for a metric that cannot be negative
     plausible_max: float | None = None
 
+    @property
+    def may_be_negative(self) -> bool:
+        return self.plausible_min is None or self.plausible_min < 0
 
-def _money(name: str, description: str, basis: Basis = Basis.GAAP) -> MetricSpec:
-    return MetricSpec(name, MetricKind.FLOW, Unit.MONEY, Aggregation.SUM, basis, description)
+
+def _money(
+    name: str, description: str, basis: Basis = Basis.GAAP, *, non_negative: bool = False
+) -> MetricSpec:
+    """Income lines may be losses; revenue and volumes cannot be negative."""
+    floor = 0.0 if non_negative else None
+    return MetricSpec(
+        name, MetricKind.FLOW, Unit.MONEY, Aggregation.SUM, basis, description, plausible_min=floor
+    )
 
 
 def _rate(name: str, description: str, aggregation: Aggregation, **extra: object) -> MetricSpec:
@@ -71,7 +81,7 @@ def _rate(name: str, description: str, aggregation: Aggregation, **extra: object
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in (
-        _money("total_net_revenue", "Total net revenue for the period."),
+        _money("total_net_revenue", "Total net revenue for the period.", non_negative=True),
         _money("income_from_operations", "Income from operations."),
         _money("net_income", "Consolidated net income (GAAP)."),
         _money("net_income_attributable", "Net income attributable to ordinary shareholders."),
@@ -80,6 +90,7 @@ METRICS: dict[str, MetricSpec] = {
             "Net loss attributable to noncontrolling interests (a profit is negative): "
             "attributable net income less net income.",
         ),
+        # a quarter's forfeitures can reverse more expense than it books: may be negative
         _money("share_based_comp", "Share-based compensation expenses."),
         _money(
             "non_gaap_net_income", "Net income excluding share-based compensation.", Basis.NON_GAAP
@@ -96,6 +107,7 @@ METRICS: dict[str, MetricSpec] = {
             Aggregation.SUM,
             Basis.OPERATIONAL,
             "Loan facilitation and origination volume in the period.",
+            plausible_min=0.0,
         ),
         MetricSpec(
             "outstanding_balance",
@@ -104,6 +116,7 @@ METRICS: dict[str, MetricSpec] = {
             Aggregation.LAST,
             Basis.OPERATIONAL,
             "Outstanding loan balance at the end of the period.",
+            plausible_min=0.0,
         ),
         _rate(
             "dpd90_rate_pct",

@@ -6,10 +6,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, model_validator
 
-from schemas.base import Event, FiscalPeriod, StrictModel
+from schemas.base import Event, FiscalPeriod, StrictModel, check_known_at
+from schemas.metrics import check_money_bounds, check_period_begun
 from schemas.money import Currency, FiniteDecimal, Scale
+from schemas.plausibility import check_whole_units, plausibility_of
 
 LineName = Annotated[
     str,
@@ -117,6 +119,21 @@ class IncomeStatement(StrictModel):
                 raise ValueError(f"{group}: a (parent, name) pair appears twice")
         return self
 
+    @model_validator(mode="after")
+    def _amounts_plausible(self) -> IncomeStatement:
+        """Every amount within 1e18 whole units once scaled; registry metrics not negative
+        where they cannot be (revenue)."""
+        factor = self.scale.factor
+        for name, amount in self.headlines().items():
+            check_money_bounds(name, amount, factor, field=name)
+        for group in ("revenue_lines", "cost_lines", "other_lines"):
+            for index, line in enumerate(getattr(self, group)):
+                check_whole_units(line.amount, factor, field=f"{group}.{index}.amount")
+        if self.convenience is not None:
+            for name, amount in self.convenience.figures.items():
+                check_whole_units(amount, factor, field=f"convenience.figures.{name}")
+        return self
+
     def headline(self, name: str) -> Decimal | None:
         value = getattr(self, name)
         return value if isinstance(value, Decimal) else None
@@ -140,8 +157,16 @@ class ResultsPublished(Event):
     source: str | None = Field(default=None, max_length=500, examples=["Q1 2024 results release"])
 
     @model_validator(mode="after")
-    def _comparatives_are_other_periods(self) -> ResultsPublished:
+    def _comparatives_are_other_periods(self, info: ValidationInfo) -> ResultsPublished:
         periods = [self.statement.period, *(c.period for c in self.comparatives)]
         if len(periods) != len(set(periods)):
             raise ValueError("comparatives: each period may appear once, and not the current one")
+        bounds = plausibility_of(info)
+        check_known_at(self, bounds)
+        check_period_begun(
+            self.statement.period, self.occurred_at, bounds, field="statement.period"
+        )
+        for index, comparative in enumerate(self.comparatives):
+            field = f"comparatives.{index}.period"
+            check_period_begun(comparative.period, self.occurred_at, bounds, field=field)
         return self

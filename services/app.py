@@ -25,9 +25,11 @@ from schemas.history import HistoryUpdated
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
 from schemas.streams import Groups, Streams
+from services.alerts.redelivery import Backoff as RetryBackoff
 from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
 from services.common.consumer import Apply, ApplyAcknowledging, Consumption
+from services.common.health import Readiness
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
@@ -59,6 +61,14 @@ class Workers:
     metrics: Metrics = field(default_factory=Metrics)
     exporter: MetricsServer | None = None
     windows: list[BatchWindow] = field(default_factory=list)
+    webhook: WebhookDelivery | None = None
+    readiness: Readiness = field(default_factory=Readiness)
+
+    def __post_init__(self) -> None:
+        self.readiness.subscribers_ok = self._subscribers_running
+
+    def _subscribers_running(self) -> bool:
+        return all(sub.running for sub in self.broker.subscribers)
 
     async def ensure_groups(self) -> None:
         for consumption in self.consumptions:
@@ -68,8 +78,13 @@ class Workers:
         self.stop.clear()
         if self.forecast is not None:
             self.background.append(asyncio.create_task(self.forecast.run(self.stop)))
+        if self.webhook is not None:
+            self.background.append(asyncio.create_task(self.webhook.run_retries(self.stop)))
         self.background.append(asyncio.create_task(self.trim_streams()))
         self.background.append(asyncio.create_task(self.watch_groups()))
+        self.background.append(
+            asyncio.create_task(self.readiness.watch(self.redis.ping, self.stop))
+        )
 
     async def watch_groups(self, every_s: float = 1.0) -> None:
         """A stream or group that vanished (a Redis restarted without its data) stops FastStream's
@@ -121,7 +136,11 @@ class Workers:
         port = self.settings.metrics_port
         if port is not None and self.exporter is None:
             self.exporter = serve_metrics(
-                self.metrics, port=port, settings=self.settings, streams=self.streams
+                self.metrics,
+                port=port,
+                settings=self.settings,
+                streams=self.streams,
+                readiness=self.readiness.state,
             )
 
     def stop_exporter(self) -> None:
@@ -131,7 +150,7 @@ class Workers:
 
     async def is_idle(self) -> bool:
         """No entry waiting or pending in any group, no refit due, every subscriber running."""
-        if not all(sub.running for sub in self.broker.subscribers):
+        if not self._subscribers_running():
             return False
         streams = {c.stream for c in self.consumptions}
         dirty = await self.forecast.pending() if self.forecast else 0
@@ -172,6 +191,9 @@ def build_workers(
             history=history,
             guidance=guidance,
             coalesce_ms=settings.coalesce_ms,
+            max_failures=settings.refit_max_attempts,
+            refit_timeout_s=settings.refit_timeout_s,
+            max_history_quarters=settings.max_history_quarters,
             metrics=workers.metrics,
             **common,  # type: ignore[arg-type]
         )
@@ -217,12 +239,30 @@ def build_workers(
                 url=str(settings.webhook_url),
                 secret=settings.webhook_secret,
                 max_attempts=settings.webhook_max_attempts,
+                timeout_s=settings.webhook_timeout_s,
             )
-            delivery = WebhookDelivery(redis=redis, streams=streams, sink=sink)
-            _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, delivery.deliver_all)
+            workers.webhook = WebhookDelivery(
+                redis=redis,
+                streams=streams,
+                sink=sink,
+                horizon_s=settings.webhook_retry_horizon_s,
+                backoff=RetryBackoff(
+                    settings.webhook_retry_base_s, settings.webhook_retry_max_delay_s
+                ),
+                metrics=workers.metrics,
+                max_length=settings.stream_max_length,
+            )
+            _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, workers.webhook.deliver_all)
     for consumption in workers.consumptions:
+        # batches overlap only where effects do not depend on arrival order: a guidance
+        # statement's revision is classified against the statements recorded before it
         window = None
-        if consumption.group == Groups.INGEST and settings.ingest_batches_in_flight > 1:
+        order_free = consumption.stream not in streams.all_of(streams.guidance)
+        if (
+            consumption.group == Groups.INGEST
+            and order_free
+            and settings.ingest_batches_in_flight > 1
+        ):
             window = BatchWindow(settings.ingest_batches_in_flight)
             workers.windows.append(window)
         subscribe(
@@ -263,6 +303,7 @@ def _consume(
                 metrics=workers.metrics,
                 linger_ms=linger_ms,
                 apply_acknowledging=acknowledging,
+                plausibility=workers.settings.plausibility(),
             )
         )
 

@@ -7,6 +7,7 @@ import functools
 import gc
 import importlib
 import json
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,8 +23,11 @@ from services.common.logging import configure_logging
 from services.common.settings import RedisSettings, WorkerSettings
 
 T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # stream ids count milliseconds from it
 app = typer.Typer(
-    help="Guidepost: forecasts of company results against their guidance.", no_args_is_help=True
+    help="Guidepost: forecasts of company results against their guidance.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # `main` names an unexpected error in one line
 )
 alerts_app = typer.Typer(help="Read the alerts stream.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
@@ -311,9 +315,17 @@ def _fmt(value: Any) -> str:
     return "–" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
-@app.command()
+history_app = typer.Typer(
+    help="Stored facts with their versions, as known at --as-of; retract a fact.",
+    invoke_without_command=True,
+)
+app.add_typer(history_app, name="history")
+
+
+@history_app.callback()
 def history(
-    company: Annotated[str, typer.Option(help="Company identifier.")],
+    ctx: typer.Context,
+    company: Annotated[str | None, typer.Option(help="Company identifier.")] = None,
     period: Annotated[str | None, typer.Option(help="Only this period.")] = None,
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", help="As known at this time (UTC).")
@@ -323,6 +335,11 @@ def history(
 ) -> None:
     """Stored values with their versions, as known at --as-of, and the figures accounting
     identities derive from them (marked derived, with the rule and the periods used)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if company is None:
+        errors.print("give --company C (or a subcommand: guidepost history retract --help)")
+        raise typer.Exit(2)
     from services import ops
     from services.forecast.assemble import derived_facts
 
@@ -335,7 +352,8 @@ def history(
     known = [v for v in versions if cutoff is None or v.known_at <= cutoff]
     latest = {(v.metric, v.period): v for v in known}
     rows = [v for v in known if period in (None, v.period)]
-    derived = [d for d in derived_facts(list(latest.values())) if period in (None, d.period)]
+    standing = [v for v in latest.values() if not v.retracted]
+    derived = [d for d in derived_facts(standing) if period in (None, d.period)]
     if json_output:
         entries = [_version_json(v, latest) for v in rows] + [_derived_json(d) for d in derived]
         print(json.dumps(entries, indent=2))
@@ -347,11 +365,11 @@ def history(
         table.add_row(
             v.metric,
             v.period,
-            f"{v.value:,}",
+            f"retracted ({v.value:,})" if v.retracted else f"{v.value:,}",
             v.currency or "",
             v.known_at,
             v.event_id[:12],
-            "✓" if latest[(v.metric, v.period)] is v else "",
+            "✓" if _is_current(v, latest) else "",
         )
     for d in derived:
         table.add_row(d.metric, d.period, f"{d.value:,}", d.currency or "", d.known_at,
@@ -359,6 +377,56 @@ def history(
     console.print(table)
     for d in derived:
         console.print(f"derived {d.metric} {d.period}: {d.derived_from}", markup=False)
+
+
+@history_app.command("retract")
+def history_retract(
+    company: Annotated[str, typer.Option(help="Company identifier.")],
+    metric: Annotated[str, typer.Option(help="The metric, e.g. net_income.")],
+    period: Annotated[str, typer.Option(help="The period, e.g. 2024Q1.")],
+    json_output: JsonFlag = False,
+    redis_url: RedisUrl = None,
+) -> None:
+    """Withdraw a fact's current value (kept in its history: --as-of an earlier time shows it)."""
+    from services import ops
+
+    try:
+        done = _with_redis(
+            redis_url,
+            lambda r, s: ops.retract(r, s, company=company, metric=metric, period=period),
+        )
+    except ops.RetractionError as error:
+        errors.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    retracted = done.retracted
+    if json_output:
+        print(
+            json.dumps(
+                {
+                    "company": company,
+                    "metric": metric,
+                    "period": period,
+                    "retracted_value": str(retracted.value),
+                    "retracted_known_at": retracted.known_at,
+                    "announcement_id": done.announcement_id,
+                    "quarantined": done.quarantined,
+                }
+            )
+        )
+        return
+    console.print(
+        f"retracted {company} {metric} {period} = {retracted.value:,} "
+        f"(known since {retracted.known_at}); forecasts and checks follow"
+    )
+    if done.quarantined:
+        console.print(
+            f"{company} is quarantined: once its history is right, replay its refit letter "
+            "(guidepost dlq replay --reason refit_failed)"
+        )
+
+
+def _is_current(version: Any, latest: dict[Any, Any]) -> bool:
+    return latest[(version.metric, version.period)] is version and not version.retracted
 
 
 def _version_json(version: Any, latest: dict[Any, Any]) -> dict[str, Any]:
@@ -370,7 +438,8 @@ def _version_json(version: Any, latest: dict[Any, Any]) -> dict[str, Any]:
         "currency": version.currency,
         "known_at": version.known_at,
         "event_id": version.event_id,
-        "current": latest[(version.metric, version.period)] is version,
+        "current": _is_current(version, latest),
+        "retracted": version.retracted,
         "derived": False,
         "derived_from": None,
     }
@@ -386,6 +455,7 @@ def _derived_json(fact: Any) -> dict[str, Any]:
         "known_at": fact.known_at,
         "event_id": None,
         "current": True,
+        "retracted": False,
         "derived": True,
         "derived_from": fact.derived_from,
     }
@@ -437,7 +507,13 @@ def dlq_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
     """Every dead letter with its reason."""
     from services import ops
 
-    letters = _with_redis(redis_url, ops.dead_letters)
+    read = _with_redis(redis_url, ops.read_dead_letters)
+    letters = read.letters
+    if read.unreadable:
+        errors.print(
+            f"skipped {len(read.unreadable)} entr{'y' if len(read.unreadable) == 1 else 'ies'} "
+            f"of the dead-letter stream that hold no dead letter: {', '.join(read.unreadable[:5])}"
+        )
     if json_output:
         print(
             json.dumps(
@@ -463,24 +539,50 @@ def dlq_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
 def dlq_replay(
     entry_id: Annotated[str | None, typer.Option("--id", help="One dead letter's id.")] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Only letters of this reason, e.g. delivery_failed or refit_failed."),
+    ] = None,
+    json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
-    """Send dead letters back to their streams, through the normal validation."""
+    """Replay dead letters: stream entries go back to their streams (validated again), failed
+    webhook notices are redelivered, refit letters rerun their company's refit. Exits 1 when
+    nothing matched or nothing could be replayed."""
+    from schemas.deadletter import FailureReason
     from services import ops
 
-    if (entry_id is None) == (not all_letters):
-        errors.print("give exactly one of --id ID or --all")
+    if sum((entry_id is not None, all_letters, reason is not None)) != 1:
+        errors.print("give exactly one of --id ID, --reason REASON or --all")
+        raise typer.Exit(2)
+    if reason is not None and reason not in {r.value for r in FailureReason}:
+        known = ", ".join(r.value for r in FailureReason)
+        errors.print(f"--reason {reason!r} is not a dead-letter reason; known: {known}")
         raise typer.Exit(2)
 
-    async def go(redis: Any, streams: Streams) -> int:
+    async def go(redis: Any, streams: Streams) -> dict[str, Any]:
         letters = await ops.dead_letters(redis, streams)
-        chosen = letters if all_letters else [s for s in letters if s.entry_id == entry_id]
-        if not chosen:
-            errors.print(f"no dead letter with id {entry_id}")
-            raise typer.Exit(1)
+        chosen = [
+            s
+            for s in letters
+            if all_letters or s.entry_id == entry_id or s.letter.reason.value == reason
+        ]
         return await ops.replay(redis, streams, chosen)
 
-    console.print(f"replayed {_with_redis(redis_url, go)} dead letter(s)")
+    reports = _with_redis(redis_url, go)
+    replayed = sum(report.replayed for report in reports.values())
+    if json_output:
+        print(json.dumps({kind: report.as_json() for kind, report in reports.items()}))
+    elif not reports:
+        what = f"with id {entry_id}" if entry_id else f"of reason {reason}" if reason else ""
+        errors.print(f"no dead letter {what}".strip())
+    for kind, report in reports.items():
+        if not json_output:
+            console.print(f"{kind}: {report.replayed} of {report.matched} {report.action}")
+        for skipped in report.skipped or []:
+            errors.print(f"  not replayed: {skipped}")
+    if replayed == 0:
+        raise typer.Exit(1)
 
 
 @dlq_app.command("purge")
@@ -491,7 +593,7 @@ def dlq_purge(
     """Delete old dead letters."""
     from services import ops
 
-    moment = before if before.tzinfo else before.replace(tzinfo=UTC)
+    moment = max(before if before.tzinfo else before.replace(tzinfo=UTC), EPOCH)
     purged = _with_redis(redis_url, lambda r, s: ops.purge(r, s, before=moment))
     console.print(f"purged {purged} dead letter(s)")
 
@@ -606,7 +708,34 @@ _register_optional("services.api.command")
 
 
 def main() -> None:
-    app()
+    """The command; an unexpected error is one line naming it, not a traceback (set
+    GUIDEPOST_DEBUG=1 to see the traceback)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as error:
+        if os.environ.get("GUIDEPOST_DEBUG"):
+            raise
+        errors.print(f"guidepost: {describe_failure(error)}", markup=False, highlight=False)
+        raise SystemExit(1) from None
+
+
+def describe_failure(error: Exception) -> str:
+    from pydantic import ValidationError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import RedisError
+
+    if isinstance(error, ValidationError):
+        from services.common.consumer import describe_validation_error
+
+        return f"invalid input: {describe_validation_error(error).error}"
+    if isinstance(error, RedisConnectionError):
+        return f"cannot reach Redis ({error}); check GUIDEPOST_REDIS_URL and the credentials"
+    if isinstance(error, RedisError):
+        return f"Redis refused the request: {error}"
+    text = str(error) or "no detail"
+    return f"{type(error).__name__}: {text} (GUIDEPOST_DEBUG=1 shows the traceback)"
 
 
 if __name__ == "__main__":

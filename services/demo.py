@@ -16,9 +16,9 @@ from schemas.periods import Quarter
 from schemas.streams import Groups, Streams
 from services.app import Workers, build_workers, running
 from services.common.publishing import logical_stream_for
+from services.common.records import decode_entries
 from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
-from services.common.wire import B_DATA_FIELD
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -154,9 +154,9 @@ async def read_alerts(workers: Workers) -> list[Alert]:
     )
     alerts = []
     for _stream, items in entries:
-        for entry_id, fields in items:
-            alerts.append(Alert.model_validate_json(fields[B_DATA_FIELD]))
-            await workers.redis.xack(workers.streams.alerts, Groups.REPORT, entry_id)
+        alerts += decode_entries(items, Alert, stream=workers.streams.alerts).values
+        if items:
+            await workers.redis.xack(workers.streams.alerts, Groups.REPORT, *[i for i, _ in items])
     return alerts
 
 

@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+from uuid import uuid4
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from schemas.alerts import Alert
+from schemas.base import COMPANY_PATTERN
 from schemas.deadletter import DeadLetter, FailureReason
+from schemas.history import ChangeKind, FactChange, HistoryUpdated
+from schemas.periods import PeriodError, frequency_of
+from schemas.registry import metric_spec
 from schemas.streams import Streams
-from services.common.wire import B_DATA_FIELD, as_text
+from services.alerts.redelivery import RedeliverySchedule
+from services.common.ids import derived_id
+from services.common.records import decode_entries, decode_record, log_unreadable
+from services.common.streams import publish
+from services.common.wire import as_text
+from services.forecast.ledger import RefitLedger
 from services.ingest.store import FactVersion, RedisHistoryStore
+
+STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
 
 
 @dataclass(frozen=True)
@@ -24,27 +38,110 @@ class StoredLetter:
     letter: DeadLetter
 
 
-async def dead_letters(redis: aioredis.Redis, streams: Streams) -> list[StoredLetter]:
+@dataclass(frozen=True)
+class LetterRead:
+    """Every readable dead letter, and the ids of entries in the stream that are none."""
+
+    letters: list[StoredLetter]
+    unreadable: list[str]
+
+
+async def read_dead_letters(redis: aioredis.Redis, streams: Streams) -> LetterRead:
     entries: Any = await redis.xrange(streams.dead_letters)
-    return [
-        StoredLetter(as_text(entry_id), DeadLetter.model_validate_json(fields[B_DATA_FIELD]))
-        for entry_id, fields in entries
-    ]
+    decoded = decode_entries(entries, DeadLetter, stream=streams.dead_letters)
+    letters = [StoredLetter(entry_id, letter) for entry_id, letter in decoded.records]
+    return LetterRead(letters, decoded.unreadable)
 
 
-async def replay(redis: aioredis.Redis, streams: Streams, letters: list[StoredLetter]) -> int:
-    """Put each letter's original entry back on its stream (it is validated again there)."""
-    replayed = 0
+async def dead_letters(redis: aioredis.Redis, streams: Streams) -> list[StoredLetter]:
+    """The readable dead letters (an unreadable entry is skipped and logged)."""
+    return (await read_dead_letters(redis, streams)).letters
+
+
+REQUEUE = "requeued to its stream"
+REDELIVER = "scheduled for redelivery by the alerts worker"
+RERUN = "refit rerun (quarantine lifted)"
+
+
+@dataclass
+class KindReport:
+    """What `replay` did with the letters of one reason."""
+
+    action: str
+    matched: int = 0
+    replayed: int = 0
+    skipped: list[str] | None = None  # why some letters could not be replayed
+
+    def skip(self, entry_id: str, why: str) -> None:
+        self.skipped = [*(self.skipped or []), f"{entry_id}: {why}"]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "matched": self.matched,
+            "replayed": self.replayed,
+            "skipped": self.skipped or [],
+            # each kind's own word for what it did
+            {REQUEUE: "requeued", REDELIVER: "scheduled", RERUN: "rerun"}[self.action]: (
+                self.replayed
+            ),
+        }
+
+
+async def replay(
+    redis: aioredis.Redis, streams: Streams, letters: list[StoredLetter]
+) -> dict[str, KindReport]:
+    """Each letter back where it can be handled, by reason:
+
+    * an entry that failed on a stream (invalid, oversized, undecodable, conflict, handler
+      failed) goes back on its stream, through the normal validation (a truncated copy cannot);
+    * a notice the webhook did not take is scheduled for redelivery (the alerts worker sends it,
+      once: its delivered mark makes any repeat a no-op);
+    * a refit letter lifts its company's quarantine and marks it for a refit now.
+
+    Each letter is deleted once its effect is durable (a crash in between replays it twice,
+    which the dedupe marks absorb)."""
+    reports: dict[str, KindReport] = {}
     for stored in letters:
-        if stored.letter.reason is FailureReason.DELIVERY_FAILED:
-            continue  # a webhook payload, not a stream entry: redelivered by the alerts worker
-        # put back first, then delete: a crash in between replays twice, which dedupe absorbs
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(stored.letter.source_stream, dict(stored.letter.payload))  # type: ignore[arg-type]
-            pipe.xdel(streams.dead_letters, stored.entry_id)
-            await pipe.execute()
-        replayed += 1
-    return replayed
+        reason = stored.letter.reason
+        action = _ACTIONS.get(reason, REQUEUE)
+        report = reports.setdefault(reason.value, KindReport(action))
+        report.matched += 1
+        why = await _replay_one(redis, streams, stored, action)
+        if why is None:
+            await redis.xdel(streams.dead_letters, stored.entry_id)
+            report.replayed += 1
+        else:
+            report.skip(stored.entry_id, why)
+    return reports
+
+
+_ACTIONS = {FailureReason.DELIVERY_FAILED: REDELIVER, FailureReason.REFIT_FAILED: RERUN}
+
+
+async def _replay_one(
+    redis: aioredis.Redis, streams: Streams, stored: StoredLetter, action: str
+) -> str | None:
+    """None when replayed, else why not."""
+    letter = stored.letter
+    if action == RERUN:
+        company = letter.company or letter.payload.get("company")
+        if not company:
+            return "names no company"
+        await RefitLedger(redis, streams).release(company)
+        return None
+    if letter.payload_truncated:
+        return "only a truncated copy was kept (see payload_sha256 and payload_bytes)"
+    if action == REDELIVER:
+        alert = decode_record({k.encode(): v.encode() for k, v in letter.payload.items()}, Alert)
+        if alert is None:
+            return "its payload is not a notice (an Alert)"
+        await RedeliverySchedule(redis, streams).requeue(
+            alert.event_id, alert.model_dump_json(), error=letter.error
+        )
+        return None
+    await redis.xadd(letter.source_stream, dict(letter.payload))  # type: ignore[arg-type]
+    return None
 
 
 async def purge(redis: aioredis.Redis, streams: Streams, *, before: datetime) -> int:
@@ -65,6 +162,76 @@ async def history(
     return sorted(chosen, key=lambda v: (v.metric, v.period, v.known_at))
 
 
+@dataclass(frozen=True)
+class Retraction:
+    retracted: FactVersion
+    announcement_id: str | None  # None: the period cannot be announced; the refit was marked
+    quarantined: bool  # the company's refits wait for `dlq replay` of its refit letter
+
+
+class RetractionError(ValueError):
+    """Nothing to retract, or the metric or period is not one."""
+
+
+async def retract(
+    redis: aioredis.Redis, streams: Streams, *, company: str, metric: str, period: str
+) -> Retraction:
+    """Withdraw a fact's current value (bitemporal: `history --as-of` an earlier time still
+    shows it) and announce the change, so forecasts and guidance checks follow."""
+    _check_fact_names(company, metric, period)
+    retraction_id = f"retraction-{uuid4().hex}"
+    store = RedisHistoryStore(redis, streams)
+    now = datetime.now(UTC)
+    version = await store.retract(company, metric, period, at=now, retraction_id=retraction_id)
+    if version is None:
+        raise RetractionError(f"{company} has no current value of {metric} for {period}")
+    update = _retraction_announcement(company, version, retraction_id)
+    ledger = RefitLedger(redis, streams)
+    if update is not None:
+        await publish(
+            redis, streams.history, [update], max_length=STREAM_MAX_LENGTH, streams=streams
+        )
+    else:  # a period no contract accepts any more (recorded before it was refused)
+        await ledger.mark(company)
+    quarantined = company in await ledger.quarantined([company])
+    return Retraction(version, update.event_id if update else None, quarantined)
+
+
+def _retraction_announcement(
+    company: str, version: FactVersion, retraction_id: str
+) -> HistoryUpdated | None:
+    """The HistoryUpdated announcing it, so forecasts and guidance checks follow; None when
+    the fact's period is outside what a contract accepts now."""
+    try:
+        change = FactChange(
+            metric=version.metric,
+            period=version.period,
+            kind=ChangeKind.RETRACTED,
+            value=version.value,
+            previous=version.value,
+            currency=version.currency,
+        )
+    except ValidationError:
+        return None
+    return HistoryUpdated(
+        event_id=derived_id(retraction_id, "history"),
+        company=company,
+        producer="guidepost-cli",
+        cause_event_id=retraction_id,
+        facts=(change,),
+    )
+
+
+def _check_fact_names(company: str, metric: str, period: str) -> None:
+    if not re.match(COMPANY_PATTERN, company):
+        raise RetractionError(f"--company {company!r} is not a company identifier (e.g. ACME)")
+    try:
+        metric_spec(metric)
+        frequency_of(period)
+    except (KeyError, PeriodError) as error:
+        raise RetractionError(str(error.args[0])) from None
+
+
 async def tail_alerts(
     redis: aioredis.Redis,
     streams: Streams,
@@ -83,10 +250,17 @@ async def tail_alerts(
         )
         response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
         for _stream, entries in response:
+            unreadable = []
             for entry_id, fields in entries:
                 last_id = as_text(entry_id)
+                alert = decode_record(fields, Alert)
+                if alert is None:  # skipped (and logged below); the tail goes on
+                    unreadable.append(last_id)
+                    continue
                 seen += 1
-                yield Alert.model_validate_json(fields[B_DATA_FIELD])
+                yield alert
                 if count is not None and seen >= count:
                     return
+            if unreadable:
+                log_unreadable(streams.alerts, Alert, unreadable)
         await asyncio.sleep(0)

@@ -8,6 +8,8 @@ at most, one `Notification` to send. The rules follow Alertmanager's:
 * a first firing is announced at once; the same firing again is not (a replay sends nothing);
 * a change of state or severity against what was last *announced* is announced at once;
 * an unchanged firing is announced again once `repeat_interval` has passed since the last notice;
+* an observation that reports an event rather than a condition (`announce_changes`: a new
+  guidance statement) is announced whenever its content differs from what the record holds;
 * a clear resolves the alert, with a resolved notice only if a firing notice went out;
 * while silenced or inhibited the record follows the observations but no firing notice goes
   out, so the first observation after the mute ends announces what the receiver has not heard;
@@ -94,6 +96,7 @@ class Observation:
     summary: str
     details: Mapping[str, object] = field(default_factory=dict, hash=False)
     observed_at: datetime
+    announce_changes: bool = False  # an event (each one is news), not a lasting condition
 
     def __post_init__(self) -> None:
         if self.condition not in ("firing", "clear"):
@@ -204,6 +207,7 @@ class Reason(StrEnum):
     SEVERITY_CHANGE = "severity_change"
     REPEAT = "repeat"
     RESOLVED = "resolved"
+    UPDATE = "update"  # new content of an event-like alert
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -336,6 +340,8 @@ def _fire(
 ) -> Decision:
     current = _firing_record(observation, explanation, record)
     reason = _reason_to_announce(current, now=now, every=every)
+    if reason is None and observation.announce_changes and _new_content(record, explanation):
+        reason = Reason.UPDATE
     if reason is None or muted:
         return Decision(record=current)
     announced = replace(
@@ -346,6 +352,10 @@ def _fire(
         notified_severity=current.severity,
     )
     return Decision(record=announced, notification=_notification(announced, explanation, reason))
+
+
+def _new_content(record: AlertRecord | None, explanation: Explanation) -> bool:
+    return record is not None and record.details_digest != explanation.digest
 
 
 def _firing_record(

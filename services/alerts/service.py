@@ -6,7 +6,11 @@ twice nor lose one; a replayed signal finds the record already updated and sends
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
@@ -14,10 +18,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from schemas.alerts import Alert, AlertSignal
+from schemas.alerts import Alert, AlertKind, AlertSignal
 from schemas.base import Event, utc_now
 from schemas.deadletter import DeadLetter, FailureReason
-from schemas.streams import Streams
+from schemas.streams import DATA_FIELD, Streams
 from services.alerts.lifecycle import (
     WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,
     AlertRecord,
@@ -30,13 +34,19 @@ from services.alerts.lifecycle import (
     matches_all,
     silenced_by,
 )
+from services.alerts.redelivery import Backoff as RetryBackoff
+from services.alerts.redelivery import Pending, RedeliverySchedule
 from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
-from services.common.metrics import NO_METRICS, AlertMetrics
+from services.common.health import Backoff
+from services.common.metrics import NO_METRICS, AlertMetrics, WebhookMetrics
 from services.common.streams import Acknowledgement, dead_letter
 from services.common.wire import as_text, entry_fields
 
 PRODUCER = "guidepost-alerts"
+log = logging.getLogger(__name__)
 DEFAULT_INHIBIT_RULES = (WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,)
+# Alerts that report events, each of which is news (not lasting conditions)
+EVENT_KINDS = frozenset({AlertKind.GUIDANCE_REVISION})
 
 
 class AlertService:
@@ -235,51 +245,176 @@ class WebhookDelivery:
     """Reads the alerts stream with its own group and posts each notice to the sink.
 
     A webhook is an effect outside Redis, so redelivery needs care: a lease keeps a second
-    consumer from posting a notice another is still retrying, and a delivered mark makes a
-    redelivered entry a no-op. Receivers can also dedupe on the delivery id header.
+    consumer from posting a notice another is still sending, and a delivered mark makes a
+    redelivered entry (or a scheduled retry of a notice that got through meanwhile) a no-op.
+    Receivers can also dedupe on the delivery id header.
+
+    A notice the sink could not deliver within its own retries is scheduled for redelivery
+    (`RedeliverySchedule`) and retried by `run_retries` with backoff until `horizon_s` after
+    its first failure, then dead-lettered as `delivery_failed` with the notice as its payload.
+    A refusal that waiting cannot mend (4xx) is dead-lettered at once. Every failure is logged
+    and counted (`guidepost_webhook_failures_total`). While the receiver is known to be down
+    (until its next attempt is due), new notices join the schedule without an attempt of their
+    own, so an outage does not slow the alerts stream's reading to one retry budget a notice.
     """
 
     LEASE_MS = 300_000
     DELIVERED_TTL_S = 30 * 24 * 3600
 
-    def __init__(self, *, redis: aioredis.Redis, streams: Streams, sink: AlertSink) -> None:
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        streams: Streams,
+        sink: AlertSink,
+        horizon_s: float = 6 * 3600.0,
+        backoff: RetryBackoff | None = None,
+        metrics: WebhookMetrics = NO_METRICS,
+        max_length: int = 1_000_000,
+    ) -> None:
         self._redis = redis
         self._streams = streams
         self._sink = sink
+        self._horizon_s = horizon_s
+        self._backoff = backoff or RetryBackoff()
+        self._metrics = metrics
+        self._max_length = max_length
+        self.schedule = RedeliverySchedule(redis, streams)
+        self.loop_health = Backoff("the webhook redelivery loop", logger=log)
+        self._receiver_down_until = 0.0  # after a failure, until the next attempt is due
 
     def _key(self, kind: str, event_id: str) -> str:
         return self._streams.key("webhook", kind, event_id)
 
     async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        return [await self._deliver(event) for event in events]
+        return [await self._deliver(event) for event in events]  # type: ignore[arg-type]
 
-    async def _deliver(self, event: Event) -> BaseException | None:
-        if await self._redis.exists(self._key("delivered", event.event_id)):
+    async def _deliver(self, alert: Alert) -> BaseException | None:
+        if await self._delivered(alert.event_id):
             return None
-        lease = self._key("lease", event.event_id)
+        first = Pending(alert.event_id, alert.model_dump_json(), time.time(), 0, "")
+        if time.time() < self._receiver_down_until:
+            # the receiver failed a moment ago: wait with the others rather than spend the
+            # sink's retries on each new notice (the redelivery loop probes it)
+            await self.schedule.schedule(first, at=self._receiver_down_until, keep_existing=True)
+            return None
+        lease = self._key("lease", alert.event_id)
         if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
-            return LeaseHeldError(f"another consumer is delivering {event.event_id}")
+            return LeaseHeldError(f"another consumer is delivering {alert.event_id}")
         try:
-            await self._sink.send([event])  # type: ignore[list-item]
+            await self._sink.send([alert])
         except DeliveryFailed as failure:
-            await self._dead_letter(event, failure)
-        await self._redis.set(self._key("delivered", event.event_id), "1", ex=self.DELIVERED_TTL_S)
-        await self._redis.delete(lease)
+            await self._failed(first, failure)
+        else:
+            await self._mark_delivered(alert.event_id)
+        finally:
+            await self._redis.delete(lease)
         return None
 
-    async def _dead_letter(self, event: Event, failure: DeliveryFailed) -> None:
+    async def _delivered(self, event_id: str) -> bool:
+        return bool(await self._redis.exists(self._key("delivered", event_id)))
+
+    async def _mark_delivered(self, event_id: str) -> None:
+        await self._redis.set(self._key("delivered", event_id), "1", ex=self.DELIVERED_TTL_S)
+
+    async def _failed(self, pending: Pending, failure: DeliveryFailed) -> float | None:
+        """Schedule the next attempt, or dead-letter the notice past the horizon or on a refusal
+        retrying cannot mend; returns when the next attempt is due (None if dead-lettered)."""
+        attempts = pending.attempts + failure.attempts
+        elapsed = time.time() - pending.first_failed_at
+        if failure.retryable and elapsed < self._horizon_s:
+            due = time.time() + self._backoff.delay_s(attempts)
+            retried = Pending(
+                pending.event_id, pending.alert_json, pending.first_failed_at, attempts,
+                failure.last_error,
+            )  # fmt: skip
+            await self.schedule.schedule(retried, at=due)
+            self._receiver_down_until = due
+            self._metrics.webhook_failed(outcome="retrying")
+            log.warning(
+                "webhook delivery of alert %s failed after %d attempt(s) (%s); next attempt "
+                "in %.0fs, for up to %.0fs after the first failure",
+                pending.event_id, attempts, failure.last_error, due - time.time(),
+                self._horizon_s,
+            )  # fmt: skip
+            return due
+        await self._dead_letter(pending, failure, attempts)
+        await self.schedule.done(pending.event_id)
+        self._metrics.webhook_failed(outcome="dead_lettered")
+        log.error(
+            "webhook delivery of alert %s failed for good after %d attempt(s) (%s); "
+            "dead-lettered as delivery_failed (guidepost dlq replay resends it)",
+            pending.event_id, attempts, failure.last_error,
+        )  # fmt: skip
+        return None
+
+    async def _dead_letter(self, pending: Pending, failure: DeliveryFailed, attempts: int) -> None:
+        alert = Alert.model_validate_json(pending.alert_json)
         letter = DeadLetter(
             source_stream=self._streams.alerts,
-            entry_id=event.event_id,
+            entry_id=alert.event_id,
             group="webhook",
-            payload={"__data__": json.dumps(failure.payload)},
+            payload={DATA_FIELD: pending.alert_json},
             reason=FailureReason.DELIVERY_FAILED,
-            error=failure.last_error,
-            delivery_count=failure.attempts,
-            company=event.company,
-            event_id=event.event_id,
+            error=failure.last_error[:2_000],
+            delivery_count=attempts,
+            company=alert.company,
+            event_id=alert.event_id,
         )
-        await dead_letter(self._redis, self._streams.dead_letters, letter, max_length=1_000_000)
+        await dead_letter(
+            self._redis, self._streams.dead_letters, letter, max_length=self._max_length
+        )
+
+    async def retry_due(self, *, now: float | None = None) -> int:
+        """One round of redelivery: each due notice gets one attempt; once one fails, the
+        rest of the round waits with it (the receiver is evidently down). Returns how many
+        were delivered."""
+        due = await self.schedule.due(now=now if now is not None else time.time())
+        delivered = 0
+        for index, pending in enumerate(due):
+            if await self._delivered(pending.event_id):
+                await self.schedule.done(pending.event_id)  # got through another way
+                continue
+            outcome = await self._retry(pending)
+            if outcome is True:
+                delivered += 1
+            elif isinstance(outcome, float):
+                await self.schedule.postpone([p.event_id for p in due[index + 1 :]], at=outcome)
+                break
+        return delivered
+
+    async def _retry(self, pending: Pending) -> bool | float | None:
+        lease = self._key("lease", pending.event_id)
+        if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
+            return False
+        try:
+            alert = Alert.model_validate_json(pending.alert_json)
+            await self._sink.send([alert], max_attempts=1)
+        except DeliveryFailed as failure:
+            return await self._failed(pending, failure)
+        finally:
+            await self._redis.delete(lease)
+        self._receiver_down_until = 0.0
+        await self._mark_delivered(pending.event_id)
+        await self.schedule.done(pending.event_id)
+        log.info("webhook delivered alert %s on a later attempt", pending.event_id)
+        return True
+
+    async def run_retries(self, stop: asyncio.Event, *, poll_s: float = 1.0) -> None:
+        """Redeliver scheduled notices until `stop`; backs off and logs once while failing."""
+        while not stop.is_set():
+            try:
+                await self.retry_due()
+                wait_s = poll_s
+                following = await self.schedule.next_due()
+                if following is not None:
+                    wait_s = min(poll_s, max(0.0, following - time.time()))
+            except Exception as error:  # Redis away: the loop must outlive it
+                wait_s = self.loop_health.failed(error)
+            else:
+                self.loop_health.succeeded()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=max(wait_s, 0.01))
 
 
 class LeaseHeldError(RuntimeError):
@@ -298,6 +433,7 @@ def _observation(signal: AlertSignal) -> Observation:
         summary=signal.summary,
         details=signal.details,
         observed_at=signal.occurred_at,
+        announce_changes=signal.kind in EVENT_KINDS,
     )
 
 

@@ -22,7 +22,7 @@ _UNITS = {
     "d": timedelta(days=1),
     "w": timedelta(weeks=1),
 }
-_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
 MAX_DURATION = timedelta(days=366)
 
 
@@ -70,10 +70,11 @@ def parse_duration(text: str) -> timedelta:
             f"--duration {text!r} is not a duration; expected e.g. 90m, 2h, 1d or 1d12h "
             f"(units: {', '.join(_UNITS)})"
         )
-    total = sum(
-        (int(count) * _UNITS[unit] for count, unit in _DURATION_PART.findall(compact)),
-        timedelta(0),
-    )
+    parts = _DURATION_PART.findall(compact)
+    if any(len(count) > 8 for count, _ in parts):  # beyond any timedelta: surely too long
+        total = MAX_DURATION + timedelta(days=1)
+    else:
+        total = sum((int(count) * _UNITS[unit] for count, unit in parts), timedelta(0))
     if total <= timedelta(0):
         raise SilenceError(f"--duration {text!r} is zero; a silence must last, e.g. 2h")
     if total > MAX_DURATION:

@@ -14,7 +14,12 @@ was lost and we sent it again: delivery is at-least-once.
 Retries. Connection errors, timeouts, 429 and 5xx are retried with exponential backoff and jitter,
 waiting at least what a `Retry-After` header asks. Other statuses (400, 401, 404, ...) cannot get
 better by waiting and fail at once. Either way the sink raises `DeliveryFailed` carrying the
-payload, so the caller can dead-letter it: an alert is never dropped silently.
+payload, so the caller can schedule it again or dead-letter it: an alert is never dropped
+silently.
+
+Deadline. Each attempt has a total deadline (`timeout_s`, connecting, sending and reading the
+answer all included): socket timeouts alone bound each read, so a receiver trickling a byte
+every few seconds could otherwise hold one attempt for minutes.
 """
 
 from __future__ import annotations
@@ -53,7 +58,7 @@ Clock = Callable[[], float]
 class AlertSink(Protocol):
     """Where notifications go. The webhook below is one; tests use an in-memory fake."""
 
-    async def send(self, alerts: Sequence[Alert]) -> None: ...
+    async def send(self, alerts: Sequence[Alert], *, max_attempts: int | None = None) -> None: ...
 
 
 class DeliveryFailed(Exception):  # noqa: N818 - the name the callers and the brief use
@@ -278,6 +283,7 @@ class WebhookSink:
         self._base_delay_s = base_delay_s
         self._max_delay_s = max_delay_s
         self._max_retry_after_s = max_retry_after_s
+        self._deadline_s = timeout_s
         self._client = client or httpx.AsyncClient(timeout=timeout_s)
         self._owns_client = client is None
         self._sleep = sleep
@@ -297,19 +303,23 @@ class WebhookSink:
         if self._owns_client:
             await self._client.aclose()
 
-    async def send(self, alerts: Sequence[Alert]) -> None:
+    async def send(self, alerts: Sequence[Alert], *, max_attempts: int | None = None) -> None:
         payload = build_payload(alerts, receiver=self._receiver, external_url=self._external_url)
-        await self.deliver(payload)
+        await self.deliver(payload, max_attempts=max_attempts)
 
-    async def deliver(self, payload: dict[str, JsonValue]) -> int:
-        """POST until accepted; return the number of attempts it took."""
+    async def deliver(
+        self, payload: dict[str, JsonValue], *, max_attempts: int | None = None
+    ) -> int:
+        """POST until accepted (at most `max_attempts`, the sink's own by default); return the
+        number of attempts it took."""
         body = encode(payload)
         delivery_id = hashlib.sha256(body).hexdigest()[:32]
-        for attempt in range(1, self._max_attempts + 1):
+        limit = max_attempts or self._max_attempts
+        for attempt in range(1, limit + 1):
             outcome = await self._attempt(body, delivery_id=delivery_id)
             if outcome.accepted:
                 return attempt
-            if not outcome.retryable or attempt == self._max_attempts:
+            if not outcome.retryable or attempt == limit:
                 raise DeliveryFailed(
                     payload=payload,
                     last_error=outcome.error,
@@ -322,7 +332,7 @@ class WebhookSink:
                 "webhook %s attempt %d/%d failed (%s); retrying in %.2fs",
                 self._safe_url,
                 attempt,
-                self._max_attempts,
+                limit,
                 outcome.error,
                 delay,
             )
@@ -330,9 +340,15 @@ class WebhookSink:
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     async def _attempt(self, body: bytes, *, delivery_id: str) -> _Outcome:
+        headers = self._headers(body, delivery_id=delivery_id)
         try:
-            response = await self._client.post(
-                self._url, content=body, headers=self._headers(body, delivery_id=delivery_id)
+            async with asyncio.timeout(self._deadline_s):  # the whole exchange, not each read
+                response = await self._client.post(self._url, content=body, headers=headers)
+        except TimeoutError:
+            return _Outcome(
+                accepted=False,
+                error=f"no complete answer within the {self._deadline_s:g}s deadline",
+                retryable=True,
             )
         except httpx.TransportError as error:  # connection refused, reset, timeouts
             return _Outcome(

@@ -189,6 +189,7 @@ class HistoryEntry(BaseModel):
         default=False, description="No source reported it: an accounting identity derived it."
     )
     derived_from: str | None = Field(default=None, description="The identity and its periods.")
+    retracted: bool = False
 
 
 @read_api.get("/companies")
@@ -261,6 +262,7 @@ def _history_entry(version: FactVersion, *, current: bool) -> HistoryEntry:
         known_at=version.known_at,
         event_id=version.event_id,
         current=current,
+        retracted=version.retracted,
     )
 
 

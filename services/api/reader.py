@@ -16,7 +16,8 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
-from services.common.wire import B_DATA_FIELD, as_text
+from services.common.records import decode_entries
+from services.common.wire import as_text
 from services.guidance.service import BandCheck
 from services.ingest.store import FactVersion, RedisHistoryStore
 
@@ -86,7 +87,7 @@ class StatusReader:
             if not page:
                 break
             scanned += len(page)
-            alerts = (Alert.model_validate_json(fields[B_DATA_FIELD]) for _, fields in page)
+            alerts = decode_entries(page, Alert, stream=self._streams.alerts).values
             found += [a for a in alerts if company is None or a.company == company]
             upper = "(" + as_text(page[-1][0])
         return found[:limit]

@@ -3,9 +3,11 @@
 Entries arrive in batches on the main path and one by one on the claim path (entries another
 consumer left pending). Each entry is decoded and validated; invalid ones are dead-lettered at
 once. Valid events go to `apply`, which makes their effects durable and reports per event
-whether it failed. Only entries whose effects are durable (or that were dead-lettered) are
-acknowledged; a failed entry stays pending, is claimed again after an idle time, and after
-`max_deliveries` attempts is dead-lettered with its last error.
+whether it failed, or refused it for good (`RefusedEvent`: dead-lettered at once). When a batch
+fails, its failed events are applied again one by one, so a failure stays with its own entry:
+its valid batch-mates are applied in the same read. Only entries whose effects are durable (or
+that were dead-lettered) are acknowledged; a failed entry stays pending, is claimed again after
+an idle time, and after `max_deliveries` attempts is dead-lettered with its last error.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from pydantic import ValidationError
 
 from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
+from schemas.plausibility import DEFAULT_PLAUSIBILITY, Plausibility
 from schemas.streams import Streams
 from services.common.metrics import NO_METRICS, ConsumptionMetrics
 from services.common.streams import Acknowledgement, dead_letter, delivery_count
-from services.common.wire import UndecodableEntryError, entry_body, printable_fields
+from services.common.wire import UndecodableEntryError, capped_payload, entry_body
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +62,23 @@ class Rejection:
     reason: FailureReason
     error: str
     field: str | None = None
+    details: dict[str, str] | None = None
+
+
+class RefusedEvent(Exception):  # noqa: N818 - an outcome, like Rejection, not a crash
+    """An `apply` outcome: this event can never be applied (e.g. its id was recorded with other
+    content); dead-letter it now with `reason` instead of retrying it."""
+
+    def __init__(
+        self,
+        reason: FailureReason,
+        error: str,
+        *,
+        field: str | None = None,
+        details: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(error)
+        self.rejection = Rejection(reason, error, field, details)
 
 
 def describe_validation_error(error: ValidationError) -> Rejection:
@@ -92,10 +112,18 @@ class Consumption:
     metrics: ConsumptionMetrics = NO_METRICS
     linger_ms: int = 0  # after a read that came back short, wait this long before the next
     apply_acknowledging: ApplyAcknowledging | None = None  # used instead of `apply` when set
+    plausibility: Plausibility = DEFAULT_PLAUSIBILITY
+
+    def __post_init__(self) -> None:
+        self._context = self.plausibility.as_context()
 
     @property
     def errors_key(self) -> str:
         return self.streams.key("errors", self.group)
+
+    def error_field(self, entry_id: bytes) -> bytes:
+        """A group reads several streams whose entry ids may coincide: the stream names it."""
+        return self.stream.encode() + b" " + entry_id
 
     async def consume_batch(self, entries: Sequence[Entry]) -> None:
         await self._consume(entries, deliveries=1)
@@ -114,23 +142,45 @@ class Consumption:
         valid: list[tuple[bytes, Event]] = []
         rejected: list[bytes] = []
         for entry_id, fields in entries:
-            outcome = self.decode(fields)
-            if isinstance(outcome, Rejection):
-                await self._reject(entry_id, fields, outcome, deliveries)
+            decoded = self.decode(fields)
+            if isinstance(decoded, Rejection):
+                await self._reject(entry_id, fields, decoded, deliveries)
                 rejected.append(entry_id)
             else:
-                valid.append((entry_id, outcome))
+                valid.append((entry_id, decoded))
         first_delivery = deliveries == 1
         results, acknowledged = await self._apply(valid, first_delivery=first_delivery)
+        if len(valid) > 1 and any(_failed(outcome) for outcome in results):
+            results = await self._apply_singly(valid, results)
         applied: list[bytes] = []
-        for (entry_id, event), failure in zip(valid, results, strict=True):
-            if failure is None:
+        for (entry_id, event), outcome in zip(valid, results, strict=True):
+            if outcome is None:
                 applied.append(entry_id)
+            elif isinstance(outcome, RefusedEvent):
+                fields = dict(entries)[entry_id]
+                await self._reject(entry_id, fields, outcome.rejection, deliveries, event)
+                rejected.append(entry_id)
             else:
-                await self._remember_failure(entry_id, event, failure)
+                await self._remember_failure(entry_id, event, outcome)
         unacknowledged = rejected if acknowledged else rejected + applied  # by the handler's write
         await self._ack(unacknowledged, retried=not first_delivery)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
+
+    async def _apply_singly(
+        self, valid: list[tuple[bytes, Event]], results: Sequence[BaseException | None]
+    ) -> list[BaseException | None]:
+        """After a failed batch, each failed event again on its own (effects are idempotent, so
+        what the batch already made durable is not made twice): one poison entry neither
+        delays its batch-mates to a retry nor lends them its error."""
+        outcomes: list[BaseException | None] = []
+        for (_, event), outcome in zip(valid, results, strict=True):
+            if _failed(outcome):
+                try:
+                    outcome = (await self.apply([event]))[0]
+                except Exception as error:
+                    outcome = error
+            outcomes.append(outcome)
+        return outcomes
 
     async def _apply(
         self, valid: list[tuple[bytes, Event]], *, first_delivery: bool
@@ -160,22 +210,34 @@ class Consumption:
                 FailureReason.OVERSIZED, f"payload: {len(body)} bytes exceeds the {limit}-byte cap"
             )
         try:
-            return self.event_type.model_validate_json(body)
+            return self.event_type.model_validate_json(body, context=self._context)
         except ValidationError as error:
             return describe_validation_error(error)
 
     async def _reject(
-        self, entry_id: bytes, fields: dict[bytes, bytes], rejection: Rejection, deliveries: int
+        self,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        rejection: Rejection,
+        deliveries: int,
+        event: Event | None = None,
     ) -> None:
+        copy = capped_payload(fields, max_body_bytes=self.max_payload_bytes)
         letter = DeadLetter(
             source_stream=self.stream,
             entry_id=entry_id.decode(),
             group=self.group,
-            payload=printable_fields(fields),
+            payload=copy.fields,
+            payload_truncated=copy.truncated,
+            payload_bytes=copy.size,
+            payload_sha256=copy.sha256,
             reason=rejection.reason,
-            error=rejection.error,
+            error=rejection.error[:2_000],
             field=rejection.field,
+            details=rejection.details or {},
             delivery_count=deliveries,
+            company=event.company if event is not None else None,
+            event_id=event.event_id if event is not None else None,
         )
         await dead_letter(
             self.redis, self.streams.dead_letters, letter, max_length=self.dead_letter_max_length
@@ -188,7 +250,7 @@ class Consumption:
     ) -> None:
         self.metrics.failed(self.stream, self.group)
         message = f"{type(failure).__name__}: {failure}"
-        await self.redis.hset(self.errors_key, entry_id, message)  # type: ignore[misc]
+        await self.redis.hset(self.errors_key, self.error_field(entry_id), message[:2_000])  # type: ignore[misc]
         log.error(
             "handling failed; the entry stays pending and will be retried",
             extra={"event_id": event.event_id, "company": event.company, "error": message},
@@ -196,10 +258,12 @@ class Consumption:
 
     async def _give_up(self, entry: Entry, count: int) -> None:
         entry_id, fields = entry
-        last_error = await self.redis.hget(self.errors_key, entry_id)  # type: ignore[misc]
+        last_error = await self.redis.hget(self.errors_key, self.error_field(entry_id))  # type: ignore[misc]
         error = last_error.decode() if isinstance(last_error, bytes) else "failed on every delivery"
         rejection = Rejection(FailureReason.HANDLER_FAILED, f"after {count - 1} attempts: {error}")
-        await self._reject(entry_id, fields, rejection, count - 1)
+        decoded = self.decode(fields)
+        event = decoded if isinstance(decoded, Event) else None
+        await self._reject(entry_id, fields, rejection, count - 1, event)
         await self._ack([entry_id])
 
     async def _ack(self, entry_ids: Sequence[bytes], *, retried: bool = True) -> None:
@@ -213,5 +277,10 @@ class Consumption:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream, self.group, *entry_ids)
-            pipe.hdel(self.errors_key, *entry_ids)
+            pipe.hdel(self.errors_key, *(self.error_field(entry_id) for entry_id in entry_ids))
             await pipe.execute()
+
+
+def _failed(outcome: BaseException | None) -> bool:
+    """A failure worth retrying (a refusal is final)."""
+    return outcome is not None and not isinstance(outcome, RefusedEvent)

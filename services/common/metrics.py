@@ -7,16 +7,18 @@ Prometheus scrapes; the exposition runs in a thread, so that collector uses a sy
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from socketserver import ThreadingMixIn
 from typing import Any, Protocol
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
@@ -45,6 +47,13 @@ class AlertMetrics(Protocol):
     def alert_sent(self, *, kind: str, status: str) -> None: ...
 
 
+class WebhookMetrics(Protocol):
+    """For webhook delivery: a notice the receiver did not take (`retrying` or
+    `dead_lettered`)."""
+
+    def webhook_failed(self, *, outcome: str) -> None: ...
+
+
 class FitMetrics(Protocol):
     """For the forecast worker: seconds one company's refit took (fit and forecast)."""
 
@@ -70,6 +79,9 @@ class NoMetrics:
         pass
 
     def observe_fit(self, seconds: float) -> None:
+        pass
+
+    def webhook_failed(self, *, outcome: str) -> None:
         pass
 
 
@@ -119,6 +131,13 @@ class Metrics:
             ("kind", "status"),
             registry=registry,
         )
+        self._webhook_failures = Counter(
+            "guidepost_webhook_failures",
+            "Webhook notices the receiver did not take: scheduled again ('retrying') or "
+            "dead-lettered as delivery_failed past the retry horizon ('dead_lettered').",
+            ("outcome",),
+            registry=registry,
+        )
 
     def consumed(self, stream: str, group: str, count: int) -> None:
         self._consumed.labels(stream, group).inc(count)
@@ -137,6 +156,9 @@ class Metrics:
 
     def observe_fit(self, seconds: float) -> None:
         self._fit.observe(seconds)
+
+    def webhook_failed(self, *, outcome: str) -> None:
+        self._webhook_failures.labels(outcome).inc()
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -280,6 +302,9 @@ class MetricsServer:
         self.client.close()
 
 
+ReadinessProbe = Callable[[], tuple[bool, str]]
+
+
 def serve_metrics(
     metrics: Metrics,
     *,
@@ -287,13 +312,57 @@ def serve_metrics(
     settings: RedisSettings,
     streams: Streams,
     host: str = "0.0.0.0",  # Prometheus scrapes workers from outside their pod
+    readiness: ReadinessProbe | None = None,
 ) -> MetricsServer:
+    """`/metrics`, and the probes: `/health` (200 while the process serves) and `/ready`
+    (503 with the reason while `readiness` says the worker cannot work, Redis away say)."""
     client = create_sync_redis(settings)
     collector = StreamCollector(client, streams)
     metrics.registry.register(collector)
-    server, thread = start_http_server(port, addr=host, registry=metrics.registry)
+    application = with_probes(make_wsgi_app(metrics.registry), readiness or _always_ready)
+    server = make_server(host, port, application, ThreadingWSGIServer, handler_class=_Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     log.info("metrics exported on port %d", port)
     return MetricsServer(metrics, collector, client, server, thread)
+
+
+def with_probes(metrics_app: Any, readiness: ReadinessProbe) -> Any:
+    """The WSGI app: the probes by path, anything else to Prometheus' exposition."""
+
+    def application(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/health":
+            return _json_response(start_response, 200, {"status": "ok"})
+        if path == "/ready":
+            ok, reason = readiness()
+            status = {"status": "ready" if ok else "unavailable", "reason": reason}
+            return _json_response(start_response, 200 if ok else 503, status)
+        result: list[bytes] = metrics_app(environ, start_response)
+        return result
+
+    return application
+
+
+def _json_response(start_response: Any, code: int, body: dict[str, str]) -> list[bytes]:
+    payload = json.dumps(body).encode()
+    phrase = "OK" if code == 200 else "Service Unavailable"
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))]
+    start_response(f"{code} {phrase}", headers)
+    return [payload]
+
+
+def _always_ready() -> tuple[bool, str]:
+    return True, "ready"
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes every few seconds
+        pass
 
 
 def _str(value: object | None) -> str | None:

@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from pydantic import ValidationError
 
@@ -95,6 +96,39 @@ def _parse_line(number: int, text: str) -> Event | LineError:
         return LineError(number, rejection.field, f"event.{rejection.error}")
 
 
+MAX_LINE_BYTES = 1_048_576  # far above any one event; a larger line is refused, not parsed
+
+
 def read_jsonl(path: Path) -> tuple[list[Event], list[LineError]]:
-    with path.open(encoding="utf-8") as handle:
-        return parse_jsonl(handle)
+    """`parse_jsonl` of a file, each line decoded on its own: a line that is not UTF-8 or is
+    too long is an error of that line (naming it), not of the whole file."""
+    events: list[Event] = []
+    errors: list[LineError] = []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(_bounded_lines(handle), start=1):
+            if raw is None:
+                errors.append(LineError(number, None, f"longer than {MAX_LINE_BYTES:,} bytes"))
+                continue
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                errors.append(LineError(number, None, f"not UTF-8 (byte {error.start + 1})"))
+                continue
+            found, problems = parse_jsonl([text])
+            events += found
+            errors += [LineError(number, p.field, p.message) for p in problems]
+    return events, errors
+
+
+def _bounded_lines(handle: BinaryIO) -> Iterable[bytes | None]:
+    """Each line's bytes, or None for a line longer than MAX_LINE_BYTES (skipped unread)."""
+    while True:
+        line = handle.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):  # the rest of the long line
+                line = handle.readline(MAX_LINE_BYTES)
+            yield None
+            continue
+        yield line

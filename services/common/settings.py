@@ -6,6 +6,7 @@ import ipaddress
 import os
 import socket
 from collections.abc import Iterator
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.plausibility import (
+    DEFAULT_FIRST_YEAR,
+    DEFAULT_OCCURRED_AT_TOLERANCE,
+    DEFAULT_YEARS_AHEAD,
+    Plausibility,
+)
 from schemas.streams import DEFAULT_NAMESPACE, Streams
 
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
@@ -146,11 +153,43 @@ class WorkerSettings(RedisSettings):
         default=5, ge=1, description="Attempts before an entry is dead-lettered."
     )
     max_payload_bytes: int = Field(default=262_144, ge=1_024)
+    period_first_year: int = Field(
+        default=DEFAULT_FIRST_YEAR, ge=1, le=9_999, description="Earliest year a period may name."
+    )
+    period_years_ahead: int = Field(
+        default=DEFAULT_YEARS_AHEAD,
+        ge=0,
+        le=100,
+        description="How many years after the current one a period may name (guidance).",
+    )
+    occurred_at_tolerance_s: int = Field(
+        default=int(DEFAULT_OCCURRED_AT_TOLERANCE.total_seconds()),
+        ge=0,
+        le=31 * 86_400,
+        description="How far ahead of the worker's clock an event's occurred_at may be.",
+    )
     stream_max_length: int = Field(
         default=1_000_000, ge=1_000, description="Approximate cap per stream (acked entries only)."
     )
     coalesce_ms: int = Field(
         default=50, ge=0, description="A burst for one company within this window is one refit."
+    )
+    refit_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="Refit attempts of one company (each counted before it runs, so a crash "
+        "counts) before the company is quarantined with an alert.",
+    )
+    refit_timeout_s: float = Field(
+        default=300.0, gt=0, description="A refit taking longer counts as a failed attempt."
+    )
+    max_history_quarters: int = Field(
+        default=160,
+        ge=8,
+        le=2_000,
+        description="The span of quarters a company's refit may hold; a longer history "
+        "quarantines the company (a stray far-off period, say).",
     )
     guidance_linger_ms: int = Field(
         default=20,
@@ -162,13 +201,38 @@ class WorkerSettings(RedisSettings):
     )
     webhook_url: AnyUrl | None = None
     webhook_secret: SecretStr | None = None
-    webhook_max_attempts: int = Field(default=5, ge=1)
+    webhook_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts in a row before a notice is scheduled for later."
+    )
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Total deadline of one webhook attempt."
+    )
+    webhook_retry_horizon_s: float = Field(
+        default=6 * 3600.0,
+        ge=0,
+        description="How long after its first failure a notice is retried (with backoff) "
+        "before it is dead-lettered as delivery_failed.",
+    )
+    webhook_retry_base_s: float = Field(
+        default=5.0, gt=0, description="First delay of a scheduled redelivery."
+    )
+    webhook_retry_max_delay_s: float = Field(
+        default=600.0, gt=0, description="Longest delay between scheduled redeliveries."
+    )
     alert_repeat_interval_s: int = Field(default=86_400, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     log_level: str = "INFO"
     log_json: bool = True
 
     _webhook_url_redacted = field_validator("webhook_url", mode="wrap")(url_errors_redacted)
+
+    def plausibility(self) -> Plausibility:
+        """The bounds input events are validated against (`schemas.plausibility`)."""
+        return Plausibility(
+            first_year=self.period_first_year,
+            years_ahead=self.period_years_ahead,
+            occurred_at_tolerance=timedelta(seconds=self.occurred_at_tolerance_s),
+        )
 
     @field_validator("services", mode="before")
     @classmethod

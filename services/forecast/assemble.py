@@ -36,9 +36,18 @@ class QuarterlyHistory:
     derived: tuple[Derivation, ...] = ()  # figures the accounting identities filled in
 
 
-def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
+def assemble(
+    observations: Iterable[Observation], *, max_quarters: int | None = None
+) -> QuarterlyHistory:
     """The quarterly frame, its gaps then filled where accounting identities determine them
-    (reported fiscal years of flows take part: a year less three quarters is the fourth)."""
+    (reported fiscal years of flows take part: a year less three quarters is the fourth).
+
+    Raises HistorySpanError when the quarters observed span more than `max_quarters`: what a
+    refit holds and fits grows with the span, so one stray period decades away must not make
+    it build an index of thousands of quarters (the caller quarantines the company instead)."""
+    observations = list(observations)
+    if max_quarters is not None:
+        check_span(observations, max_quarters)
     direct: dict[tuple[str, Quarter], float] = {}
     finer: dict[tuple[str, Quarter], list[tuple[str, float]]] = defaultdict(list)
     years: dict[tuple[str, int], float] = {}
@@ -65,6 +74,27 @@ def assemble(observations: Iterable[Observation]) -> QuarterlyHistory:
         values[(metric, quarter)] = value
     filled = fill_identities(_frame(values), fiscal_years=years)
     return QuarterlyHistory(filled.frame, frozenset(partial), filled.derived)
+
+
+class HistorySpanError(ValueError):
+    """A company's history spans more quarters than a refit may hold."""
+
+
+def check_span(observations: list[Observation], max_quarters: int) -> None:
+    quarters = [
+        quarter_of(period)
+        for _, period, _ in observations
+        if frequency_of(period) is not Frequency.FISCAL_YEAR
+    ]
+    if not quarters:
+        return
+    first, last = min(quarters), max(quarters)
+    span = (last.year - first.year) * 4 + last.quarter - first.quarter + 1
+    if span > max_quarters:
+        raise HistorySpanError(
+            f"the history spans {span} quarters ({first} to {last}), more than the "
+            f"{max_quarters} a refit may hold; retract the stray fact (guidepost history retract)"
+        )
 
 
 def _aggregate(

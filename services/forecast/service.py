@@ -47,11 +47,18 @@ from schemas.forecasts import (
 from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
+from services.common.health import Backoff
 from services.common.ids import derived_id
 from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
 from services.common.wire import as_text
-from services.forecast.assemble import MODEL_SCALE, QuarterlyHistory, assemble, observations_of
+from services.forecast.assemble import (
+    MODEL_SCALE,
+    HistorySpanError,
+    QuarterlyHistory,
+    assemble,
+    observations_of,
+)
 from services.forecast.core import Fitted, ForecastSpec, MetricForecast, fit, forecast, update
 from services.forecast.core.company import (
     DEFAULT_EVIDENCE,
@@ -67,6 +74,7 @@ from services.forecast.core.data import derive_yoy_bands
 from services.forecast.core.data import quarter as period_of
 from services.forecast.core.guided import Evidence, Track, company_track, guide, shared_evidence
 from services.forecast.core.identities import Derivation
+from services.forecast.ledger import RefitLedger
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
 from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
 from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
@@ -83,6 +91,8 @@ return 0
 
 DEFAULT_MAX_STATES = 10_000  # companies whose fitted state a worker keeps (≈ 50 kB each)
 DEFAULT_FULL_REFIT_S = 6 * 3600.0
+DEFAULT_REFIT_TIMEOUT_S = 300.0
+DEFAULT_MAX_HISTORY_QUARTERS = 160  # 40 years: a refit's memory and time grow with the span
 
 
 @dataclass
@@ -129,9 +139,11 @@ class ForecastService:
         coalesce_ms: int,
         max_length: int,
         spec: ForecastSpec = ForecastSpec(),
-        max_failures: int = 5,
+        max_failures: int = 3,
         max_states: int = DEFAULT_MAX_STATES,
         full_refit_s: float = DEFAULT_FULL_REFIT_S,
+        refit_timeout_s: float = DEFAULT_REFIT_TIMEOUT_S,
+        max_history_quarters: int = DEFAULT_MAX_HISTORY_QUARTERS,
         metrics: FitMetrics = NO_METRICS,
         evidence: Evidence = DEFAULT_EVIDENCE,
     ) -> None:
@@ -140,6 +152,8 @@ class ForecastService:
         self._tracks: dict[str, Track] = {}
         self._tracks_read_at = -math.inf
         self._max_failures = max_failures
+        self._refit_timeout_s = refit_timeout_s
+        self._max_history_quarters = max_history_quarters
         self.states = FittedStates(max_states)
         self._full_refit_s = full_refit_s
         self.fits = {"full": 0, "incremental": 0}  # metric fits of each kind, for benchmarks
@@ -153,14 +167,16 @@ class ForecastService:
         self._max_length = max_length
         self._spec = spec
         self._clear = redis.register_script(CLEAR_IF_UNCHANGED)
+        self.ledger = RefitLedger(redis, streams)
+        self.loop_health = Backoff("the refit loop", logger=log)
 
     @property
     def dirty_key(self) -> str:
-        return self._streams.key("{forecast}", "dirty")  # one slot with generation
+        return self.ledger.dirty_key
 
     @property
     def generation_key(self) -> str:
-        return self._streams.key("{forecast}", "generation")
+        return self.ledger.generation_key
 
     async def mark_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         """Durably note that each event's company needs a refit (first mark sets the clock)."""
@@ -174,16 +190,20 @@ class ForecastService:
         return [None] * len(events)
 
     async def pending(self) -> int:
-        return int(await self._redis.zcard(self.dirty_key))
+        return await self.ledger.pending()
 
     async def run(self, stop: asyncio.Event, *, poll_s: float = 0.05) -> None:
+        """Refit due companies until `stop`. Failing (Redis away, say), the loop backs off
+        exponentially and logs once when it starts failing and once when it recovers."""
         while not stop.is_set():
             try:
-                if not await self.refit_due():
+                due = await self.refit_due()
+                if not due:
                     await self._sleep_until_due(stop, poll_s)
-            except Exception:  # Redis away or a bug: the loop must outlive it
-                log.exception("refit loop failed; retrying")
-                await _wait(stop, poll_s)
+            except Exception as error:  # the loop must outlive it
+                await _wait(stop, self.loop_health.failed(error))
+            else:
+                self.loop_health.succeeded()
 
     async def _sleep_until_due(self, stop: asyncio.Event, poll_s: float) -> None:
         """Until the earliest mark is due, a new mark arrives, or `poll_s` (other workers'
@@ -203,8 +223,12 @@ class ForecastService:
     async def refit_due(self) -> int:
         due_before = time.time() - self._coalesce_ms / 1000
         due = await self._redis.zrangebyscore(self.dirty_key, "-inf", due_before, start=0, num=16)
-        for member in due:
-            company = as_text(member)
+        companies = [as_text(member) for member in due]
+        quarantined = await self.ledger.quarantined(companies)
+        for company in companies:
+            if company in quarantined:  # new facts wait for the operator's release
+                await self.ledger.drop_mark(company)
+                continue
             generation = await self._redis.hget(self.generation_key, company)  # type: ignore[misc]
             if not await self._refit_guarded(company):
                 continue
@@ -212,43 +236,71 @@ class ForecastService:
             await self._clear(keys=keys, args=[company, as_text(generation or b"")])
         return len(due)
 
-    @property
-    def failures_key(self) -> str:
-        return self._streams.key("forecast", "failures")
-
     async def _refit_guarded(self, company: str) -> bool:
-        """Refit; after `max_failures` failed attempts, dead-letter the refit and move on."""
+        """Refit, the attempt counted before it runs (a crash counts too); after
+        `max_failures` attempts the company is quarantined with an alert and a dead letter.
+        True when the company's mark may be cleared."""
+        attempts = await self.ledger.count_attempt(company)
+        if attempts > self._max_failures:  # earlier attempts never came back (killed)
+            error = await self.ledger.last_error(company) or "the worker stopped during the refit"
+            await self._quarantine(company, attempts - 1, error)
+            return True
         try:
-            await self.refit(company)
-        except Exception as error:
-            attempts = int(await self._redis.hincrby(self.failures_key, company, 1))  # type: ignore[misc]
-            log.exception("refit of %s failed (attempt %d)", company, attempts)
-            if attempts < self._max_failures:
-                return False
-            await self._give_up(company, error, attempts)
-        await self._redis.hdel(self.failures_key, company)  # type: ignore[misc]
+            await asyncio.wait_for(self.refit(company), timeout=self._refit_timeout_s)
+        except Exception as failure:
+            error = _describe(failure, self._refit_timeout_s)
+            log.error(
+                "refit of %s failed (attempt %d of %d): %s",
+                company,
+                attempts,
+                self._max_failures,
+                error,
+                extra={"company": company},
+            )
+            if attempts >= self._max_failures or isinstance(failure, HistorySpanError):
+                await self._quarantine(company, attempts, error)  # retrying cannot help
+                return True
+            await self.ledger.failed(company, error, retry_in_s=min(60.0, 0.5 * 2**attempts))
+            return False
+        await self.ledger.succeeded(company)
         return True
 
-    async def _give_up(self, company: str, error: Exception, attempts: int) -> None:
+    async def _quarantine(self, company: str, attempts: int, error: str) -> None:
+        if not await self.ledger.quarantine(company, attempts=attempts, error=error):
+            return
+        log.error(
+            "quarantined %s after %d failed refit attempt(s): %s; the other companies go on",
+            company,
+            attempts,
+            error,
+            extra={"company": company},
+        )
         letter = DeadLetter(
             source_stream=self._streams.history,
-            entry_id="refit",
+            entry_id=f"refit:{company}",
             group="forecast",
             payload={"company": company},
-            reason=FailureReason.HANDLER_FAILED,
-            error=f"refit failed {attempts} times: {type(error).__name__}: {error}",
+            reason=FailureReason.REFIT_FAILED,
+            error=f"refit failed {attempts} times: {error}"[:2_000],
             delivery_count=attempts,
             company=company,
         )
         await dead_letter(
             self._redis, self._streams.dead_letters, letter, max_length=self._max_length
         )
+        await publish(
+            self._redis,
+            self._streams.signals,
+            [_quarantine_signal(company, attempts, error, letter.dead_letter_id)],
+            max_length=self._max_length,
+            streams=self._streams,
+        )
 
     async def refit(self, company: str) -> None:
         versions = latest_as_of(await self._history.versions(company), None)
         guidance = await self._guidance.all(company)
         currency = _currency(versions)
-        history = assemble(observations_of(versions))
+        history = assemble(observations_of(versions), max_quarters=self._max_history_quarters)
         previous = await self._stored_forecasts(company)
         earlier_trends = await self._stored_trends(company)
         evidence = await self._shared_evidence(company)
@@ -770,6 +822,31 @@ def _change_point_signals(trend: TrendUpdated) -> list[AlertSignal]:
         )
         for point in trend.change_points
     ]
+
+
+def _describe(failure: BaseException, timeout_s: float) -> str:
+    if isinstance(failure, TimeoutError):
+        return f"TimeoutError: the refit took longer than {timeout_s:g}s"
+    return f"{type(failure).__name__}: {failure}"
+
+
+def _quarantine_signal(company: str, attempts: int, error: str, letter_id: str) -> AlertSignal:
+    return AlertSignal(
+        event_id=derived_id(company, "quarantined", letter_id),
+        company=company,
+        producer=PRODUCER,
+        kind=AlertKind.DATA_QUALITY,
+        period=str(Quarter.containing(datetime.now(UTC).date())),
+        subject="refit",
+        severity=Severity.CRITICAL,
+        state="quarantined",
+        summary=(
+            f"{company}'s forecasts are quarantined: the refit failed {attempts} time(s) "
+            f"({error[:300]}). Fix or retract the offending fact (guidepost history retract), "
+            "then replay the refit letter (guidepost dlq replay)."
+        ),
+        details={"attempts": attempts, "error": error[:2_000], "dead_letter_id": letter_id},
+    )
 
 
 async def _wait(event: asyncio.Event, seconds: float) -> None:

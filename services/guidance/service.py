@@ -10,6 +10,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,6 +41,7 @@ from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore, 
 from services.ingest.store import RedisHistoryStore
 
 PRODUCER = "guidepost-guidance"
+KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.ingest.facts.known_at_text
 BAND_SEVERITY = {
     BandState.LIKELY_BELOW: Severity.WARNING,
     BandState.LIKELY_INSIDE: Severity.INFO,
@@ -307,13 +309,17 @@ class GuidanceService:
         return fiscal_year_distribution(period=period, reported=reported, remaining=remaining)
 
     async def _on_guidance(self, update: HistoryUpdated, metric: str, period: str) -> None:
-        """Signals from the guidance as now recorded (a replayed older statement repeats the
-        current state, not its own), then its outcome if the actual is already known (history
-        may arrive in any order), else a band check against it."""
-        guidance = await self.current_guidance(update.company, metric, period)
-        if guidance is None:
+        """The revision notice of the statement this update recorded (its own, whatever was
+        recorded after it: a fast producer's statements are each announced, in order), the
+        arithmetic of the guidance as now recorded, then its outcome if the actual is already
+        known (history may arrive in any order), else a band check against it."""
+        versions = await self._guidance.history(update.company, metric, period)
+        if not versions:
             return
-        signals = [_revision_signal(update.company, guidance, guidance.revision)]
+        guidance = versions[-1]
+        stated = next((v for v in versions if v.event_id == update.cause_event_id), None)
+        # none: the same statement under another id, announced with the one recorded
+        signals = [_revision_signal(update.company, stated)] if stated is not None else []
         arithmetic = await self._arithmetic_signal(update.company, guidance)
         if arithmetic is not None:
             signals.append(arithmetic)
@@ -581,9 +587,13 @@ def band_signal(company: str, check: BandCheck, band: GuidedBand) -> AlertSignal
     )
 
 
-def _revision_signal(company: str, guidance: GuidanceVersion, revision: str) -> AlertSignal:
+def _revision_signal(company: str, guidance: GuidanceVersion) -> AlertSignal:
+    """Observed when the statement became known: a redelivered older statement is older than
+    what its alert already holds, and changes nothing."""
+    revision = guidance.revision
     return AlertSignal(
         event_id=derived_id(guidance.event_id, "revision"),
+        occurred_at=datetime.strptime(guidance.known_at, KNOWN_AT_FORMAT).replace(tzinfo=UTC),
         company=company,
         producer=PRODUCER,
         kind=AlertKind.GUIDANCE_REVISION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from decimal import Decimal
@@ -15,6 +16,8 @@ from schemas.streams import Streams
 from services.common.wire import as_text
 from services.guidance.core import Band, StatedRange
 from services.ingest.facts import FIELD_SEPARATOR, known_at_text
+
+SEEN_TTL_S = 90 * 24 * 3600  # as long as the facts' dedupe marks
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class GuidanceVersion:
     known_at: str
     source: str | None
     revision: str = "initial"
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the statement as recorded (its revision is derived, not stated)."""
+        content = {k: v for k, v in asdict(self).items() if k != "revision"}
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @property
     def same_statement_key(self) -> tuple[object, ...]:
@@ -113,6 +122,18 @@ class RedisGuidanceStore:
     def _key(self, company: str) -> str:
         return self._streams.company_key(company, "guidance")
 
+    def _seen_key(self, company: str, event_id: str) -> str:
+        return self._streams.company_key(company, "guidance-seen:" + event_id)
+
+    async def remember(self, company: str, event_id: str, digest: str) -> None:
+        """This event id stands for this content (the first content stays)."""
+        await self._redis.set(self._seen_key(company, event_id), digest, ex=SEEN_TTL_S, nx=True)
+
+    async def seen_digest(self, company: str, event_id: str) -> str | None:
+        """The digest of the statement recorded under this event id, if any."""
+        raw = await self._redis.get(self._seen_key(company, event_id))
+        return as_text(raw) if raw else None
+
     async def history(self, company: str, metric: str, period: str) -> list[GuidanceVersion]:
         raw = await self._redis.hget(self._key(company), _field(metric, period))  # type: ignore[misc]
         return [GuidanceVersion(**item) for item in json.loads(raw)] if raw else []
@@ -136,6 +157,7 @@ class RedisGuidanceStore:
     async def append(self, company: str, version: GuidanceVersion, revision: str) -> bool:
         """Add a version unless this event, or the same statement, is already recorded."""
         key, field = self._key(company), _field(version.metric, version.period)
+        seen = self._seen_key(company, version.event_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -143,10 +165,13 @@ class RedisGuidanceStore:
                     raw = await pipe.hget(key, field)  # type: ignore[misc]
                     versions = [GuidanceVersion(**v) for v in json.loads(raw)] if raw else []
                     if _already_recorded(versions, version):
+                        # the same statement under another id: that id is taken by it too
+                        await pipe.set(seen, version.digest, ex=SEEN_TTL_S, nx=True)
                         return False
                     versions.append(_with_revision(version, revision))
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.hset(key, field, json.dumps([asdict(v) for v in versions]))
+                    pipe.set(seen, version.digest, ex=SEEN_TTL_S, nx=True)
                     await pipe.execute()
                     return True
                 except WatchError:

@@ -10,12 +10,20 @@
 -- ARGV[2] JSON of the envelope fields every announcement of the batch shares, or "" when the
 --         caller announces (a cluster)
 -- ARGV[3...] per event, flat (no JSON to build or parse on the hot path): the announcement's
---         event id ("" when not announcing), company, the event's own id, the number of facts,
---         then per fact: "metric|period", value, precision, known_at, event id, currency
+--         event id ("" when not announcing), company, the event's own id, the digest of its
+--         content (64 hex digits), the number of facts, then per fact: "metric|period", value,
+--         precision, known_at, event id, currency
 -- Returns, per event: "duplicate" | "applied", its changes as JSON {"f","k","v","prev","c"}, and
--- the kinds of those changes joined by commas (so the caller decodes the JSON only when needed).
+-- the kinds of those changes joined by commas (so the caller decodes the JSON only when needed);
+-- or "conflict", the digest recorded under this event id, and the digest received (the same id
+-- with other content: nothing is written).
+-- The dedupe mark holds the content's digest followed by the changes JSON (a mark written before
+-- digests were kept starts with "[" and matches any content).
 -- Values equal within half the coarser precision are one fact (the same figure published
 -- twice, or once rounded in prose and once exact in a table): no new version unless more precise.
+-- A version with "x" set is an operator's retraction (`guidepost history retract`): from its time
+-- on the fact has no value, so a later figure is recorded afresh and an earlier one learned late
+-- stays history.
 
 local function same_value(a, b)
   local tolerance = math.max(tonumber(a.p), tonumber(b.p)) / 2 + 1e-9 * math.abs(tonumber(a.v))
@@ -42,13 +50,14 @@ end
 local function change_kind(versions, fact)
   local latest = latest_of(versions)
   if latest == nil then return "recorded", nil end
+  if latest.x and fact.t >= latest.t then return "recorded", nil end
   if fact.t >= latest.t then
     if not same_value(fact, latest) then return "restated", latest end
     if tonumber(fact.p) < tonumber(latest.p) then return "refined", latest end
     return nil, latest
   end
   for _, version in ipairs(versions) do
-    if same_value(fact, version) then return nil, latest end
+    if not version.x and same_value(fact, version) then return nil, latest end
   end
   return "late", latest
 end
@@ -66,7 +75,7 @@ local function record(latest_key, versions_key, facts)
         redis.call("HSET", latest_key, fact.f, cjson.encode(fact))
         local previous = latest and latest.v or false
         table.insert(changes, {f = fact.f, k = kind, v = fact.v, prev = previous, c = fact.c})
-      elseif position == #versions - 1 and not same_value(fact, latest) then
+      elseif position == #versions - 1 and not latest.x and not same_value(fact, latest) then
         -- a version learned late, just before the current one: the current value now
         -- restates it (whatever order the two arrived in, the story is the same)
         table.insert(changes, {f = fact.f, k = "restated", v = latest.v, prev = fact.v, c = latest.c})
@@ -97,10 +106,13 @@ local function announce(stream, envelope, changes)
 end
 
 local function read_event(cursor)
-  local event = {announce_id = ARGV[cursor], company = ARGV[cursor + 1], cause = ARGV[cursor + 2]}
-  local count = tonumber(ARGV[cursor + 3])
+  local event = {
+    announce_id = ARGV[cursor], company = ARGV[cursor + 1], cause = ARGV[cursor + 2],
+    digest = ARGV[cursor + 3],
+  }
+  local count = tonumber(ARGV[cursor + 4])
   local facts = {}
-  cursor = cursor + 4
+  cursor = cursor + 5
   for _ = 1, count do
     table.insert(facts, {
       f = ARGV[cursor], v = ARGV[cursor + 1], p = ARGV[cursor + 2],
@@ -129,10 +141,18 @@ while cursor <= #ARGV do
   i = i + 1
   local seen_key = KEYS[base + 3]
   local seen = redis.call("GET", seen_key)
-  if seen then
+  local recorded_digest, seen_changes = "", seen
+  if seen and string.sub(seen, 1, 1) ~= "[" then
+    recorded_digest, seen_changes = string.sub(seen, 1, 64), string.sub(seen, 65)
+  end
+  if seen and recorded_digest ~= "" and recorded_digest ~= event.digest then
+    table.insert(results, "conflict")
+    table.insert(results, recorded_digest)
+    table.insert(results, event.digest)
+  elseif seen then
     table.insert(results, "duplicate")
-    table.insert(results, seen)
-    table.insert(results, kinds_of(cjson.decode(seen)))
+    table.insert(results, seen_changes)
+    table.insert(results, kinds_of(cjson.decode(seen_changes)))
   else
     local changes = record(KEYS[base + 1], KEYS[base + 2], event.facts)
     local encoded = (#changes == 0) and "[]" or cjson.encode(changes)
@@ -143,7 +163,7 @@ while cursor <= #ARGV do
       for name, value in pairs(shared) do envelope[name] = value end
       announce(KEYS[base + 4], envelope, changes)
     end
-    redis.call("SET", seen_key, encoded, "EX", tonumber(ARGV[1]))
+    redis.call("SET", seen_key, event.digest .. encoded, "EX", tonumber(ARGV[1]))
     if registry then redis.call("SADD", registry, event.company) end
     table.insert(results, "applied")
     table.insert(results, encoded)

@@ -33,7 +33,13 @@ from services.ingest.guidance_store import (
     version_from_event,
 )
 from services.ingest.integrity import Finding, check_statement, unit_slip
-from services.ingest.store import RecordedChange, Recording, RecordOutcome, RedisHistoryStore
+from services.ingest.store import (
+    ConflictingDuplicate,
+    RecordedChange,
+    Recording,
+    RecordOutcome,
+    RedisHistoryStore,
+)
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-ingest"
@@ -98,6 +104,12 @@ class IngestService:
                 acknowledgement = None  # all or nothing: the consumption acknowledges the rest
             await self._announce_once([(e, o) for e, o in done if not o.announced])
             await self._publish_signals([(e, o) for e, o in done if o.announced], acknowledgement)
+            conflicts = [
+                _conflict_signal(event, outcome)
+                for (_, event), outcome in zip(indexed, recorded, strict=True)
+                if isinstance(outcome, ConflictingDuplicate)
+            ]
+            await self._publish(self._streams.signals, conflicts)
         except Exception as error:
             return {index: error for index, _ in indexed}
         return {
@@ -244,11 +256,17 @@ class IngestService:
 
     async def _apply_guidance(self, event: GuidanceIssued) -> None:
         version = version_from_event(event)
+        recorded_digest = await self._guidance.seen_digest(event.company, event.event_id)
+        if recorded_digest is not None and recorded_digest != version.digest:
+            conflict = ConflictingDuplicate(event.event_id, recorded_digest, version.digest)
+            await self._publish(self._streams.signals, [_conflict_signal(event, conflict)])
+            raise conflict
         previous = await self._guidance.history(event.company, event.metric, event.period)
         recorded = next(
             (v for v in previous if v.same_statement_key == version.same_statement_key), None
         )
         if recorded is not None:
+            await self._guidance.remember(event.company, event.event_id, version.digest)
             revision = recorded.revision  # a redelivery or duplicate: announce what was recorded
         else:
             revision = classify_statement_revision(
@@ -264,6 +282,39 @@ class IngestService:
             guidance=(GuidanceChange(metric=event.metric, period=event.period, revision=revision),),
         )
         await self._publish(self._streams.history, [update])
+
+
+def _period_of(event: Event) -> str:
+    if isinstance(event, ResultsPublished):
+        return event.statement.period
+    if isinstance(event, MetricReported | GuidanceIssued):
+        return event.period
+    raise TypeError(f"ingest has no period for {type(event).__name__}")
+
+
+def _conflict_signal(event: Event, conflict: ConflictingDuplicate) -> AlertSignal:
+    """A data-quality alert: a producer reused an event id for other content (the first
+    content stays recorded; this one is dead-lettered as `conflict`)."""
+    return AlertSignal(
+        event_id=derived_id(event.event_id, "conflict", conflict.received_digest),
+        company=event.company,
+        producer=PRODUCER,
+        kind=AlertKind.DATA_QUALITY,
+        period=_period_of(event),
+        subject=f"event_id:{event.event_id}"[:200],
+        severity=Severity.WARNING,
+        summary=(
+            f"{event.company} event {event.event_id[:64]} was sent again with other content; "
+            "the first version stays recorded and the new one is dead-lettered (conflict)."
+        ),
+        details={
+            "event_id": event.event_id,
+            "recorded_digest": conflict.recorded_digest,
+            "received_digest": conflict.received_digest,
+            "rule": "one event id, one content",
+        },
+        cause_event_id=event.event_id,
+    )
 
 
 def _four_before(period: str) -> tuple[str, ...]:

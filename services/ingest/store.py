@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,9 @@ from typing import Any, NamedTuple, cast
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
+from schemas.deadletter import FailureReason
 from schemas.streams import Streams
+from services.common.consumer import RefusedEvent
 from services.common.wire import as_text
 from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
 
@@ -49,6 +52,22 @@ class RecordOutcome(NamedTuple):
         return b"restated" in self.kinds.split(b",")
 
 
+class ConflictingDuplicate(RefusedEvent):
+    """An event id already recorded with other content: the first stays, this one is refused."""
+
+    def __init__(self, event_id: str, recorded: str, received: str) -> None:
+        super().__init__(
+            FailureReason.CONFLICT,
+            f"event_id: {event_id!r} was recorded with other content (digest {recorded[:12]}…, "
+            f"this one {received[:12]}…); a new fact needs a new event id",
+            field="event_id",
+            details={"recorded_digest": recorded, "received_digest": received},
+        )
+        self.event_id = event_id
+        self.recorded_digest = recorded
+        self.received_digest = received
+
+
 @dataclass(frozen=True)
 class Recording:
     """One event's facts, and (on one Redis) the stream and id of the HistoryUpdated that
@@ -61,8 +80,10 @@ class Recording:
     announcement_id: str = ""
 
     def script_args(self) -> list[str]:
-        """The event's part of the script's flat arguments (see record_facts.lua)."""
-        args = [self.announcement_id, self.company, self.event_id, str(len(self.facts))]
+        """The event's part of the script's flat arguments (see record_facts.lua). The digest
+        of its content covers every fact argument (their event id is the event's own, the same
+        in any two events the digest is compared between)."""
+        args = [self.announcement_id, self.company, self.event_id, "", str(len(self.facts))]
         for fact in self.facts:
             args += (
                 fact.field,
@@ -72,6 +93,7 @@ class Recording:
                 fact.event_id,
                 fact.currency or "",
             )
+        args[3] = hashlib.sha256("\x1f".join(args[5:]).encode()).hexdigest()
         return args
 
 
@@ -84,14 +106,16 @@ class FactVersion:
     known_at: str
     event_id: str
     currency: str | None
+    retracted: bool = False  # an operator's retraction of `value` from `known_at` on
 
 
 class RedisHistoryStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._streams = streams
-        source = resources.files("services.ingest").joinpath("record_facts.lua").read_text()
-        self._record = redis.register_script(source)
+        scripts = resources.files("services.ingest")
+        self._record = redis.register_script(scripts.joinpath("record_facts.lua").read_text())
+        self._retract = redis.register_script(scripts.joinpath("retract_fact.lua").read_text())
         self._single = not isinstance(redis, RedisCluster)
 
     def keys(self, company: str, event_id: str) -> list[str]:
@@ -133,7 +157,11 @@ class RedisHistoryStore:
         replies = iter(result)
         return [
             RecordOutcome(status == b"duplicate", encoded, kinds, announced=True)
-            for status, encoded, kinds in zip(replies, replies, replies, strict=True)
+            if status != b"conflict"
+            else ConflictingDuplicate(item.event_id, as_text(encoded), as_text(kinds))
+            for item, (status, encoded, kinds) in zip(
+                batch, zip(replies, replies, replies, strict=True), strict=True
+            )
         ]
 
     def _keys_with_stream(self, item: Recording) -> list[str]:
@@ -152,7 +180,10 @@ class RedisHistoryStore:
         ]
         results = await asyncio.gather(*calls, return_exceptions=True)
         await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
-        return [r if isinstance(r, BaseException) else _outcome(r) for r in results]
+        return [
+            r if isinstance(r, BaseException) else _outcome(r, item.event_id)
+            for item, r in zip(batch, results, strict=True)
+        ]
 
     def _announced_key(self, company: str, event_id: str) -> str:
         return self._streams.company_key(company, "announced:" + event_id)
@@ -193,18 +224,36 @@ class RedisHistoryStore:
         raw = await self._redis.hgetall(self._streams.company_key(company, "versions"))  # type: ignore[misc]
         return [version for blob in raw.values() for version in _decode_versions(blob)]
 
+    async def retract(
+        self, company: str, metric: str, period: str, *, at: datetime, retraction_id: str
+    ) -> FactVersion | None:
+        """Withdraw the fact's current value from `at` on (bitemporal: earlier times still see
+        it); the retracted version, or None when the fact has no current value."""
+        keys = [
+            self._streams.company_key(company, "facts"),
+            self._streams.company_key(company, "versions"),
+        ]
+        field = f"{metric}{FIELD_SEPARATOR}{period}"
+        raw = await self._retract(keys=keys, args=[field, known_at_text(at), retraction_id])
+        return _version(json.loads(raw)) if raw else None
+
     async def companies(self) -> list[str]:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(as_text(m) for m in members)
 
 
-def _outcome(result: object) -> RecordOutcome:
+def _outcome(
+    result: object, event_id: str, *, announced: bool = False
+) -> RecordOutcome | ConflictingDuplicate:
     status, encoded, kinds = cast(list[bytes], result)
-    return RecordOutcome(status == b"duplicate", encoded, kinds)
+    if status == b"conflict":
+        return ConflictingDuplicate(event_id, as_text(encoded), as_text(kinds))
+    return RecordOutcome(status == b"duplicate", encoded, kinds, announced=announced)
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:
-    """The value of each (metric, period) as it was known at `as_of` (now if None)."""
+    """The value of each (metric, period) as it was known at `as_of` (now if None); a fact
+    whose latest version then was a retraction has none."""
     cutoff = known_at_text(as_of) if as_of else None
     latest: dict[tuple[str, str], FactVersion] = {}
     for version in versions:
@@ -213,7 +262,7 @@ def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[Fa
         key = (version.metric, version.period)
         if key not in latest or version.known_at >= latest[key].known_at:
             latest[key] = version
-    return list(latest.values())
+    return [version for version in latest.values() if not version.retracted]
 
 
 def _split(field: str) -> tuple[str, str]:
@@ -254,4 +303,5 @@ def _version(item: dict[str, Any]) -> FactVersion:
         known_at=item["t"],
         event_id=item["e"],
         currency=item.get("c") or None,
+        retracted=bool(item.get("x")),
     )

@@ -122,7 +122,7 @@ def test_health_probe_reads_real_settings_variables() -> None:
 
 class _Ok(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
-        self.send_response(200 if self.path in {"/health", "/metrics"} else 404)
+        self.send_response(200 if self.path in {"/health", "/ready"} else 404)
         self.end_headers()
 
     def log_message(self, *args: object) -> None:
@@ -168,4 +168,4 @@ def test_health_probe_fails_with_the_reason_when_nothing_answers() -> None:
     result = probe({"GUIDEPOST_METRICS_PORT": str(port)})
 
     assert result.returncode == 1
-    assert result.stderr.startswith(f"unhealthy: GET http://127.0.0.1:{port}/metrics failed")
+    assert result.stderr.startswith(f"unhealthy: GET http://127.0.0.1:{port}/ready failed")

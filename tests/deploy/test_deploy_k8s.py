@@ -116,7 +116,8 @@ def test_probes_hit_the_documented_endpoints(manifests: list[dict[str, Any]]) ->
         env = {e["name"]: e.get("value") for e in worker["env"]}
 
         assert env["GUIDEPOST_METRICS_PORT"] == str(metrics), name
-        assert worker["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}, name
+        assert worker["livenessProbe"]["httpGet"] == {"path": "/health", "port": "metrics"}, name
+        assert worker["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "metrics"}, name
 
 
 def test_every_deployment_has_a_disruption_budget(manifests: list[dict[str, Any]]) -> None:

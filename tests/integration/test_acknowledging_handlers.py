@@ -48,6 +48,8 @@ class Handler:
 
     async def plain(self, events: Sequence[Event]) -> list[BaseException | None]:
         self.plain_calls += 1
+        if self.failing:
+            return [RuntimeError(f"injected for {e.event_id}") for e in events]
         await self.redis.sadd(self.streams.key("marks"), *[e.event_id for e in events])  # type: ignore[misc]
         return [None] * len(events)
 
@@ -116,11 +118,36 @@ async def test_the_consumption_leaves_the_acknowledgement_of_applied_entries_to_
 async def test_a_failed_batch_stays_pending_with_its_error(
     redis_client: aioredis.Redis, streams: Streams
 ) -> None:
-    _, consumer, entries = await failed_once(redis_client, streams, events=2)
+    handler, consumer, entries = await failed_once(redis_client, streams, events=2)
 
     assert await pending(redis_client, streams.metrics) == 2
     errors = await redis_client.hgetall(consumer.errors_key)  # type: ignore[misc]
-    assert set(errors) == {entry_id for entry_id, _ in entries}
+    assert set(errors) == {consumer.error_field(entry_id) for entry_id, _ in entries}
+    assert handler.plain_calls == 2, "after the failed batch, each event was tried on its own"
+    assert len(set(errors.values())) == 2, "each entry keeps its own error"
+
+
+async def test_after_a_failed_batch_the_entries_that_succeed_alone_are_applied_at_once(
+    redis_client: aioredis.Redis, streams: Streams
+) -> None:
+    """A batch fails as a whole (the handler's MULTI refused it); alone, each event applies:
+    nothing is left for a retry."""
+    handler = Handler(redis_client, streams)
+    entries = await delivered(redis_client, streams.metrics, bodies(3))
+    consumer = consumption(redis_client, streams, handler)
+
+    async def batch_fails(
+        events: Sequence[Event], acknowledgement: Acknowledgement
+    ) -> list[BaseException | None]:
+        return [RuntimeError("the batch's write failed")] * len(events)
+
+    consumer.apply_acknowledging = batch_fails
+    await consumer.consume_batch(entries)
+
+    assert await pending(redis_client, streams.metrics) == 0
+    assert await redis_client.scard(streams.key("marks")) == 3  # type: ignore[misc]
+    assert handler.plain_calls == 3
+    assert await redis_client.hlen(consumer.errors_key) == 0  # type: ignore[misc]
 
 
 async def test_a_redelivered_entry_goes_through_the_plain_path_and_forgets_its_error(

@@ -175,6 +175,18 @@ class WorkerProcess:
             return ""
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
+    def log_records(self) -> list[dict[str, Any]]:
+        """The worker's JSON log lines (other output skipped)."""
+        if self.log is None or not self.log.exists():
+            return []
+        records = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict):
+                    records.append(record)
+        return records
+
 
 @contextlib.contextmanager
 def worker_pool() -> Iterator[list[WorkerProcess]]:
@@ -238,7 +250,7 @@ def pipeline_idle(client: redis.Redis, streams: Streams, *, ingest_only: bool = 
     if not ingest_only:
         watched += (streams.history, streams.forecasts, streams.signals)
     backlog = sum(group_backlog(client, stream) for stream in watched)
-    return backlog == 0 and int(client.zcard(streams.key("forecast", "dirty"))) == 0
+    return backlog == 0 and int(client.zcard(streams.key("{forecast}", "dirty"))) == 0
 
 
 def settled(
@@ -262,6 +274,8 @@ def fact_dump(client: redis.Redis, namespace: str) -> dict[str, dict[str, list[A
     """Every fact version of the namespace, canonically ordered: {company: {field: versions}}."""
     dump: dict[str, dict[str, list[Any]]] = {}
     for key in sorted(client.scan_iter(match=f"{namespace}:{{*}}:versions", count=1000)):
+        if client.type(key) != b"hash":  # a scenario's deliberately corrupt key
+            continue
         company = key.decode().split("{", 1)[1].split("}", 1)[0]
         raw: Any = client.hgetall(key)
         dump[company] = {
@@ -328,6 +342,26 @@ def conflicting(history: list[HistoryUpdated]) -> int:
         )
         contents.setdefault(update.event_id, set()).add(content)
     return sum(1 for variants in contents.values() if len(variants) > 1)
+
+
+@dataclass(frozen=True)
+class StoreCount:
+    """What the store holds, counted: the events with a version, and the versions that repeat
+    an event already recorded for the same fact (an effect applied twice)."""
+
+    recorded_events: set[str]
+    applied_twice: int
+
+
+def store_count(client: redis.Redis, namespace: str) -> StoreCount:
+    recorded: set[str] = set()
+    twice = 0
+    for fields in fact_dump(client, namespace).values():
+        for versions in fields.values():
+            ids = [version["e"] for version in versions if not version.get("x")]
+            recorded.update(ids)
+            twice += repeated(ids)
+    return StoreCount(recorded, twice)
 
 
 def dead_letters(client: redis.Redis, streams: Streams) -> list[DeadLetter]:

@@ -19,6 +19,7 @@ from tests.reliability.support import (
     group_backlog,
     report,
     start_worker,
+    store_count,
     wait_for,
     worker_pool,
     xadd_all,
@@ -32,16 +33,20 @@ RSS_LIMIT_MB = 400
 
 def burst_bodies(count: int) -> Iterator[str]:
     """Valid MetricReported JSON, from one serialised template (200k models would be slow)."""
-    template = daily_metric("TEMPLATE", 0, 1).model_dump_json()
+    first = daily_metric("TEMPLATE", 0, 1)
+    template = first.model_dump_json()
+    known = first.model_dump(mode="json")["occurred_at"]
     days = count // COMPANIES
     for day in range(days):
-        period = daily_metric("TEMPLATE", day, 1).period
+        that_day = daily_metric("TEMPLATE", day, 1)
+        period, seen = that_day.period, that_day.model_dump(mode="json")["occurred_at"]
         for index in range(COMPANIES):
             company = company_name(index)
             yield (
                 template.replace("TEMPLATE-0-o", f"{company}-{day}")
                 .replace("TEMPLATE", company)
                 .replace('"2024-01-01"', f'"{period}"')
+                .replace(f'"{known}"', f'"{seen}"')  # known the day after, as each day is
             )
 
 
@@ -107,12 +112,13 @@ def test_a_burst_of_200k_events_drains_with_bounded_worker_memory(
     for index in range(COMPANIES):
         pipe.hlen(streams.key("{" + company_name(index) + "}", "versions"))
     recorded = sum(pipe.execute())
+    count = store_count(client, streams.namespace)
     report(
         record_property,
         "burst",
         events=published,
-        lost=published - recorded,
-        duplicated=0,
+        lost=published - len(count.recorded_events),
+        duplicated=count.applied_twice,
         dead_lettered=int(client.xlen(streams.dead_letters)),
         publish_s=round(published_s, 1),
         time_to_drain_s=round(drained_s, 1),
@@ -122,5 +128,7 @@ def test_a_burst_of_200k_events_drains_with_bounded_worker_memory(
     )
     assert published == BURST
     assert recorded == BURST, "every event's fact is in the store"
+    assert len(count.recorded_events) == BURST
+    assert count.applied_twice == 0
     assert client.xlen(streams.dead_letters) == 0
     assert rss.peak_mb < RSS_LIMIT_MB

@@ -1,11 +1,14 @@
 """Malformed, truncated, oversized, wrong-unit and wrong-type entries, written straight to every
 input stream between valid events: each bad one is dead-lettered with a reason, every valid one
-is processed, and the worker keeps running."""
+is processed, and the worker keeps running. A property test then gives the worker hostile
+values in every field (huge exponents, far-off or ancient dates, other scripts' digits, negative
+volumes): each entry is either applied or dead-lettered on its first delivery, never retried."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.base import Event
+from schemas.deadletter import FailureReason
 from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
@@ -25,9 +29,11 @@ from services.demo import DEFAULT_DATA_DIR, DemoInputs, announcement_events
 from tests.reliability.support import (
     WorkerProcess,
     dead_letters,
+    repeated,
     report,
     settled,
     start_worker,
+    store_count,
     wait_for,
     worker_pool,
 )
@@ -145,6 +151,7 @@ def ingest_worker(
 
 
 totals = {"events": 0, "bad": 0, "dead_lettered": 0, "valid_processed": 0}
+valid_sent: set[str] = set()
 
 
 @pytest.mark.timeout(180)
@@ -185,18 +192,143 @@ def test_bad_entries_are_dead_lettered_and_valid_ones_processed(
     totals["events"] += len(batch) + sum(1 for _, with_valid, _ in batch if with_valid)
     totals["bad"] += len(bad)
     totals["dead_lettered"] += len(letters)
-    totals["valid_processed"] += len(good)
+    totals["valid_processed"] += len(set(good) & announced)
+    valid_sent.update(good)
     client.close()
+
+
+# --------------------------------------------------------------------------- hostile values
+
+hostile_totals = {"entries": 0, "applied": 0, "dead_lettered_at_once": 0}
+NON_ASCII_DIGITS = "٠١٢٣٤٥٦٧٨٩０１２３４５６７８９"
+# each strategy mixes plausible values in, so that entries apply as well as fail
+hostile_numbers = st.one_of(
+    st.sampled_from(["1e999999", "-1e999999", "1e-999999", "1e300", "1e400", "1e18", "-0",
+                     "99999999999999999999999999999999999", "0.000000000000000000001"]),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=0, max_value=10**6, places=2).map(str),
+    st.decimals(min_value=0, max_value=10**6, places=2).map(str),
+)  # fmt: skip
+hostile_periods = st.one_of(
+    st.sampled_from(["9999Q4", "0000Q1", "2100Q1", "1989Q4", "FY9999", "2024-13", "2024-02-30"]),
+    st.from_regex(r"\A[0-9]{4}Q[1-4]\Z"),
+    st.from_regex(rf"\A[0-9{NON_ASCII_DIGITS}]{{4}}Q[1-4]\Z"),
+    st.from_regex(r"\A(199|20[012])[0-9]-(0[1-9]|1[0-2])(-(0[1-9]|1[0-9]|2[0-8]))?\Z"),
+    st.builds(lambda y, q: f"{y}Q{q}", st.integers(1990, 2024), st.integers(1, 4)),
+)
+hostile_times = st.one_of(
+    st.sampled_from(["9999-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00", "1970-01-01T00:00:00Z"]),
+    st.datetimes(timezones=st.just(UTC)).map(lambda moment: moment.isoformat()),
+    st.datetimes(min_value=datetime(2024, 6, 1), max_value=datetime(2025, 12, 31),
+                 timezones=st.just(UTC)).map(lambda moment: moment.isoformat()),
+)  # fmt: skip
+HOSTILE_FIELDS: dict[str, dict[str, st.SearchStrategy[Any]]] = {
+    STREAMS.metrics: {"value": hostile_numbers, "period": hostile_periods,
+                      "occurred_at": hostile_times},
+    STREAMS.guidance: {"low": hostile_numbers, "high": hostile_numbers, "period": hostile_periods,
+                       "occurred_at": hostile_times, "yoy_low_pct": hostile_numbers},
+    STREAMS.results: {"occurred_at": hostile_times},
+}  # fmt: skip
+STATEMENT_FIELDS = {"net_income": hostile_numbers, "total_net_revenue": hostile_numbers,
+                    "period": hostile_periods}  # fmt: skip
+
+
+@st.composite
+def hostile_entry(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A valid event with some fields replaced by hostile values (a fresh id and company)."""
+    stream = draw(st.sampled_from(sorted(TEMPLATES)))
+    document = valid(stream)
+    fields = HOSTILE_FIELDS[stream]
+    for name in draw(st.sets(st.sampled_from(sorted(fields)), min_size=1)):
+        document[name] = draw(fields[name])
+    if stream == STREAMS.results:
+        statement = dict(document["statement"])
+        for name in draw(st.sets(st.sampled_from(sorted(STATEMENT_FIELDS)))):
+            statement[name] = draw(STATEMENT_FIELDS[name])
+        document["statement"] = statement
+    return stream, document
+
+
+@pytest.mark.timeout(180)
+@settings(
+    max_examples=30,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(entries=st.lists(hostile_entry(), min_size=1, max_size=6))
+def test_any_entry_is_applied_or_dead_lettered_on_its_first_delivery(
+    fuzz_redis: EmbeddedRedis, ingest_worker: WorkerProcess, entries: list[Any]
+) -> None:
+    client = redis.Redis.from_url(fuzz_redis.url)
+    letters_before = len(dead_letters(client, STREAMS))
+    sent: dict[tuple[str, str], str] = {}  # (stream, entry id) → event id
+    for stream, document in entries:
+        entry_id: Any = client.xadd(stream, {DATA_FIELD: json.dumps(document)})
+        sent[(stream, entry_id.decode())] = document["event_id"]
+    wait_for(settled(client, STREAMS, settle_s=0.05, ingest_only=True), timeout_s=30,
+             what="ingest")  # fmt: skip
+
+    letters = {
+        (d.source_stream, d.entry_id): d for d in dead_letters(client, STREAMS)[letters_before:]
+    }
+    causes = set(announced_causes(client))
+    assert ingest_worker.alive, ingest_worker.tail()
+    for (stream, entry_id), event_id in sent.items():
+        letter = letters.get((stream, entry_id))
+        applied = event_id in causes
+        assert applied != (letter is not None), f"{stream} {entry_id}: applied and dead-lettered?"
+        if letter is not None:
+            assert letter.reason is FailureReason.INVALID, letter.error
+            assert letter.delivery_count == 1, "dead-lettered on its first delivery"
+            assert letter.field, letter.error
+        valid_locally = accepted(stream, {DATA_FIELD: json.dumps(_doc(entries, event_id))})
+        assert applied == (valid_locally is not None), (stream, event_id, letter and letter.error)
+    hostile_totals["entries"] += len(sent)
+    hostile_totals["applied"] += sum(1 for event_id in sent.values() if event_id in causes)
+    hostile_totals["dead_lettered_at_once"] += len(letters)
+    valid_sent.update(event_id for event_id in sent.values() if event_id in causes)
+    client.close()
+
+
+def _doc(entries: list[Any], event_id: str) -> dict[str, Any]:
+    return next(document for _, document in entries if document["event_id"] == event_id)
 
 
 @pytest.mark.timeout(30)
 def test_fuzz_figures(
-    ingest_worker: WorkerProcess, record_property: Callable[[str, object], None]
+    fuzz_redis: EmbeddedRedis,
+    ingest_worker: WorkerProcess,
+    record_property: Callable[[str, object], None],
 ) -> None:
-    """Runs after the fuzz test (file order): the worker is still up; the totals reported."""
-    report(record_property, "fuzz_inputs", lost=0, duplicated=0, **totals)
+    """Runs after the fuzz tests (file order): the worker is still up; the totals reported,
+    lost and duplicated effects counted from the store and the history stream."""
+    client = redis.Redis.from_url(fuzz_redis.url)
+    causes = announced_causes(client)
+    lost = len(valid_sent - set(causes))
+    duplicated = store_count(client, NAMESPACE).applied_twice + guidance_applied_twice(client)
+    client.close()
+    report(record_property, "fuzz_inputs", lost=lost, duplicated=duplicated, **totals,
+           hostile=hostile_totals)  # fmt: skip
     assert ingest_worker.alive
     assert totals["bad"] == totals["dead_lettered"] > 0
+    assert (lost, duplicated) == (0, 0)
+
+
+def announced_causes(client: redis.Redis) -> list[str]:
+    history: Any = client.xrange(STREAMS.history)
+    return [json.loads(fields[DATA_FIELD.encode()])["cause_event_id"] for _, fields in history]
+
+
+def guidance_applied_twice(client: redis.Redis) -> int:
+    """Guidance versions repeating an event already recorded for the same metric and period."""
+    twice = 0
+    for key in client.scan_iter(match=f"{NAMESPACE}:{{*}}:guidance", count=1000):
+        for blob in client.hvals(key):
+            twice += repeated(version["event_id"] for version in json.loads(blob))
+    return twice
 
 
 @pytest.mark.timeout(60)

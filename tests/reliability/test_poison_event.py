@@ -21,7 +21,7 @@ from services.common.embedded import EmbeddedRedis
 from services.common.streams import Acknowledgement
 from services.ingest.store import RedisHistoryStore
 from services.ops import dead_letters, replay
-from tests.reliability.support import daily_metric, report
+from tests.reliability.support import daily_metric, report, store_count
 from tests.support.pipeline import worker_settings
 
 pytestmark = pytest.mark.reliability
@@ -94,28 +94,33 @@ async def test_a_poison_event_is_dead_lettered_after_max_deliveries_and_replays_
         assert recorded == {e.event_id for e in events} - {poison.event_id}, "others flowed"
 
         broken.fixed = True
-        assert await replay(workers.redis, workers.streams, letters) == 1
+        replayed = await replay(workers.redis, workers.streams, letters)
+        assert replayed["handler_failed"].replayed == 1
         await _until(lambda: _recorded(store, poison.event_id), timeout_s=30)
 
     (letter,) = [s.letter for s in letters]
     versions = await store.versions("POISON")
     pending = client.xpending(workers.streams.metrics, Groups.INGEST)
+    count = store_count(client, workers.streams.namespace)
+    remaining_letters = client.xlen(workers.streams.dead_letters)
     await workers.redis.aclose()
     client.close()
     report(
         record_property,
         "poison_event",
         events=len(events),
-        lost=0,
-        duplicated=len(versions) - len(events),
-        dead_lettered=1,
+        lost=len({e.event_id for e in events} - count.recorded_events),
+        duplicated=count.applied_twice,
+        dead_lettered=len(letters),
+        dead_letters_left_after_replay=remaining_letters,
         delivery_count=letter.delivery_count,
         attempts=broken.failures,
         time_to_dead_letter_s=round(dead_lettered_s, 2),
     )
     assert letter.reason is FailureReason.HANDLER_FAILED
     assert letter.delivery_count == MAX_DELIVERIES
-    assert broken.failures == MAX_DELIVERIES
+    # its first delivery tried it in its batch, then alone (its batch-mates went on)
+    assert broken.failures == MAX_DELIVERIES + 1
     assert "injected" in letter.error
     assert sorted(v.event_id for v in versions) == sorted(e.event_id for e in events)
     assert pending["pending"] == 0

@@ -369,10 +369,15 @@ def prose_tolerance(printed: Figure, prose: Figure) -> Decimal:
 
 def stated_changes(figures: Sequence[Figure]) -> Iterator[Comparison]:
     """'a decrease of 5.0% from RMB100 million': the change between the two figures."""
+    values_by_line: dict[tuple[Target, int], list[Figure]] = defaultdict(list)
+    for figure in figures:  # indexed once: a scan per change made long documents quadratic
+        if figure.role is Role.VALUE:
+            values_by_line[(figure.target, figure.provenance.line)].append(figure)
     for change in figures:
         if change.role is not Role.CHANGE:
             continue
-        current, base = change_operands(change, figures)
+        same_line = values_by_line.get((change.target, change.provenance.line), [])
+        current, base = change_operands(change, same_line)
         if current is not None and base is not None and base.value:
             low, high = quotient_bounds(current, base, scale(current))
             yield Comparison(
@@ -388,17 +393,11 @@ def stated_changes(figures: Sequence[Figure]) -> Iterator[Comparison]:
 
 
 def change_operands(
-    change: Figure, figures: Sequence[Figure]
+    change: Figure, same_line: Sequence[Figure]
 ) -> tuple[Figure | None, Figure | None]:
-    """In the change's line: the value printed before it for its period, and the first value
-    printed after it (the base it is measured from), in the same currency."""
-    same_line = [
-        figure
-        for figure in figures
-        if figure.role is Role.VALUE
-        and figure.target == change.target
-        and figure.provenance.line == change.provenance.line
-    ]
+    """Among the values of the change's target in its line (in document order): the value
+    printed before it for its period, and the first value printed after it (the base it is
+    measured from), in the same currency."""
     before = [f for f in same_line if f.provenance.end <= change.provenance.start]
     current = next((f for f in reversed(before) if f.period == change.period), None)
     after = [

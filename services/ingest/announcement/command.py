@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_DISCREPANCIES = 1
 EXIT_UNREADABLE = 2
 EXIT_PUBLISH_FAILED = 3
+DEFAULT_MAX_BYTES = 5_000_000  # a results announcement is a few hundred kB at most
 
 
 def ingest_announcement(
@@ -52,11 +53,16 @@ def ingest_announcement(
         str | None,
         typer.Option("--redis-url", help="Redis URL; defaults to GUIDEPOST_REDIS_URL."),
     ] = None,
+    max_bytes: Annotated[
+        int,
+        typer.Option("--max-bytes", min=1, help="Refuse a larger document (5 MB by default)."),
+    ] = DEFAULT_MAX_BYTES,
 ) -> int:
     """Parse an earnings announcement, cross-check its figures, and publish its events."""
     errors = Console(stderr=True, soft_wrap=True)
     try:
-        extraction = parse_announcement(file.read_text(encoding="utf-8"), company=company)
+        text = read_bounded(file, max_bytes)
+        extraction = parse_announcement(text, company=company)
     except (OSError, UnicodeDecodeError, AnnouncementError) as error:
         errors.print(f"[red]cannot ingest {file}[/red]: {error}")
         return EXIT_UNREADABLE
@@ -73,6 +79,18 @@ def ingest_announcement(
         show(extraction, events, json_output=json_output)
         return EXIT_OK
     return publish(extraction, events, redis_url=redis_url, json_output=json_output)
+
+
+def read_bounded(file: Path, max_bytes: int) -> str:
+    """The document as text, refused (AnnouncementError) above `max_bytes`: parsing and
+    cross-checking take time and memory in proportion to its size."""
+    with file.open("rb") as handle:
+        raw = handle.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise AnnouncementError(
+            f"the document is larger than {max_bytes:,} bytes; --max-bytes raises the limit"
+        )
+    return raw.decode("utf-8")
 
 
 def events_or_none(extraction: Extraction) -> list[Event]:

@@ -580,3 +580,33 @@ def test_the_lifecycle_imports_only_the_standard_library(module: str) -> None:
 
     foreign = {name for name in imported if name.split(".")[0] not in sys.stdlib_module_names}
     assert foreign <= {"services.alerts.lifecycle"}
+
+
+def test_an_event_like_alert_announces_each_new_content_even_in_the_same_state() -> None:
+    """Two raises in a row: a condition would stay quiet (same state), a guidance statement is
+    news each time; the same statement again, or an older one replayed, is not."""
+
+    def statement(at: datetime, high: int) -> Observation:
+        return replace(
+            observe(at=at, kind="guidance_revision", state="raised", details={"high": high}),
+            announce_changes=True,
+        )
+
+    first = decide(statement(T0, 1230), None, now=T0, repeat_interval=REPEAT, silenced=False,
+                   inhibited=False)  # fmt: skip
+    second = decide(statement(T0 + DAY, 1250), first.record, now=T0 + DAY,
+                    repeat_interval=REPEAT * 30, silenced=False, inhibited=False)  # fmt: skip
+    again = decide(statement(T0 + DAY, 1250), second.record, now=T0 + DAY,
+                   repeat_interval=REPEAT * 30, silenced=False, inhibited=False)  # fmt: skip
+    older = decide(statement(T0, 1230), second.record, now=T0 + 2 * DAY,
+                   repeat_interval=REPEAT * 30, silenced=False, inhibited=False)  # fmt: skip
+    as_condition = decide(replace(statement(T0 + DAY, 1250), announce_changes=False),
+                          first.record, now=T0 + DAY, repeat_interval=REPEAT * 30, silenced=False,
+                          inhibited=False)  # fmt: skip
+
+    assert first.notification is not None
+    assert second.notification is not None
+    assert (second.notification.reason, second.notification.number) == (Reason.UPDATE, 2)
+    assert again.notification is None
+    assert older.notification is None
+    assert as_condition.notification is None
