@@ -40,12 +40,17 @@ def volatility_scale(y: np.ndarray, upto: int, changes: int = VOLATILITY_CHANGES
     (a year) follow a volatility regime within a year. Floored at 0.1% of ``level_scale`` so
     a flat stretch cannot give a zero scale; ``level_scale`` itself before two observations.
     """
+    return _volatilities(y, upto, (changes,))[0]
+
+
+def _volatilities(y: np.ndarray, upto: int, windows: tuple[int, ...]) -> list[float]:
+    """``volatility_scale`` over each window of changes, the steps computed once."""
     seen = np.flatnonzero(np.isfinite(y[:upto]))
     level = level_scale(y, upto)
     if seen.size < 2:
-        return level
+        return [level for _ in windows]
     steps = np.abs(np.diff(y[seen])) / np.sqrt(np.diff(seen))
-    return max(float(np.mean(steps[-changes:])), VOLATILITY_FLOOR * level)
+    return [max(float(steps[-n:].mean()), VOLATILITY_FLOOR * level) for n in windows]
 
 
 ANCHOR_CHANGES = 16
@@ -56,8 +61,7 @@ def anchored_scale(y: np.ndarray, upto: int) -> float:
     """``volatility_scale`` over the last year, never below the same over the last four years
     (``ANCHOR_CHANGES``): a few calm quarters do not shrink the intervals of a series whose
     history holds breaks, while a turbulent year still widens them."""
-    recent = volatility_scale(y, upto)
-    longer = volatility_scale(y, upto, changes=ANCHOR_CHANGES)
+    recent, longer = _volatilities(y, upto, (VOLATILITY_CHANGES, ANCHOR_CHANGES))
     return max(recent, longer)
 
 

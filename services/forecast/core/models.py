@@ -135,7 +135,9 @@ def theta(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> Mode
     ŷ_i = ℓ_i + ½·b₀·(1/α − (1 − α)^T/α), T the number of observations before i.
     Across a gap the slope is per quarter and the level predicts through.
     """
-    alphas = SES_ALPHA if fixed is None else (fixed[0],)
+    if not _ever_seasonal(series):
+        return ModelRun(np.full(series.y.size, np.nan), ())
+    alphas = SES_ALPHA if not fixed else (fixed[0],)  # () from a fit that was not seasonal
     grid = np.array([[a, 0.0, 1.0] for a in alphas])
     paths = holt_paths(series.y, grid)
     sq = np.nan_to_num((series.y[:, None] - paths) ** 2, nan=0.0)
@@ -147,6 +149,10 @@ def theta(series: Series, fixed: tuple[float, ...] | None, min_obs: int) -> Mode
         drift = 0.5 * slope * (1.0 / alpha - (1.0 - alpha) ** count / alpha)
     pred = chosen.pred + np.where(np.isfinite(drift), drift, 0.0)
     return ModelRun(_where_seasonal(series, pred), (float(chosen.params[0]),))
+
+
+def _ever_seasonal(series: Series) -> bool:
+    return series.season is not None and bool(series.season.seasonal.any())
 
 
 def _where_seasonal(series: Series, pred: np.ndarray) -> np.ndarray:
@@ -229,9 +235,9 @@ def holt_winters(series: Series, fixed: tuple[float, ...] | None, min_obs: int) 
     seasonal; (α, β, φ, γ) minimise the squared one-step errors so far. Multiplicative
     seasonality for a positive series, additive otherwise. Returned seasonally adjusted."""
     season = series.season
-    if season is None:
+    if season is None or not _ever_seasonal(series):
         return ModelRun(np.full(series.y.size, np.nan), ())
-    grid = holt_winters_grid() if fixed is None else np.array([fixed])
+    grid = holt_winters_grid() if not fixed else np.array([fixed])
     raw = series.raw
     positive = bool(np.all(raw[np.isfinite(raw)] > 0))
     paths = holt_winters_paths(raw, grid, multiplicative=positive)

@@ -142,8 +142,12 @@ def _stable_seasonality(
         between = np.sum(s_q**2 / n_q, axis=1) - n * grand**2
         within = ss_q.sum(axis=1) - np.sum(s_q**2 / n_q, axis=1)
         f = (between / (groups - 1)) / (within / (n - groups))
-    p_value = stats.f.sf(np.where(enough, f, 0.0), groups - 1, np.maximum(n - groups, 1))
-    return np.asarray(enough & np.isfinite(f) & (p_value < level))
+    testable = enough & np.isfinite(f)
+    found = np.zeros(index.size, dtype=bool)
+    if testable.any():  # the F distribution only where there is something to test
+        p_value = stats.f.sf(f[testable], groups - 1, n[testable] - groups)
+        found[testable] = p_value < level
+    return found
 
 
 def _weighted_means(

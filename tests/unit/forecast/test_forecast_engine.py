@@ -194,3 +194,13 @@ def test_seasonal_record_equals_refitting_at_every_origin() -> None:
             [row["forecast"], row["lo80"], row["hi95"]],
             rtol=1e-9,
         )
+
+
+def test_an_update_that_finds_seasonality_the_fit_did_not_fits_the_seasonal_candidates() -> None:
+    history = seasonal_history(quarters=32)
+    early = history.iloc[:10]  # too short for the seasonality test: no seasonal candidate
+    fitted = fit(early, metric="net_income", spec=ForecastSpec(full_refit_every=50))
+    assert dict(zip(fitted.model_names, fitted.params, strict=True))["theta"] == ()
+    later = update(fitted, history.iloc[:28])
+    skills = {m.name: m for m in forecast(later).models}
+    assert skills["theta"].n > 0  # theta spoke once the series proved seasonal
