@@ -257,6 +257,38 @@ def log_score(probabilities: BandProbabilities, outcome: str, *, floor: float = 
     return -math.log(max(chosen, floor))
 
 
+@dataclass(frozen=True)
+class ScoredCall:
+    """A band call against where the actual landed: the band, P(below / inside / above), the
+    outcome and the call's proper scores."""
+
+    low: float | None
+    high: float | None
+    p_below: float
+    p_inside: float
+    p_above: float
+    outcome: str
+    brier: float
+    rps: float
+    log_score: float
+
+
+def score_call(
+    quantiles: QuantileGrid, *, low: float | None, high: float | None, actual: float
+) -> ScoredCall:
+    probs = band_probabilities(quantiles, low=low, high=high)
+    outcome = band_outcome(actual, low=low, high=high)
+    return ScoredCall(
+        low,
+        high,
+        *probs.as_tuple(),
+        outcome,
+        brier(probs, outcome),
+        ranked_probability_score(probs, outcome),
+        log_score(probs, outcome),
+    )
+
+
 def pit(quantiles: QuantileGrid, actual: float) -> float:
     """The probability integral transform F(actual): uniform when the forecasts are calibrated."""
     return cdf(quantiles, actual)

@@ -12,20 +12,20 @@ missing in it) and custom vintages are refit at every origin.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
 
 from services.common.distribution import (
     BandProbabilities,
-    band_outcome,
     band_probabilities,
     brier,
     combine_fiscal_year,
     log_score,
     pit,
     ranked_probability_score,
+    score_call,
 )
 from services.forecast.core.company import (
     NET_INCOME,
@@ -258,20 +258,11 @@ def _row(result: MetricForecast, actual: float) -> BacktestRow:
 
 def _guided_row(call: GuidedCall, actual: float) -> BacktestRow:
     result, band = call.forecast, call.band
-    probs = band_probabilities(result.quantiles, low=band.low, high=band.high)
+    scored = score_call(result.quantiles, low=band.low, high=band.high, actual=actual)
     alone = band_probabilities(call.guidance_only, low=band.low, high=band.high)
-    outcome = band_outcome(actual, low=band.low, high=band.high)
     return replace(
         _row(result, actual),
-        low=band.low,
-        high=band.high,
-        p_below=probs.p_below,
-        p_inside=probs.p_inside,
-        p_above=probs.p_above,
-        outcome=outcome,
-        brier=brier(probs, outcome),
-        rps=ranked_probability_score(probs, outcome),
-        log_score=log_score(probs, outcome),
+        **asdict(scored),
         guidance_weight=call.weight,
         guidance_only=alone.as_tuple(),
     )

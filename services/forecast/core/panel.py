@@ -26,13 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from services.common.distribution import (
-    band_outcome,
-    band_probabilities,
-    brier,
-    pit,
-    ranked_probability_score,
-)
+from services.common.distribution import pit, score_call
 from services.forecast.core.data import FREQ, quarter
 from services.forecast.core.engine import fit, record_forecasts
 from services.forecast.core.evidence import GuidedBand, PositionPrior, learned_prior
@@ -68,6 +62,7 @@ class PanelForecast:
     outcome: str | None = None
     brier: float | None = None
     rps: float | None = None
+    log_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -301,8 +296,7 @@ def _plain(item: _Item) -> PanelForecast:
 
 
 def _banded(row: PanelForecast, result: MetricForecast, band: GuidedBand) -> PanelForecast:
-    probs = band_probabilities(result.quantiles, low=band.low, high=band.high)
-    outcome = band_outcome(row.actual, low=band.low, high=band.high)
+    scored = score_call(result.quantiles, low=band.low, high=band.high, actual=row.actual)
     return replace(
         row,
         forecast=result.point,
@@ -311,14 +305,7 @@ def _banded(row: PanelForecast, result: MetricForecast, band: GuidedBand) -> Pan
         lo95=result.lo95,
         hi95=result.hi95,
         pit=pit(result.quantiles, row.actual),
-        low=band.low,
-        high=band.high,
-        p_below=probs.p_below,
-        p_inside=probs.p_inside,
-        p_above=probs.p_above,
-        outcome=outcome,
-        brier=brier(probs, outcome),
-        rps=ranked_probability_score(probs, outcome),
+        **asdict(scored),
     )
 
 
