@@ -45,9 +45,7 @@ async def populate(redis_url: str, namespace: str) -> BundledRun:
     inputs = DemoInputs.load(DATA)
     events = backfill_until(inputs, BACKFILL_UNTIL)
     # this worker is the one process exporting the Redis-derived gauges
-    settings = worker_settings(
-        redis_url, namespace, metrics_port=free_port(), stream_metrics=True
-    )
+    settings = worker_settings(redis_url, namespace, metrics_port=free_port(), stream_metrics=True)
     async with pipeline(settings) as workers:
         await publish_and_settle(workers, events, timeout_s=120)
         published = Counter(stream_for(workers.streams, event) for event in events)
