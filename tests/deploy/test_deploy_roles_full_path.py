@@ -100,6 +100,7 @@ def test_alerts_reach_the_subscriber_and_the_webhook_once_each(
     assert report.subscriber_received == report.alerts_in_stream
     assert report.subscriber_pending_after_ack == 0
     assert report.webhook_notices == report.alerts_in_stream
+    assert report.alertmanager_alerts > 0
 
 
 def test_the_operator_sees_and_handles_dead_letters_silences_and_history(
@@ -174,6 +175,11 @@ OFF_THE_PATH: dict[str, dict[str, str]] = {
     },
     "alerts": {
         "hdel": "forgetting the error of an entry retried after a handler failed",
+        "unwatch": "a notice older than the newest one posted to Alertmanager",
+        "hmget": "notices due in a redelivery schedule (a receiver was down)",
+        "hsetnx": "a notice joining a redelivery schedule while its receiver is down",
+        "zadd": "a notice scheduled for redelivery (a receiver was down)",
+        "zrem": "a redelivered notice leaving its schedule",
         "xpending": "trimming, and its /metrics while entries are pending",
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
