@@ -301,13 +301,16 @@ class WebhookDelivery:
 
     async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         alerts: list[Alert] = list(events)  # type: ignore[arg-type]
-        outcomes: list[BaseException | None] = [None] * len(alerts)
-        delivered = await self._delivered([a.event_id for a in alerts])
-        waiting = [a for a, done in zip(alerts, delivered, strict=True) if not done]
+        unique = list({a.event_id: a for a in alerts}.values())  # a notice written twice: once
+        delivered = await self._delivered([a.event_id for a in unique])
+        waiting = [a for a, done in zip(unique, delivered, strict=True) if not done]
         held = await self._take_leases([a.event_id for a in waiting])
-        for index, alert in enumerate(alerts):
-            if alert.event_id in held and not delivered[index]:
-                outcomes[index] = LeaseHeldError(f"another consumer is delivering {alert.event_id}")
+        outcomes: list[BaseException | None] = [
+            LeaseHeldError(f"another consumer is delivering {a.event_id}")
+            if a.event_id in held
+            else None
+            for a in alerts
+        ]
         leased = [a for a in waiting if a.event_id not in held]
         try:
             for batch in notice_batches(leased, max_size=self._max_batch):

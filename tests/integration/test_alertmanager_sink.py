@@ -366,3 +366,22 @@ async def test_the_webhook_gets_one_post_per_alert_group_in_alertmanagers_webhoo
     assert all(body["version"] == "4" for body in bodies)
     assert bodies[0]["commonLabels"]["company"] == "AMCO"
     assert all(a["status"] == AlertStatus.FIRING.value for b in bodies for a in b["alerts"])
+
+
+@pytest.mark.timeout(30)
+async def test_a_notice_written_twice_in_one_batch_is_posted_once(
+    redis_client: aioredis.Redis, streams: Streams
+) -> None:
+    """On a cluster the worker may write a notice again after a failed MULTI-less write."""
+    service = alert_service(redis_client, streams)
+    await service.observe(observation("firing", at=T0))
+    (notice,) = await notices(redis_client, streams)
+    fake = FakeAlertmanager()
+    with serving(fake) as url:
+        sink = WebhookSink(url=f"{url}/hook", sleep=no_sleep)
+        hook = WebhookDelivery(redis=redis_client, streams=streams, sink=sink)
+        outcomes = await hook.deliver_all([notice, notice])
+
+    assert outcomes == [None, None]
+    bodies: list[Any] = fake.posts
+    assert [len(body["alerts"]) for body in bodies] == [1]
