@@ -365,11 +365,15 @@ class AlertmanagerSink:
         if current:
             await self._post([self._postable(alert) for alert in current], max_attempts)
 
-    def _postable(self, alert: Alert, *, ends_at: datetime | None = None) -> dict[str, JsonValue]:
-        if ends_at is None and alert.status is AlertStatus.RESOLVED:
-            ends_at = alert.ends_at or datetime.fromtimestamp(self._clock(), UTC)
-        elif ends_at is None and not is_news(alert):
-            ends_at = datetime.fromtimestamp(self._clock(), UTC) + self.validity
+    def _postable(self, alert: Alert) -> dict[str, JsonValue]:
+        """Resolved: ends when it ended; firing: valid for four intervals; news: no end (the
+        Alertmanager's resolve_timeout)."""
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        ends_at: datetime | None = None
+        if alert.status is AlertStatus.RESOLVED:
+            ends_at = alert.ends_at or now
+        elif not is_news(alert):
+            ends_at = now + self.validity
         return postable_alert(
             alert, ends_at=ends_at, constant_labels=self._labels, external_url=self._external_url
         )
@@ -403,17 +407,15 @@ class AlertmanagerSink:
             for failure in failures:  # the next repost round reaches the others
                 log.warning("an Alertmanager did not take a post: %s", failure)
             return
-        for failure in failures:
-            if not isinstance(failure, DeliveryFailed):
-                raise failure
-        first = failures[0]
-        assert isinstance(first, DeliveryFailed)
+        refused = [f for f in failures if isinstance(f, DeliveryFailed)]
+        if len(refused) < len(failures):
+            raise next(f for f in failures if not isinstance(f, DeliveryFailed))
         raise DeliveryFailed(
-            payload=first.payload,
-            last_error="; ".join(f.last_error for f in failures if isinstance(f, DeliveryFailed)),
-            attempts=first.attempts,
-            status_code=first.status_code,
-            retryable=any(isinstance(f, DeliveryFailed) and f.retryable for f in failures),
+            payload=refused[0].payload,
+            last_error="; ".join(f.last_error for f in refused),
+            attempts=refused[0].attempts,
+            status_code=refused[0].status_code,
+            retryable=any(f.retryable for f in refused),
         )
 
     # -- keeping firing alerts alive
