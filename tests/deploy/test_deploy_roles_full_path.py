@@ -159,21 +159,25 @@ CONNECTION = {"ping", "hello", "client|setinfo", "cluster|slots", "cluster|shard
 # attributed reliably by polling CLIENT LIST.
 OFF_THE_PATH: dict[str, dict[str, str]] = {
     "ingest": {
+        "xinfo|groups": "its /metrics when it exports the Redis gauges (GUIDEPOST_STREAM_METRICS)",
         "unwatch": "a guidance WATCH given up (redis-py's reset)",
         "mget": "on a cluster: which announcements a redelivery already published",
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
     "forecast": {
+        "xinfo|groups": "its /metrics when it exports the Redis gauges (GUIDEPOST_STREAM_METRICS)",
         "xpending": "trimming, and its /metrics while entries are pending",
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
     "guidance": {
+        "xinfo|groups": "its /metrics when it exports the Redis gauges (GUIDEPOST_STREAM_METRICS)",
         "hgetall": "every guided metric of a company, when its history changes",
         "hdel": "forgetting the error of an entry retried after a handler failed",
         "xpending": "trimming, and its /metrics while entries are pending",
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
     "alerts": {
+        "xinfo|groups": "its /metrics when it exports the Redis gauges (GUIDEPOST_STREAM_METRICS)",
         "hdel": "forgetting the error of an entry retried after a handler failed",
         "unwatch": "a notice older than the newest one posted to Alertmanager",
         "hmget": "notices due in a redelivery schedule (a receiver was down)",
