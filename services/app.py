@@ -25,6 +25,8 @@ from schemas.history import HistoryUpdated
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
 from schemas.streams import Groups, Streams
+from services.alerts.alertmanager import SINK as ALERTMANAGER_GROUP
+from services.alerts.alertmanager import AlertmanagerDelivery, build_alertmanager
 from services.alerts.redelivery import Backoff as RetryBackoff
 from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
@@ -62,6 +64,7 @@ class Workers:
     exporter: MetricsServer | None = None
     windows: list[BatchWindow] = field(default_factory=list)
     webhook: WebhookDelivery | None = None
+    alertmanager: AlertmanagerDelivery | None = None
     readiness: Readiness = field(default_factory=Readiness)
 
     def __post_init__(self) -> None:
@@ -80,6 +83,8 @@ class Workers:
             self.background.append(asyncio.create_task(self.forecast.run(self.stop)))
         if self.webhook is not None:
             self.background.append(asyncio.create_task(self.webhook.run_retries(self.stop)))
+        if self.alertmanager is not None:
+            self.background.append(asyncio.create_task(self.alertmanager.run(self.stop)))
         self.background.append(asyncio.create_task(self.trim_streams()))
         self.background.append(asyncio.create_task(self.watch_groups()))
         self.background.append(
@@ -141,6 +146,7 @@ class Workers:
                 settings=self.settings,
                 streams=self.streams,
                 readiness=self.readiness.state,
+                redis_gauges=self.settings.stream_metrics,
             )
 
     def stop_exporter(self) -> None:
@@ -240,6 +246,8 @@ def build_workers(
                 secret=settings.webhook_secret,
                 max_attempts=settings.webhook_max_attempts,
                 timeout_s=settings.webhook_timeout_s,
+                receiver=settings.webhook_receiver,
+                external_url=str(settings.external_url or ""),
             )
             workers.webhook = WebhookDelivery(
                 redis=redis,
@@ -253,6 +261,12 @@ def build_workers(
                 max_length=settings.stream_max_length,
             )
             _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, workers.webhook.deliver_all)
+        if settings.alertmanager_url:
+            workers.alertmanager = build_alertmanager(
+                settings, redis=redis, streams=streams, metrics=workers.metrics
+            )
+            deliver = workers.alertmanager.delivery.deliver_all
+            _consume(workers, streams.alerts, ALERTMANAGER_GROUP, Alert, deliver)
     for consumption in workers.consumptions:
         # batches overlap only where effects do not depend on arrival order: a guidance
         # statement's revision is classified against the statements recorded before it

@@ -95,8 +95,8 @@ async def replay(
 
     * an entry that failed on a stream (invalid, oversized, undecodable, conflict, handler
       failed) goes back on its stream, through the normal validation (a truncated copy cannot);
-    * a notice the webhook did not take is scheduled for redelivery (the alerts worker sends it,
-      once: its delivered mark makes any repeat a no-op);
+    * a notice the webhook (or Alertmanager) did not take is scheduled for redelivery by that
+      sink (the alerts worker sends it, once: its delivered mark makes any repeat a no-op);
     * a refit letter lifts its company's quarantine and marks it for a refit now.
 
     Each letter is deleted once its effect is durable (a crash in between replays it twice,
@@ -136,7 +136,8 @@ async def _replay_one(
         alert = decode_record({k.encode(): v.encode() for k, v in letter.payload.items()}, Alert)
         if alert is None:
             return "its payload is not a notice (an Alert)"
-        await RedeliverySchedule(redis, streams).requeue(
+        sink = letter.group or "webhook"  # the sink that gave up: webhook or alertmanager
+        await RedeliverySchedule(redis, streams, sink=sink).requeue(
             alert.event_id, alert.model_dump_json(), error=letter.error
         )
         return None

@@ -5,8 +5,9 @@ scheduled here and retried with exponential backoff for `horizon_s` (hours by de
 dead-lettered as `delivery_failed` with the notice itself as its payload, which `guidepost dlq
 replay` puts back here. Redis only, so the operator's command can schedule too.
 
-Keys share the `{webhook}` hash tag (one cluster slot): a sorted set of event ids by the time
-each is due, and a hash of the notices with their attempt counts.
+Each sink has its own schedule (`webhook`, `alertmanager`); a schedule's keys share the sink's
+hash tag (`{webhook}`: one cluster slot): a sorted set of event ids by the time each is due,
+and a hash of the notices with their attempt counts.
 """
 
 from __future__ import annotations
@@ -35,17 +36,18 @@ class Pending:
 
 
 class RedeliverySchedule:
-    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
+    def __init__(self, redis: aioredis.Redis, streams: Streams, *, sink: str = "webhook") -> None:
         self._redis = redis
         self._streams = streams
+        self._tag = f"{{{sink}}}"
 
     @property
     def due_key(self) -> str:
-        return self._streams.key("{webhook}", "due")
+        return self._streams.key(self._tag, "due")
 
     @property
     def notices_key(self) -> str:
-        return self._streams.key("{webhook}", "notices")
+        return self._streams.key(self._tag, "notices")
 
     async def schedule(self, pending: Pending, *, at: float, keep_existing: bool = False) -> None:
         """Schedule the notice's next attempt at `at`; with `keep_existing`, a notice already

@@ -36,7 +36,12 @@ from services.alerts.lifecycle import (
 )
 from services.alerts.redelivery import Backoff as RetryBackoff
 from services.alerts.redelivery import Pending, RedeliverySchedule
-from services.alerts.webhook import AlertSink, DeliveryFailed, alert_from_notification
+from services.alerts.webhook import (
+    AlertSink,
+    DeliveryFailed,
+    alert_from_notification,
+    notice_batches,
+)
 from services.common.health import Backoff
 from services.common.metrics import NO_METRICS, AlertMetrics, WebhookMetrics
 from services.common.streams import Acknowledgement, dead_letter
@@ -242,7 +247,8 @@ class RedisSilenceStore:
 
 
 class WebhookDelivery:
-    """Reads the alerts stream with its own group and posts each notice to the sink.
+    """Reads the alerts stream with its own group and posts the notices to the sink, one POST
+    per alert group (company and period) of each batch read.
 
     A webhook is an effect outside Redis, so redelivery needs care: a lease keeps a second
     consumer from posting a notice another is still sending, and a delivered mark makes a
@@ -256,6 +262,9 @@ class WebhookDelivery:
     and counted (`guidepost_webhook_failures_total`). While the receiver is known to be down
     (until its next attempt is due), new notices join the schedule without an attempt of their
     own, so an outage does not slow the alerts stream's reading to one retry budget a notice.
+
+    `name` keeps the group, keys and schedule of one sink apart from another's (the webhook,
+    Alertmanager): each sink gets every notice once.
     """
 
     LEASE_MS = 300_000
@@ -271,6 +280,8 @@ class WebhookDelivery:
         backoff: RetryBackoff | None = None,
         metrics: WebhookMetrics = NO_METRICS,
         max_length: int = 1_000_000,
+        name: str = "webhook",
+        max_batch: int = 100,
     ) -> None:
         self._redis = redis
         self._streams = streams
@@ -279,47 +290,102 @@ class WebhookDelivery:
         self._backoff = backoff or RetryBackoff()
         self._metrics = metrics
         self._max_length = max_length
-        self.schedule = RedeliverySchedule(redis, streams)
-        self.loop_health = Backoff("the webhook redelivery loop", logger=log)
+        self._max_batch = max_batch
+        self.name = name
+        self.schedule = RedeliverySchedule(redis, streams, sink=name)
+        self.loop_health = Backoff(f"the {name} redelivery loop", logger=log)
         self._receiver_down_until = 0.0  # after a failure, until the next attempt is due
 
     def _key(self, kind: str, event_id: str) -> str:
-        return self._streams.key("webhook", kind, event_id)
+        return self._streams.key(self.name, kind, event_id)
 
     async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
-        return [await self._deliver(event) for event in events]  # type: ignore[arg-type]
+        alerts: list[Alert] = list(events)  # type: ignore[arg-type]
+        unique = list({a.event_id: a for a in alerts}.values())  # a notice written twice: once
+        delivered = await self._delivered([a.event_id for a in unique])
+        waiting = [a for a, done in zip(unique, delivered, strict=True) if not done]
+        held = await self._take_leases([a.event_id for a in waiting])
+        outcomes: list[BaseException | None] = [
+            LeaseHeldError(f"another consumer is delivering {a.event_id}")
+            if a.event_id in held
+            else None
+            for a in alerts
+        ]
+        leased = [a for a in waiting if a.event_id not in held]
+        try:
+            for batch in notice_batches(leased, max_size=self._max_batch):
+                await self._deliver(batch)
+        finally:
+            await self._release_leases([a.event_id for a in leased])
+        return outcomes
 
-    async def _deliver(self, alert: Alert) -> BaseException | None:
-        if await self._delivered(alert.event_id):
-            return None
-        first = Pending(alert.event_id, alert.model_dump_json(), time.time(), 0, "")
-        if time.time() < self._receiver_down_until:
+    async def _deliver(self, batch: list[Alert]) -> None:
+        now = time.time()
+        pending = [Pending(a.event_id, a.model_dump_json(), now, 0, "") for a in batch]
+        if now < self._receiver_down_until:
             # the receiver failed a moment ago: wait with the others rather than spend the
             # sink's retries on each new notice (the redelivery loop probes it)
-            await self.schedule.schedule(first, at=self._receiver_down_until, keep_existing=True)
-            return None
-        lease = self._key("lease", alert.event_id)
-        if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
-            return LeaseHeldError(f"another consumer is delivering {alert.event_id}")
+            for first in pending:
+                await self.schedule.schedule(
+                    first, at=self._receiver_down_until, keep_existing=True
+                )
+            return
         try:
-            await self._sink.send([alert])
+            await self._sink.send(batch)
         except DeliveryFailed as failure:
-            await self._failed(first, failure)
+            await self._failed(pending, failure)
         else:
-            await self._mark_delivered(alert.event_id)
-        finally:
-            await self._redis.delete(lease)
-        return None
+            await self._mark_delivered([a.event_id for a in batch])
 
-    async def _delivered(self, event_id: str) -> bool:
-        return bool(await self._redis.exists(self._key("delivered", event_id)))
+    async def _delivered(self, event_ids: list[str]) -> list[bool]:
+        if not event_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.exists(self._key("delivered", event_id))
+            return [bool(found) for found in await pipe.execute()]
 
-    async def _mark_delivered(self, event_id: str) -> None:
-        await self._redis.set(self._key("delivered", event_id), "1", ex=self.DELIVERED_TTL_S)
+    async def _take_leases(self, event_ids: list[str]) -> set[str]:
+        """Lease each notice; returns the ids another consumer holds (or repeated here)."""
+        if not event_ids:
+            return set()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.set(self._key("lease", event_id), "1", nx=True, px=self.LEASE_MS)
+            taken = await pipe.execute()
+        return {event_id for event_id, ok in zip(event_ids, taken, strict=True) if not ok}
 
-    async def _failed(self, pending: Pending, failure: DeliveryFailed) -> float | None:
-        """Schedule the next attempt, or dead-letter the notice past the horizon or on a refusal
-        retrying cannot mend; returns when the next attempt is due (None if dead-lettered)."""
+    async def _release_leases(self, event_ids: list[str]) -> None:
+        if event_ids:
+            await self._redis.delete(*(self._key("lease", event_id) for event_id in event_ids))
+
+    async def _mark_delivered(self, event_ids: list[str]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.set(self._key("delivered", event_id), "1", ex=self.DELIVERED_TTL_S)
+            await pipe.execute()
+        self._metrics.notices_delivered(sink=self.name, count=len(event_ids))
+
+    async def _failed(self, batch: list[Pending], failure: DeliveryFailed) -> float | None:
+        """Schedule each notice's next attempt, or dead-letter it past the horizon or on a
+        refusal retrying cannot mend; returns when the next attempt is due (None if every
+        notice was dead-lettered)."""
+        due_at: float | None = None
+        for pending in batch:
+            due = await self._failed_one(pending, failure)
+            if due is not None:
+                due_at = due if due_at is None else max(due_at, due)
+        if due_at is not None:
+            self._receiver_down_until = due_at
+            log.warning(
+                "%s delivery of %d notice(s) failed after %d attempt(s) (%s); next attempt "
+                "in %.0fs, for up to %.0fs after each one's first failure",
+                self.name, len(batch), failure.attempts, failure.last_error,
+                due_at - time.time(), self._horizon_s,
+            )  # fmt: skip
+        return due_at
+
+    async def _failed_one(self, pending: Pending, failure: DeliveryFailed) -> float | None:
         attempts = pending.attempts + failure.attempts
         elapsed = time.time() - pending.first_failed_at
         if failure.retryable and elapsed < self._horizon_s:
@@ -329,22 +395,15 @@ class WebhookDelivery:
                 failure.last_error,
             )  # fmt: skip
             await self.schedule.schedule(retried, at=due)
-            self._receiver_down_until = due
-            self._metrics.webhook_failed(outcome="retrying")
-            log.warning(
-                "webhook delivery of alert %s failed after %d attempt(s) (%s); next attempt "
-                "in %.0fs, for up to %.0fs after the first failure",
-                pending.event_id, attempts, failure.last_error, due - time.time(),
-                self._horizon_s,
-            )  # fmt: skip
+            self._metrics.webhook_failed(sink=self.name, outcome="retrying")
             return due
         await self._dead_letter(pending, failure, attempts)
         await self.schedule.done(pending.event_id)
-        self._metrics.webhook_failed(outcome="dead_lettered")
+        self._metrics.webhook_failed(sink=self.name, outcome="dead_lettered")
         log.error(
-            "webhook delivery of alert %s failed for good after %d attempt(s) (%s); "
+            "%s delivery of alert %s failed for good after %d attempt(s) (%s); "
             "dead-lettered as delivery_failed (guidepost dlq replay resends it)",
-            pending.event_id, attempts, failure.last_error,
+            self.name, pending.event_id, attempts, failure.last_error,
         )  # fmt: skip
         return None
 
@@ -353,7 +412,7 @@ class WebhookDelivery:
         letter = DeadLetter(
             source_stream=self._streams.alerts,
             entry_id=alert.event_id,
-            group="webhook",
+            group=self.name,
             payload={DATA_FIELD: pending.alert_json},
             reason=FailureReason.DELIVERY_FAILED,
             error=failure.last_error[:2_000],
@@ -366,39 +425,46 @@ class WebhookDelivery:
         )
 
     async def retry_due(self, *, now: float | None = None) -> int:
-        """One round of redelivery: each due notice gets one attempt; once one fails, the
-        rest of the round waits with it (the receiver is evidently down). Returns how many
+        """One round of redelivery: the due notices, one POST per alert group; once one fails,
+        the rest of the round waits with it (the receiver is evidently down). Returns how many
         were delivered."""
         due = await self.schedule.due(now=now if now is not None else time.time())
-        delivered = 0
-        for index, pending in enumerate(due):
-            if await self._delivered(pending.event_id):
+        delivered = await self._delivered([p.event_id for p in due])
+        for pending, done in zip(due, delivered, strict=True):
+            if done:
                 await self.schedule.done(pending.event_id)  # got through another way
-                continue
-            outcome = await self._retry(pending)
-            if outcome is True:
-                delivered += 1
-            elif isinstance(outcome, float):
-                await self.schedule.postpone([p.event_id for p in due[index + 1 :]], at=outcome)
+        waiting = {p.event_id: p for p, done in zip(due, delivered, strict=True) if not done}
+        alerts = [Alert.model_validate_json(p.alert_json) for p in waiting.values()]
+        batches = notice_batches(alerts, max_size=self._max_batch)
+        sent = 0
+        for index, batch in enumerate(batches):
+            outcome = await self._retry([waiting[a.event_id] for a in batch], batch)
+            if isinstance(outcome, float):
+                later = [a.event_id for rest in batches[index + 1 :] for a in rest]
+                await self.schedule.postpone(later, at=outcome)
                 break
-        return delivered
+            sent += outcome
+        return sent
 
-    async def _retry(self, pending: Pending) -> bool | float | None:
-        lease = self._key("lease", pending.event_id)
-        if not await self._redis.set(lease, "1", nx=True, px=self.LEASE_MS):
-            return False
+    async def _retry(self, pending: list[Pending], batch: list[Alert]) -> int | float:
+        """How many were delivered, or when the receiver may be tried again."""
+        held = await self._take_leases([a.event_id for a in batch])
+        leased = [a for a in batch if a.event_id not in held]
+        if not leased:
+            return 0
         try:
-            alert = Alert.model_validate_json(pending.alert_json)
-            await self._sink.send([alert], max_attempts=1)
+            await self._sink.send(leased, max_attempts=1)
         except DeliveryFailed as failure:
-            return await self._failed(pending, failure)
+            due = await self._failed([p for p in pending if p.event_id not in held], failure)
+            return due if due is not None else 0
         finally:
-            await self._redis.delete(lease)
+            await self._release_leases([a.event_id for a in leased])
         self._receiver_down_until = 0.0
-        await self._mark_delivered(pending.event_id)
-        await self.schedule.done(pending.event_id)
-        log.info("webhook delivered alert %s on a later attempt", pending.event_id)
-        return True
+        await self._mark_delivered([a.event_id for a in leased])
+        for alert in leased:
+            await self.schedule.done(alert.event_id)
+        log.info("%s delivered %d notice(s) on a later attempt", self.name, len(leased))
+        return len(leased)
 
     async def run_retries(self, stop: asyncio.Event, *, poll_s: float = 1.0) -> None:
         """Redeliver scheduled notices until `stop`; backs off and logs once while failing."""

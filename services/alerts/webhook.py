@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
+from urllib.parse import quote
 
 import httpx
 from pydantic import JsonValue, SecretStr
@@ -67,7 +68,7 @@ class DeliveryFailed(Exception):  # noqa: N818 - the name the callers and the br
     def __init__(
         self,
         *,
-        payload: dict[str, JsonValue],
+        payload: JsonValue,
         last_error: str,
         attempts: int,
         status_code: int | None,
@@ -78,7 +79,7 @@ class DeliveryFailed(Exception):  # noqa: N818 - the name the callers and the br
         self.attempts = attempts
         self.status_code = status_code
         self.retryable = retryable
-        super().__init__(f"webhook delivery failed after {attempts} attempt(s): {last_error}")
+        super().__init__(f"delivery failed after {attempts} attempt(s): {last_error}")
 
 
 # --------------------------------------------------------------------------- payload
@@ -146,8 +147,15 @@ def _annotations(alert: Alert) -> dict[str, str]:
     }
 
 
+def status_page_url(external_url: str, company: str) -> str:
+    """The company's page on Guidepost's status page ("" when no external URL is set)."""
+    if not external_url:
+        return ""
+    return f"{external_url.rstrip('/')}/companies/{quote(company, safe='')}"
+
+
 def _generator_url(external_url: str, alert: Alert) -> str:
-    return f"{external_url.rstrip('/')}/alerts/{alert.fingerprint}" if external_url else ""
+    return status_page_url(external_url, alert.company)
 
 
 def _alert_entry(alert: Alert, *, external_url: str) -> dict[str, JsonValue]:
@@ -192,7 +200,28 @@ def build_payload(
     }
 
 
-def encode(payload: Mapping[str, JsonValue]) -> bytes:
+def notice_batches(alerts: Sequence[Alert], *, max_size: int) -> list[list[Alert]]:
+    """Alerts to post together: one batch per group key (in order of first appearance), split
+    where an alert would appear twice (each of its notices is sent in order) or past `max_size`.
+    """
+    if max_size < 1:
+        raise ValueError(f"max_size must be at least 1, got {max_size}")
+    batches: list[list[Alert]] = []
+    open_batch: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        batch = open_batch.get(alert.group_key)
+        if (
+            batch is None
+            or len(batch) >= max_size
+            or any(a.fingerprint == alert.fingerprint for a in batch)
+        ):
+            batch = open_batch[alert.group_key] = []
+            batches.append(batch)
+        batch.append(alert)
+    return batches
+
+
+def encode(payload: JsonValue) -> bytes:
     """The exact bytes sent and signed: compact JSON with sorted keys."""
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
@@ -272,6 +301,7 @@ class WebhookSink:
         sleep: Sleep = asyncio.sleep,
         clock: Clock = time.time,
         jitter: Callable[[], float] = random.random,
+        name: str = "webhook",
     ) -> None:
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {max_attempts}")
@@ -289,9 +319,11 @@ class WebhookSink:
         self._sleep = sleep
         self._clock = clock
         self._jitter = jitter
+        self._name = name
 
     def __repr__(self) -> str:  # never show the secret, nor credentials in the URL
-        return f"WebhookSink(url={self._safe_url!r}, signed={self._secret is not None})"
+        signed = self._secret is not None
+        return f"WebhookSink(name={self._name!r}, url={self._safe_url!r}, signed={signed})"
 
     @property
     def _safe_url(self) -> str:
@@ -307,9 +339,7 @@ class WebhookSink:
         payload = build_payload(alerts, receiver=self._receiver, external_url=self._external_url)
         await self.deliver(payload, max_attempts=max_attempts)
 
-    async def deliver(
-        self, payload: dict[str, JsonValue], *, max_attempts: int | None = None
-    ) -> int:
+    async def deliver(self, payload: JsonValue, *, max_attempts: int | None = None) -> int:
         """POST until accepted (at most `max_attempts`, the sink's own by default); return the
         number of attempts it took."""
         body = encode(payload)
@@ -329,7 +359,8 @@ class WebhookSink:
                 )
             delay = self._delay_s(attempt, retry_after_s=outcome.retry_after_s)
             log.warning(
-                "webhook %s attempt %d/%d failed (%s); retrying in %.2fs",
+                "%s %s attempt %d/%d failed (%s); retrying in %.2fs",
+                self._name,
                 self._safe_url,
                 attempt,
                 limit,

@@ -56,7 +56,8 @@ class Resources:
         streams = settings.streams()
         client, sync_client = create_redis(settings), create_sync_redis(settings)
         registry = CollectorRegistry()
-        registry.register(StreamCollector(sync_client, streams))
+        if settings.stream_metrics:
+            registry.register(StreamCollector(sync_client, streams))
         registry.register(CompanyCollector(sync_client, streams))
         return cls(client, sync_client, StatusReader(client, streams), registry)
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
@@ -48,10 +48,18 @@ class AlertMetrics(Protocol):
 
 
 class WebhookMetrics(Protocol):
-    """For webhook delivery: a notice the receiver did not take (`retrying` or
-    `dead_lettered`)."""
+    """For notice delivery (`sink`: webhook, alertmanager): notices the receiver took, and a
+    notice it did not take (`retrying` or `dead_lettered`)."""
 
-    def webhook_failed(self, *, outcome: str) -> None: ...
+    def webhook_failed(self, *, sink: str, outcome: str) -> None: ...
+    def notices_delivered(self, *, sink: str, count: int) -> None: ...
+
+
+class RepostMetrics(Protocol):
+    """For the Alertmanager repost loop: a round posted (`ok`) or not, and how many alerts it
+    kept firing."""
+
+    def reposted(self, *, alerts: int, ok: bool) -> None: ...
 
 
 class FitMetrics(Protocol):
@@ -81,7 +89,13 @@ class NoMetrics:
     def observe_fit(self, seconds: float) -> None:
         pass
 
-    def webhook_failed(self, *, outcome: str) -> None:
+    def webhook_failed(self, *, sink: str, outcome: str) -> None:
+        pass
+
+    def notices_delivered(self, *, sink: str, count: int) -> None:
+        pass
+
+    def reposted(self, *, alerts: int, ok: bool) -> None:
         pass
 
 
@@ -133,9 +147,26 @@ class Metrics:
         )
         self._webhook_failures = Counter(
             "guidepost_webhook_failures",
-            "Webhook notices the receiver did not take: scheduled again ('retrying') or "
-            "dead-lettered as delivery_failed past the retry horizon ('dead_lettered').",
+            "Notices a receiver (sink: webhook, alertmanager) did not take: scheduled again "
+            "('retrying') or dead-lettered as delivery_failed ('dead_lettered').",
+            ("sink", "outcome"),
+            registry=registry,
+        )
+        self._reposts = Counter(
+            "guidepost_alertmanager_reposts",
+            "Rounds re-posting firing alerts to Alertmanager, by outcome (ok, failed).",
             ("outcome",),
+            registry=registry,
+        )
+        self._reposted_alerts = Gauge(
+            "guidepost_alertmanager_firing_alerts",
+            "Alerts the last successful repost round kept firing in Alertmanager.",
+            registry=registry,
+        )
+        self._delivered = Counter(
+            "guidepost_notices_delivered",
+            "Notices a receiver (sink: webhook, alertmanager) took.",
+            ("sink",),
             registry=registry,
         )
 
@@ -157,8 +188,16 @@ class Metrics:
     def observe_fit(self, seconds: float) -> None:
         self._fit.observe(seconds)
 
-    def webhook_failed(self, *, outcome: str) -> None:
-        self._webhook_failures.labels(outcome).inc()
+    def webhook_failed(self, *, sink: str, outcome: str) -> None:
+        self._webhook_failures.labels(sink, outcome).inc()
+
+    def notices_delivered(self, *, sink: str, count: int) -> None:
+        self._delivered.labels(sink).inc(count)
+
+    def reposted(self, *, alerts: int, ok: bool) -> None:
+        self._reposts.labels("ok" if ok else "failed").inc()
+        if ok:
+            self._reposted_alerts.set(alerts)
 
 
 def create_metrics(registry: CollectorRegistry | None = None) -> Metrics:
@@ -198,11 +237,20 @@ class GroupState:
 
 
 class StreamCollector(Collector):
-    """Length of every stream; lag, pending and oldest pending age of every group, at scrape."""
+    """Length of every stream; lag, pending and oldest pending age of every group; companies
+    whose refit is failing or quarantined (the refit ledger): read from Redis at scrape.
+
+    Every scrape runs XINFO GROUPS and XPENDING on every stream, so one process exports these
+    (the API by default, or a worker with `GUIDEPOST_STREAM_METRICS`), not every worker."""
 
     def __init__(self, client: redis.Redis, streams: Streams) -> None:
         self._client = client
         self._names = all_streams(streams)
+        # the refit ledger's hashes (services.forecast.ledger.RefitLedger)
+        self._ledger = {
+            "refit_failing": streams.key("{forecast}", "errors"),
+            "refit_quarantined": streams.key("{forecast}", "quarantine"),
+        }
 
     def collect(self) -> Iterator[Metric]:
         families = _stream_families()
@@ -223,6 +271,12 @@ class StreamCollector(Collector):
                     families["lag"].add_metric(labels, float(state.lag))
                 families["pending"].add_metric(labels, float(state.pending))
                 families["oldest"].add_metric(labels, state.oldest_pending_age_s)
+        for family, key in self._ledger.items():
+            try:
+                count: Any = self._client.hlen(key)
+            except ResponseError:  # a worker's role that may not read the ledger: leave it out
+                continue
+            families[family].add_metric([], float(count))
 
     def groups(self, stream: str) -> list[GroupState]:
         try:
@@ -276,6 +330,14 @@ def _stream_families() -> dict[str, GaugeMetricFamily]:
             "Age of the oldest unacknowledged entry (0 when none is pending).",
             labels=by_group,
         ),
+        "refit_failing": GaugeMetricFamily(
+            "guidepost_refit_failing_companies",
+            "Companies whose last refit attempt failed (quarantined ones included).",
+        ),
+        "refit_quarantined": GaugeMetricFamily(
+            "guidepost_refit_quarantined_companies",
+            "Companies quarantined after failed refits, waiting for an operator (dlq replay).",
+        ),
         "up": GaugeMetricFamily("guidepost_redis_up", "1 if the last scrape read Redis, else 0."),
     }
 
@@ -285,8 +347,8 @@ class MetricsServer:
     """The worker's `/metrics` endpoint, served from a thread; `close()` stops it."""
 
     metrics: Metrics
-    collector: StreamCollector
-    client: redis.Redis
+    collector: StreamCollector | None
+    client: redis.Redis | None
     server: WSGIServer
     thread: threading.Thread
 
@@ -298,8 +360,10 @@ class MetricsServer:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
-        self.metrics.registry.unregister(self.collector)
-        self.client.close()
+        if self.collector is not None:
+            self.metrics.registry.unregister(self.collector)
+        if self.client is not None:
+            self.client.close()
 
 
 ReadinessProbe = Callable[[], tuple[bool, str]]
@@ -313,12 +377,15 @@ def serve_metrics(
     streams: Streams,
     host: str = "0.0.0.0",  # Prometheus scrapes workers from outside their pod
     readiness: ReadinessProbe | None = None,
+    redis_gauges: bool = True,
 ) -> MetricsServer:
     """`/metrics`, and the probes: `/health` (200 while the process serves) and `/ready`
-    (503 with the reason while `readiness` says the worker cannot work, Redis away say)."""
-    client = create_sync_redis(settings)
-    collector = StreamCollector(client, streams)
-    metrics.registry.register(collector)
+    (503 with the reason while `readiness` says the worker cannot work, Redis away say).
+    `redis_gauges` adds the Redis-derived gauges (`StreamCollector`): one process should."""
+    client = create_sync_redis(settings) if redis_gauges else None
+    collector = StreamCollector(client, streams) if client is not None else None
+    if collector is not None:
+        metrics.registry.register(collector)
     application = with_probes(make_wsgi_app(metrics.registry), readiness or _always_ready)
     server = make_server(host, port, application, ThreadingWSGIServer, handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

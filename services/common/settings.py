@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AnyUrl,
     Field,
+    HttpUrl,
     SecretStr,
     UrlConstraints,
     ValidationError,
@@ -31,6 +33,10 @@ from schemas.plausibility import (
     Plausibility,
 )
 from schemas.streams import DEFAULT_NAMESPACE, Streams
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+IDENTITY_LABELS = frozenset({"alertname", "company", "period", "subject"})
+"""Labels an alert for Alertmanager takes from its identity (`services.alerts.alertmanager`)."""
 
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 
@@ -129,6 +135,9 @@ class RedisSettings(BaseSettings):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """A URL that carries a password is shown redacted, like every secret field."""
         for name, value in super().__repr_args__():
+            if isinstance(value, tuple) and value and all(isinstance(v, AnyUrl) for v in value):
+                yield name, tuple(redacted_url(str(v)) for v in value)
+                continue
             yield name, redacted_url(str(value)) if isinstance(value, AnyUrl) else value
 
 
@@ -219,12 +228,88 @@ class WorkerSettings(RedisSettings):
     webhook_retry_max_delay_s: float = Field(
         default=600.0, gt=0, description="Longest delay between scheduled redeliveries."
     )
+    webhook_receiver: str = Field(
+        default="guidepost",
+        min_length=1,
+        max_length=200,
+        description="The webhook body's `receiver` (Alertmanager's webhook format).",
+    )
+    external_url: AnyUrl | None = Field(
+        default=None,
+        description="Guidepost's status page as operators reach it: alerts link to their "
+        "company's page from it (`generatorURL`), the webhook names it (`externalURL`).",
+    )
+    alertmanager_url: Annotated[tuple[HttpUrl, ...], NoDecode] = Field(
+        default=(),
+        description="Alertmanager(s) to post alerts to (`/api/v2/alerts`); several, comma "
+        "separated, for an Alertmanager cluster: each gets every alert.",
+    )
+    alertmanager_repost_interval_s: float = Field(
+        default=60.0,
+        ge=0.1,
+        le=3_600,
+        description="Firing alerts are posted again this often; each post is valid for four "
+        "intervals (`endsAt`), so an alert ends in Alertmanager only when Guidepost resolves "
+        "it or stops posting.",
+    )
+    alertmanager_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Total deadline of one Alertmanager post."
+    )
+    alertmanager_labels: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="Constant labels added to every alert for Alertmanager's routes, "
+        "`name=value` pairs, comma separated (e.g. `team=risk,env=prod`).",
+    )
     alert_repeat_interval_s: int = Field(default=86_400, ge=1)
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    stream_metrics: bool = Field(
+        default=False,
+        description="Export the Redis-derived gauges (stream length, group lag, pending, "
+        "refit ledger) from this worker's /metrics. One process should: the API does by "
+        "default; set this on one worker where no API runs.",
+    )
     log_level: str = "INFO"
     log_json: bool = True
 
     _webhook_url_redacted = field_validator("webhook_url", mode="wrap")(url_errors_redacted)
+
+    @field_validator("alertmanager_url", mode="wrap")
+    @classmethod
+    def _split_urls(cls, value: object, handler: ValidatorFunctionWrapHandler) -> object:
+        """Comma-separated URLs; a failure redacts each (they may carry credentials)."""
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        try:
+            return handler(value)
+        except ValidationError as error:
+            reasons = "; ".join(dict.fromkeys(str(line["msg"]) for line in error.errors()))
+            given = ", ".join(map(redacted_url, value)) if isinstance(value, tuple) else "?"
+            context = {"reason": reasons, "url": given}
+            raise PydanticCustomError("url_invalid", "{reason} (given: {url})", context) from None
+
+    @field_validator("alertmanager_labels", mode="before")
+    @classmethod
+    def _parse_labels(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        malformed = [pair for pair in pairs if "=" not in pair]
+        if malformed:
+            raise ValueError(f"expected name=value pairs, got {malformed[0]!r}")
+        split = (pair.split("=", 1) for pair in pairs)
+        return {name.strip(): label.strip() for name, label in split}
+
+    @field_validator("alertmanager_labels")
+    @classmethod
+    def _check_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, label in value.items():
+            if not LABEL_NAME.fullmatch(name):
+                raise ValueError(f"label name {name!r} must match {LABEL_NAME.pattern}")
+            if name in IDENTITY_LABELS:
+                raise ValueError(f"label {name!r} is set from each alert and cannot be constant")
+            if not label:
+                raise ValueError(f"label {name!r} is empty (Alertmanager drops empty labels)")
+        return value
 
     def plausibility(self) -> Plausibility:
         """The bounds input events are validated against (`schemas.plausibility`)."""
@@ -275,6 +360,11 @@ class ApiSettings(RedisSettings):
         description="Serve beyond loopback with no token (an authenticating proxy in front).",
     )
     log_level: str = "INFO"
+    stream_metrics: bool = Field(
+        default=True,
+        description="Export the Redis-derived gauges (stream length, group lag, pending, "
+        "refit ledger) on /metrics; with several API replicas, leave it on in one only.",
+    )
 
     def exposure_problem(self) -> str | None:
         """Why serving as configured would open the pages and data to anyone, if it would."""

@@ -1,7 +1,8 @@
 """A real pipeline run on the bundled company, and the API served in process over it.
 
-The workers run with their metrics exporter on; it is scraped once the pipeline is idle,
-so tests can check what a Prometheus scrape of a worker saw.
+The workers run with their metrics exporter on, designated to export the Redis-derived gauges
+too; it is scraped once the pipeline is idle, so tests can check what a Prometheus scrape of a
+worker saw.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class BundledRun:
 async def populate(redis_url: str, namespace: str) -> BundledRun:
     inputs = DemoInputs.load(DATA)
     events = backfill_until(inputs, BACKFILL_UNTIL)
-    settings = worker_settings(redis_url, namespace, metrics_port=free_port())
+    # this worker is the one process exporting the Redis-derived gauges
+    settings = worker_settings(redis_url, namespace, metrics_port=free_port(), stream_metrics=True)
     async with pipeline(settings) as workers:
         await publish_and_settle(workers, events, timeout_s=120)
         published = Counter(stream_for(workers.streams, event) for event in events)

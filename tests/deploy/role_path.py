@@ -3,7 +3,8 @@
 - `publisher`: `guidepost backfill` and `guidepost publish` (the CLI an upstream system can
   use), and a raw XADD of a malformed entry, as any client library would send it;
 - `ingest`, `forecast`, `guidance`, `alerts`: the four workers, each alone in its own process
-  state (own clients, own metrics exporter, which is scraped), the alerts worker with a webhook;
+  state (own clients, own metrics exporter, which is scraped), the alerts worker with a webhook
+  and an Alertmanager sink;
 - `api`: every page and JSON route of `guidepost serve`, its `/metrics`, and `guidepost plot`;
 - `subscriber`: a consumer group of its own on the alerts stream, read and acknowledged;
 - `operator`: `dlq list/replay/purge`, `silence add/list/expire`, `history`, `alerts tail`;
@@ -161,6 +162,7 @@ class PathReport:
     subscriber_received: int = 0
     subscriber_pending_after_ack: int = -1
     webhook_notices: int = 0
+    alertmanager_alerts: int = 0
     scaler_groups: dict[str, list[str]] = field(default_factory=dict)
     dead_letters_listed: int = 0
     dead_letters_after_purge: int = -1
@@ -174,10 +176,12 @@ class PathReport:
 
 
 class WebhookReceiver:
-    """An HTTP endpoint that accepts every POST and counts them."""
+    """An HTTP endpoint that accepts every POST and counts the alerts in them: webhook bodies
+    (one per alert group) and Alertmanager posts (a list of alerts)."""
 
     def __init__(self) -> None:
         self.received = 0
+        self.alertmanager_received = 0
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -186,9 +190,12 @@ class WebhookReceiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("content-length", 0)))
+                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
                 with receiver._lock:
-                    receiver.received += 1
+                    if isinstance(body, list):
+                        receiver.alertmanager_received += len(body)
+                    else:
+                        receiver.received += len(body["alerts"])
                 self.send_response(200)
                 self.end_headers()
 
@@ -220,6 +227,7 @@ def worker_settings(server: AclServer, kind: Service, webhook_url: str) -> Worke
     }
     if kind is Service.ALERTS:
         values |= {"webhook_url": webhook_url, "webhook_secret": "acl-test-webhook-secret"}
+        values |= {"alertmanager_url": webhook_url, "alertmanager_repost_interval_s": 0.5}
     return WorkerSettings.model_validate(values)
 
 
@@ -268,6 +276,7 @@ async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
                 await scale_as_scaler(server, streams, report)
                 await operate_as_operator(server, admin, streams, report)
             report.webhook_notices = receiver.received
+            report.alertmanager_alerts = receiver.alertmanager_received
         report.commands_by_user = recorder.commands_by_user()
         report.alerts_in_stream = int(await admin.xlen(streams.alerts))
     finally:

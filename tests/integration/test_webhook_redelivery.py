@@ -102,7 +102,7 @@ def delivery(
 
 def failures(metrics: Metrics, outcome: str) -> float:
     value = metrics.registry.get_sample_value(
-        "guidepost_webhook_failures_total", {"outcome": outcome}
+        "guidepost_webhook_failures_total", {"sink": "webhook", "outcome": outcome}
     )
     return value or 0.0
 
