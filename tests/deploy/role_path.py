@@ -3,15 +3,24 @@
 - `publisher`: `guidepost backfill` and `guidepost publish` (the CLI an upstream system can
   use), and a raw XADD of a malformed entry, as any client library would send it;
 - `ingest`, `forecast`, `guidance`, `alerts`: the four workers, each alone in its own process
-  state (own clients, own metrics exporter, which is scraped), the alerts worker with a webhook;
+  state (own clients, own metrics exporter and readiness probe, both scraped), the alerts
+  worker with a webhook;
 - `api`: every page and JSON route of `guidepost serve`, its `/metrics`, and `guidepost plot`;
 - `subscriber`: a consumer group of its own on the alerts stream, read and acknowledged;
-- `operator`: `dlq list/replay/purge`, `silence add/list/expire`, `history`, `alerts tail`;
+- `operator`: `dlq list/replay/purge`, `history` and `history retract`, `silence
+  add/list/expire`, `alerts tail`;
 - `scaler`: what KEDA's redis-streams scaler reads (group lag, pending count, length).
 
 Rarer paths are provoked on purpose: an entry a dead consumer left pending is claimed and
-retried by ingest, a guidance statement is repeated under a new id (a WATCH given up), a
-malformed entry is dead-lettered, replayed by the operator and dead-lettered again.
+retried by ingest, a guidance statement is repeated under a new id (a WATCH given up) and its
+first id reused with other content (a conflict), a malformed entry is dead-lettered, replayed
+by the operator and dead-lettered again. The webhook receiver is down while the pipeline runs:
+the alerts worker schedules its notices for redelivery, retries them with backoff and, past a
+short horizon, dead-letters them as `delivery_failed`; once it is back the operator replays
+them (`dlq replay --reason delivery_failed`) and each is delivered once. A second company's
+stray far-off period makes its refit span too many quarters: the forecast worker quarantines
+it; the operator retracts the fact (`history retract`) and replays the refit letter (`dlq
+replay --reason refit_failed`), and the refit runs again.
 
 The CLI runs as shipped (`python -m services.cli`), in subprocesses with the role's environment.
 Idleness is observed by the test administrator, so no role sends a command only the test needs.
@@ -27,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +51,7 @@ from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Unit
 from schemas.streams import Groups, Streams
+from services.alerts.webhook import DELIVERY_HEADER
 from services.app import Workers, build_workers, running
 from services.common.embedded import free_port
 from services.common.metrics import all_streams
@@ -55,6 +65,11 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data"
 COMPANY = "QFIN"
 UNTIL = "2024Q1"
+STRAY = "ACME"  # a second company, one of whose facts is a stray far-off period
+STRAY_METRIC = "loan_volume"
+STRAY_PERIOD = "1990Q1"
+STRAY_QUARTERS = ("2023Q1", "2023Q2", "2023Q3", "2023Q4", "2024Q1")
+MAX_HISTORY_QUARTERS = 100  # the stray period spans 137 quarters; the bundled history 21
 SUBSCRIBER_GROUP = "acl-test-subscriber"
 API_PATHS = (
     "/health",
@@ -71,6 +86,8 @@ API_PATHS = (
 )
 MALFORMED = {"__data__": '{"company": "QFIN", "metric": '}  # cut short: not JSON
 IDLE_TIMEOUT_S = 60
+# The receiver's outage outlasts this: every notice sent meanwhile ends as `delivery_failed`.
+WEBHOOK_HORIZON_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -85,7 +102,11 @@ class CommandRecorder:
     """Which user sent which command, from MONITOR (every command the server executes, with
     the client's address) and CLIENT LIST polled meanwhile (address -> user). A command run
     inside a script is the script caller's: MONITOR shows it right after the caller's EVALSHA.
-    Connections that open and close between two polls stay unattributed."""
+
+    A connection that opens and closes between two polls (a command-line run takes a few
+    milliseconds) is attributed by time instead: each role's short-lived clients run inside
+    an `acting(role)` window, and no two roles' windows overlap. Every other client (the
+    workers', the administrator's) lives long enough for the poll to see it."""
 
     CONTAINERS = frozenset({"client", "cluster", "config", "object", "script", "xgroup", "xinfo"})
 
@@ -94,6 +115,7 @@ class CommandRecorder:
         self._stop = threading.Event()
         self._lines: list[dict[str, Any]] = []
         self._users: dict[str, str] = {}
+        self._windows: list[tuple[str, float, float]] = []
         self._threads = [
             threading.Thread(target=self._monitor, daemon=True),
             threading.Thread(target=self._poll, daemon=True),
@@ -113,6 +135,15 @@ class CommandRecorder:
             admin.ping()  # one more line, so the monitor thread sees the stop flag
         for thread in self._threads:
             thread.join(timeout=10)
+
+    @contextlib.asynccontextmanager
+    async def acting(self, role: str) -> AsyncIterator[None]:
+        """Clients of `role` that the poll may miss run inside this window."""
+        started = time.time()
+        try:
+            yield
+        finally:
+            self._windows.append((role, started, time.time()))
 
     def _monitor(self) -> None:
         with self._server.admin(decode_responses=True) as admin, admin.monitor() as monitor:
@@ -138,10 +169,14 @@ class CommandRecorder:
                 user = caller
             else:
                 address = f"{line.get('client_address')}:{line.get('client_port')}"
-                user = caller = self._users.get(address)
+                user = caller = self._users.get(address) or self._acting_at(float(line["time"]))
             if user is not None:
                 by_user.setdefault(user, set()).add(self._name(str(line["command"])))
         return by_user
+
+    def _acting_at(self, moment: float) -> str | None:
+        roles = {role for role, start, end in self._windows if start <= moment <= end}
+        return roles.pop() if len(roles) == 1 else None
 
     def _name(self, command: str) -> str:
         words = command.split(" ")
@@ -157,12 +192,20 @@ class PathReport:
     api_status: dict[str, int] = field(default_factory=dict)
     api_metrics: str = ""
     worker_metrics: dict[str, str] = field(default_factory=dict)
+    worker_ready: dict[str, int] = field(default_factory=dict)
     alerts_in_stream: int = 0
     subscriber_received: int = 0
     subscriber_pending_after_ack: int = -1
-    webhook_notices: int = 0
+    webhook_refused: int = 0
+    webhook_accepted: list[str] = field(default_factory=list)  # delivery ids, in order
     scaler_groups: dict[str, list[str]] = field(default_factory=dict)
-    dead_letters_listed: int = 0
+    letters_by_reason: dict[str, int] = field(default_factory=dict)
+    replayed: dict[str, dict[str, Any]] = field(default_factory=dict)  # --json, per command
+    quarantined_before_release: list[str] = field(default_factory=list)
+    quarantined_at_end: int = -1
+    refit_attempts_at_end: int = -1
+    retraction: dict[str, Any] = field(default_factory=dict)
+    stray_history: list[dict[str, Any]] = field(default_factory=list)
     dead_letters_after_purge: int = -1
     history_rows: int = 0
     tailed_alerts: int = 0
@@ -174,11 +217,17 @@ class PathReport:
 
 
 class WebhookReceiver:
-    """An HTTP endpoint that accepts every POST and counts them."""
+    """An HTTP endpoint that is down (503) until `recover()`, then accepts every POST; it
+    counts refusals and keeps the delivery id of each accepted payload."""
 
     def __init__(self) -> None:
-        self.received = 0
+        self.refused = 0
+        self.accepted: list[str] = []
+        self._up = threading.Event()
         self._lock = threading.Lock()
+
+    def recover(self) -> None:
+        self._up.set()
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[str]:
@@ -188,8 +237,14 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("content-length", 0)))
                 with receiver._lock:
-                    receiver.received += 1
-                self.send_response(200)
+                    if receiver._up.is_set():
+                        receiver.accepted.append(self.headers.get(DELIVERY_HEADER, ""))
+                        status = 200
+                    else:
+                        receiver.refused += 1
+                        status = 503
+                self.send_response(status)
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, format: str, *args: object) -> None:
@@ -217,9 +272,18 @@ def worker_settings(server: AclServer, kind: Service, webhook_url: str) -> Worke
         "coalesce_ms": 20,
         "block_ms": 50,
         "metrics_port": free_port(),
+        "max_history_quarters": MAX_HISTORY_QUARTERS,
     }
     if kind is Service.ALERTS:
-        values |= {"webhook_url": webhook_url, "webhook_secret": "acl-test-webhook-secret"}
+        values |= {
+            "webhook_url": webhook_url,
+            "webhook_secret": "acl-test-webhook-secret",
+            "webhook_max_attempts": 1,  # straight to the redelivery schedule
+            "webhook_timeout_s": 5,
+            "webhook_retry_horizon_s": WEBHOOK_HORIZON_S,
+            "webhook_retry_base_s": 0.1,
+            "webhook_retry_max_delay_s": 0.3,
+        }
     return WorkerSettings.model_validate(values)
 
 
@@ -235,15 +299,21 @@ async def run_cli(server: AclServer, role: str, *args: str, report: PathReport) 
 
 
 async def wait_until_idle(admin: aioredis.Redis, streams: Streams) -> None:
-    """Nothing undelivered or unacknowledged in any group, no refit due: seen twice."""
+    """Nothing undelivered or unacknowledged in any group, no refit due, no webhook notice
+    waiting for redelivery: seen twice."""
     names = all_streams(streams)
     dirty = streams.key("{forecast}", "dirty")
+    redelivery = streams.key("{webhook}", "due")
     deadline = time.monotonic() + IDLE_TIMEOUT_S
     calm = 0
     while calm < 2:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the pipeline did not go idle within {IDLE_TIMEOUT_S}s")
-        idle = await backlog(admin, names) == 0 and await admin.zcard(dirty) == 0
+        idle = (
+            await backlog(admin, names) == 0
+            and await admin.zcard(dirty) == 0
+            and await admin.zcard(redelivery) == 0
+        )
         calm = calm + 1 if idle else 0
         await asyncio.sleep(0.2 if idle else 0.05)
 
@@ -260,14 +330,22 @@ async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
             async with contextlib.AsyncExitStack() as stack:
                 await abandon_an_entry(server, admin, streams)
                 workers = await start_workers(server, webhook_url, stack)
-                await publish_as_publisher(server, workdir, report)
+                async with recorder.acting("publisher"):
+                    await publish_as_publisher(server, workdir, report)
+                await wait_until_idle(admin, streams)  # every notice so far: delivery_failed
+                receiver.recover()
+                async with recorder.acting("operator"):
+                    await operate_as_operator(server, admin, streams, report)
                 await wait_until_idle(admin, streams)
                 await scrape_workers(workers, report)
-                await read_as_api(server, workdir, report)
-                await subscribe_as_subscriber(server, streams, report)
-                await scale_as_scaler(server, streams, report)
-                await operate_as_operator(server, admin, streams, report)
-            report.webhook_notices = receiver.received
+                async with recorder.acting("api"):
+                    await read_as_api(server, workdir, report)
+                async with recorder.acting("subscriber"):
+                    await subscribe_as_subscriber(server, streams, report)
+                async with recorder.acting("scaler"):
+                    await scale_as_scaler(server, streams, report)
+            report.webhook_refused = receiver.refused
+            report.webhook_accepted = list(receiver.accepted)
         report.commands_by_user = recorder.commands_by_user()
         report.alerts_in_stream = int(await admin.xlen(streams.alerts))
     finally:
@@ -296,10 +374,18 @@ async def publish_as_publisher(server: AclServer, workdir: Path, report: PathRep
         *("--company", COMPANY, "--until", UNTIL),
         report=report,
     )
-    lines = workdir / "guidance-twice.jsonl"
+    lines = workdir / "events.jsonl"
     said_twice = [guidance_event("acl-test-guidance-a"), guidance_event("acl-test-guidance-b")]
+    conflicting = guidance_event("acl-test-guidance-a", high="1250")  # the first id, reused
+    stray = [stray_event(period) for period in (*STRAY_QUARTERS, STRAY_PERIOD)]
     lines.write_text(
-        "".join(json.dumps({"stream": "guidance", "event": e}) + "\n" for e in said_twice)
+        "".join(
+            json.dumps({"stream": stream, "event": event}) + "\n"
+            for stream, event in (
+                *(("guidance", e) for e in [*said_twice, conflicting]),
+                *(("metrics", e) for e in stray),
+            )
+        )
     )
     await run_cli(server, "publisher", "publish", str(lines), report=report)
     async with as_role(server, "publisher") as publisher:
@@ -310,7 +396,7 @@ def as_role(server: AclServer, role: str) -> aioredis.Redis:
     return aioredis.Redis(port=server.port, username=role, password=server.passwords[role])
 
 
-def guidance_event(event_id: str) -> dict[str, Any]:
+def guidance_event(event_id: str, *, high: str = "1230") -> dict[str, Any]:
     """The same statement under two ids (a producer that retried with a fresh id)."""
     return {
         "company": COMPANY,
@@ -318,12 +404,27 @@ def guidance_event(event_id: str) -> dict[str, Any]:
         "period": "2024Q2",
         "basis": "gaap",
         "low": "1170",
-        "high": "1230",
+        "high": high,
         "currency": "CNY",
         "scale": "millions",
         "issued_in_period": UNTIL,
         "occurred_at": "2024-05-20T09:00:00Z",
         "event_id": event_id,
+    }
+
+
+def stray_event(period: str) -> dict[str, Any]:
+    """A second company's loan volume; one period decades before the others."""
+    return {
+        "company": STRAY,
+        "metric": STRAY_METRIC,
+        "period": period,
+        "value": "1000",
+        "unit": "money",
+        "currency": "USD",
+        "scale": "millions",
+        "occurred_at": "2024-05-20T09:00:00Z",
+        "event_id": f"acl-test-{STRAY.lower()}-{period}",
     }
 
 
@@ -356,6 +457,8 @@ async def scrape_workers(workers: dict[str, Workers], report: PathReport) -> Non
             port = running_workers.settings.metrics_port
             response = await client.get(f"http://127.0.0.1:{port}/metrics")
             report.worker_metrics[kind] = response.text
+            ready = await client.get(f"http://127.0.0.1:{port}/ready")
+            report.worker_ready[kind] = ready.status_code
 
 
 async def read_as_api(server: AclServer, workdir: Path, report: PathReport) -> None:
@@ -417,15 +520,7 @@ async def operate_as_operator(
     async def operator(*args: str) -> CliRun:
         return await run_cli(server, "operator", *args, report=report)
 
-    letters = json.loads((await operator("dlq", "list", "--json")).output or "[]")
-    report.dead_letters_listed = len(letters)
-    if letters:
-        await operator("dlq", "replay", "--id", letters[0]["id"])
-        await wait_until_idle(admin, streams)  # the replayed entry is dead-lettered again
-    later = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
-    await operator("dlq", "purge", "--before", later)
-    report.dead_letters_after_purge = int(await admin.xlen(streams.dead_letters))
-
+    await handle_dead_letters(operator, admin, streams, report)
     added = await operator(
         "silence",
         "add",
@@ -437,12 +532,53 @@ async def operate_as_operator(
         "ACL test",
     )
     silence_id = added.output.split()[1] if added.returncode == 0 else "none"
-    listed, history, tail = await asyncio.gather(
+    _listed, history, stray, tail = await asyncio.gather(
         operator("silence", "list", "--json"),
         operator("history", "--company", COMPANY, "--json"),
+        operator("history", "--company", STRAY, "--period", STRAY_PERIOD, "--json"),
         operator("alerts", "tail", "--from-beginning", "--count", "1", "--json", "--timeout", "10"),
     )
     await operator("silence", "expire", silence_id)
     report.history_rows = len(json.loads(history.output)) if history.returncode == 0 else 0
+    report.stray_history = json.loads(stray.output) if stray.returncode == 0 else []
     report.tailed_alerts = len(tail.output.splitlines()) if tail.returncode == 0 else 0
-    del listed
+    later = (datetime.now(UTC) + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    await operator("dlq", "purge", "--before", later)
+    report.dead_letters_after_purge = int(await admin.xlen(streams.dead_letters))
+
+
+async def handle_dead_letters(
+    operator: Any, admin: aioredis.Redis, streams: Streams, report: PathReport
+) -> None:
+    """Every kind of dead letter the path made, each handled as deploy/README.md says: the
+    malformed entry replayed (and dead-lettered again), the stray fact retracted and the
+    quarantined refit rerun, the notices the webhook did not take resent."""
+    letters = json.loads((await operator("dlq", "list", "--json")).output or "[]")
+    for letter in letters:
+        report.letters_by_reason[letter["reason"]] = (
+            report.letters_by_reason.get(letter["reason"], 0) + 1
+        )
+    malformed = [letter["id"] for letter in letters if letter["reason"] == "invalid"]
+    if malformed:
+        replayed = await operator("dlq", "replay", "--id", malformed[0], "--json")
+        report.replayed["invalid"] = _json_or_empty(replayed)
+    quarantine = streams.key("{forecast}", "quarantine")
+    report.quarantined_before_release = sorted(as_text(c) for c in await admin.hkeys(quarantine))
+    retracted = await operator(
+        *("history", "retract", "--company", STRAY, "--metric", STRAY_METRIC),
+        *("--period", STRAY_PERIOD, "--json"),
+    )
+    report.retraction = _json_or_empty(retracted)
+    for reason in ("refit_failed", "delivery_failed"):
+        replayed = await operator("dlq", "replay", "--reason", reason, "--json")
+        report.replayed[reason] = _json_or_empty(replayed)
+    await wait_until_idle(admin, streams)
+    report.quarantined_at_end = int(await admin.hlen(quarantine))
+    report.refit_attempts_at_end = int(await admin.hlen(streams.key("{forecast}", "attempts")))
+
+
+def _json_or_empty(run: CliRun) -> dict[str, Any]:
+    if run.returncode != 0:
+        return {}
+    loaded: dict[str, Any] = json.loads(run.output)
+    return loaded

@@ -18,7 +18,16 @@ import pytest
 
 from services.common.settings import Service
 from tests.deploy.acl_servers import FLAVOURS, TEMPLATE, AclServer, acl_server
-from tests.deploy.role_path import API_PATHS, COMPANY, PathReport, run_full_path
+from tests.deploy.deploy_files import ROLES
+from tests.deploy.role_path import (
+    API_PATHS,
+    COMPANY,
+    STRAY,
+    STRAY_METRIC,
+    STRAY_PERIOD,
+    PathReport,
+    run_full_path,
+)
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 
@@ -71,6 +80,7 @@ def test_the_workers_ran_as_their_roles_and_export_their_metrics(
     _, report, _ = run
 
     assert sorted(report.worker_metrics) == sorted(service.value for service in Service)
+    assert report.worker_ready == dict.fromkeys(report.worker_metrics, 200)
     for kind, text in report.worker_metrics.items():
         assert "guidepost_redis_up 1.0" in text, kind
         assert 'guidepost_stream_length{stream="guidepost:alerts"}' in text, kind
@@ -91,12 +101,16 @@ def test_the_api_serves_every_page_route_and_metrics_read_only(
 def test_alerts_reach_the_subscriber_and_the_webhook_once_each(
     run: tuple[AclServer, PathReport, list[dict[str, Any]]],
 ) -> None:
+    """The receiver was down while the pipeline ran (its notices went through the redelivery
+    schedule to the dead-letter stream) and back when the operator replayed them."""
     _, report, _ = run
+    delivered = report.webhook_accepted
 
     assert report.alerts_in_stream > 0
     assert report.subscriber_received == report.alerts_in_stream
     assert report.subscriber_pending_after_ack == 0
-    assert report.webhook_notices == report.alerts_in_stream
+    assert report.webhook_refused > 0
+    assert len(delivered) == len(set(delivered)) == report.alerts_in_stream
 
 
 def test_the_operator_sees_and_handles_dead_letters_silences_and_history(
@@ -105,7 +119,16 @@ def test_the_operator_sees_and_handles_dead_letters_silences_and_history(
     _, report, _ = run
     commands = [step.args[:2] for step in report.cli if step.role == "operator"]
 
-    assert report.dead_letters_listed == 1  # the malformed entry the publisher sent
+    assert report.letters_by_reason.keys() == {
+        "invalid",  # the malformed entry the publisher sent
+        "conflict",  # a guidance event id reused with other content
+        "refit_failed",  # the stray company's refit, quarantined
+        "delivery_failed",  # notices sent while the receiver was down
+    }
+    assert report.letters_by_reason["invalid"] == 1
+    assert report.letters_by_reason["conflict"] == 1
+    assert report.letters_by_reason["refit_failed"] == 1
+    assert report.replayed["invalid"]["invalid"]["requeued"] == 1
     assert report.dead_letters_after_purge == 0
     assert report.history_rows > 0
     assert report.tailed_alerts == 1
@@ -115,10 +138,36 @@ def test_the_operator_sees_and_handles_dead_letters_silences_and_history(
         "dlq purge",
         "dlq replay",
         "history --company",
+        "history retract",
         "silence add",
         "silence expire",
         "silence list",
     ]
+
+
+def test_the_operator_releases_a_quarantined_refit_after_retracting_the_stray_fact(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+    stray = [row for row in report.stray_history if row["metric"] == STRAY_METRIC]
+
+    assert report.quarantined_before_release == [STRAY]
+    assert report.retraction["period"] == STRAY_PERIOD
+    assert report.retraction["quarantined"] is True
+    assert report.replayed["refit_failed"]["refit_failed"]["rerun"] == 1
+    assert report.quarantined_at_end == 0
+    assert report.refit_attempts_at_end == 0  # the rerun succeeded
+    assert [row["retracted"] for row in stray] == [False, True]  # kept, then withdrawn
+
+
+def test_the_operator_resends_what_the_webhook_did_not_take(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]],
+) -> None:
+    _, report, _ = run
+    failed = report.letters_by_reason["delivery_failed"]
+
+    assert failed > 0
+    assert report.replayed["delivery_failed"]["delivery_failed"]["scheduled"] == failed
 
 
 def test_the_scaler_reads_the_lag_of_every_worker_group(
@@ -150,9 +199,7 @@ def test_the_acl_was_rendered_for_the_server_it_runs_on(
 
 CONNECTION = {"ping", "hello", "client|setinfo", "cluster|slots", "cluster|shards", "cluster|nodes"}
 # Granted for paths the full path does not take, each with its reason. Any other granted
-# command a role never sent is a grant too many. The publisher, operator and scaler are left
-# out: their connections (one command-line run, a few milliseconds) are too short to be
-# attributed reliably by polling CLIENT LIST.
+# command a role never sent is a grant too many.
 OFF_THE_PATH: dict[str, dict[str, str]] = {
     "ingest": {
         "unwatch": "a guidance WATCH given up (redis-py's reset)",
@@ -170,13 +217,19 @@ OFF_THE_PATH: dict[str, dict[str, str]] = {
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
     "alerts": {
-        "hdel": "forgetting the error of an entry retried after a handler failed",
         "xpending": "trimming, and its /metrics while entries are pending",
         "xtrim": "a consumed stream past GUIDEPOST_STREAM_MAX_LENGTH",
     },
     "api": {"xpending": "/metrics while entries are pending"},
+    "publisher": {},
     "subscriber": {},
+    "operator": {"script|kill": "ending a runaway script (test_deploy_acl_probes.py)"},
+    "scaler": {},
 }
+
+
+def test_every_role_is_checked_for_grants_it_does_not_use() -> None:
+    assert sorted(OFF_THE_PATH) == sorted(ROLES)
 
 
 @pytest.mark.parametrize("role", sorted(OFF_THE_PATH))
