@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -98,22 +99,75 @@ class CliRun:
     output: str
 
 
+@dataclass(frozen=True)
+class MonitorLine:
+    """One command as MONITOR reports it: when, from which client ("lua" inside a script),
+    and its arguments exactly as sent."""
+
+    time: float
+    client: str
+    args: tuple[bytes, ...]
+
+    @classmethod
+    def parse(cls, raw: bytes) -> MonitorLine:
+        """`1700000000.123456 [0 127.0.0.1:50000] "SET" "k" "v"` (arguments quoted and
+        escaped as Redis's sdscatrepr does)."""
+        moment, rest = raw.split(b" ", 1)
+        match = re.match(rb"\[\d+ (.*?)\] (.*)", rest, re.DOTALL)
+        assert match, raw
+        quoted = re.findall(rb'"((?:[^"\\]|\\.)*)"', match[2], re.DOTALL)
+        return cls(float(moment), match[1].decode(), tuple(_unescape(arg) for arg in quoted))
+
+    @property
+    def name(self) -> str:
+        """The command's ACL name: `hset`, or `xgroup|create` for a container's subcommand."""
+        name = self.args[0].decode().lower()
+        if name in CONTAINERS and len(self.args) > 1:
+            return f"{name}|{self.args[1].decode().lower()}"
+        return name
+
+
+CONTAINERS = frozenset({"client", "cluster", "config", "object", "script", "xgroup", "xinfo"})
+ESCAPES = {b"n": b"\n", b"r": b"\r", b"t": b"\t", b"a": b"\a", b"b": b"\b"}
+
+
+def _unescape(quoted: bytes) -> bytes:
+    def one(match: re.Match[bytes]) -> bytes:
+        code = match[1]
+        if code.startswith(b"x"):
+            return bytes([int(code[1:], 16)])
+        return ESCAPES.get(code, code)
+
+    return re.sub(rb"\\(x[0-9a-fA-F]{2}|.)", one, quoted, flags=re.DOTALL)
+
+
+@dataclass
+class KeysTouched:
+    """Keys a user named, and those of them a command declared it writes (the keys that
+    need a `~` pattern rather than a read-only `%R~` one)."""
+
+    named: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
+
+
 class CommandRecorder:
-    """Which user sent which command, from MONITOR (every command the server executes, with
-    the client's address) and CLIENT LIST polled meanwhile (address -> user). A command run
-    inside a script is the script caller's: MONITOR shows it right after the caller's EVALSHA.
+    """Which user sent which command on which keys, from MONITOR (every command the server
+    executes, with the client's address) and CLIENT LIST polled meanwhile (address -> user).
+    A command run inside a script is the script caller's: MONITOR shows it right after the
+    caller's EVALSHA. Which arguments are keys, and which keys a command writes, the server
+    says (COMMAND GETKEYSANDFLAGS), afterwards.
 
     A connection that opens and closes between two polls (a command-line run takes a few
     milliseconds) is attributed by time instead: each role's short-lived clients run inside
     an `acting(role)` window, and no two roles' windows overlap. Every other client (the
     workers', the administrator's) lives long enough for the poll to see it."""
 
-    CONTAINERS = frozenset({"client", "cluster", "config", "object", "script", "xgroup", "xinfo"})
+    WRITE_FLAGS = frozenset({"RW", "OW", "RM"})
 
     def __init__(self, server: AclServer) -> None:
         self._server = server
         self._stop = threading.Event()
-        self._lines: list[dict[str, Any]] = []
+        self._raw: list[bytes] = []
         self._users: dict[str, str] = {}
         self._windows: list[tuple[str, float, float]] = []
         self._threads = [
@@ -146,10 +200,10 @@ class CommandRecorder:
             self._windows.append((role, started, time.time()))
 
     def _monitor(self) -> None:
-        with self._server.admin(decode_responses=True) as admin, admin.monitor() as monitor:
+        with self._server.admin() as admin, admin.monitor() as monitor:
             self._monitoring.set()
-            for line in monitor.listen():
-                self._lines.append(line)
+            while True:
+                self._raw.append(monitor.connection.read_response())
                 if self._stop.is_set():
                     return
 
@@ -161,29 +215,46 @@ class CommandRecorder:
                         self._users[client["addr"]] = client["user"]
                 time.sleep(0.002)
 
-    def commands_by_user(self) -> dict[str, set[str]]:
-        by_user: dict[str, set[str]] = {}
+    def lines_by_user(self) -> list[tuple[str, MonitorLine]]:
+        attributed = []
         caller = None
-        for line in self._lines:
-            if line.get("client_type") == "lua":
+        for line in map(MonitorLine.parse, self._raw):
+            if line.client == "lua":
                 user = caller
             else:
-                address = f"{line.get('client_address')}:{line.get('client_port')}"
-                user = caller = self._users.get(address) or self._acting_at(float(line["time"]))
+                user = caller = self._users.get(line.client) or self._acting_at(line.time)
             if user is not None:
-                by_user.setdefault(user, set()).add(self._name(str(line["command"])))
+                attributed.append((user, line))
+        return attributed
+
+    def commands_by_user(self) -> dict[str, set[str]]:
+        by_user: dict[str, set[str]] = {}
+        for user, line in self.lines_by_user():
+            by_user.setdefault(user, set()).add(line.name)
+        return by_user
+
+    def keys_by_user(self) -> dict[str, KeysTouched]:
+        """Asked of the server once per distinct command line (a command naming no key is
+        answered with an error, and names none)."""
+        distinct = sorted({(user, line.args) for user, line in self.lines_by_user()})
+        by_user: dict[str, KeysTouched] = {}
+        with self._server.admin() as admin:
+            pipe = admin.pipeline(transaction=False)
+            for _, args in distinct:
+                pipe.execute_command("COMMAND GETKEYSANDFLAGS", *args)
+            replies = pipe.execute(raise_on_error=False)
+        for (user, _), reply in zip(distinct, replies, strict=True):
+            touched = by_user.setdefault(user, KeysTouched())
+            for key, flags in [] if isinstance(reply, Exception) else reply:
+                name = as_text(key)
+                touched.named.add(name)
+                if self.WRITE_FLAGS & {as_text(flag) for flag in flags}:
+                    touched.written.add(name)
         return by_user
 
     def _acting_at(self, moment: float) -> str | None:
         roles = {role for role, start, end in self._windows if start <= moment <= end}
         return roles.pop() if len(roles) == 1 else None
-
-    def _name(self, command: str) -> str:
-        words = command.split(" ")
-        name = words[0].lower()
-        if name in self.CONTAINERS and len(words) > 1:
-            return f"{name}|{words[1].lower()}"
-        return name
 
 
 @dataclass
@@ -211,6 +282,7 @@ class PathReport:
     tailed_alerts: int = 0
     plots: list[str] = field(default_factory=list)
     commands_by_user: dict[str, set[str]] = field(default_factory=dict)
+    keys_by_user: dict[str, KeysTouched] = field(default_factory=dict)
 
     def failed_cli(self) -> list[CliRun]:
         return [run for run in self.cli if run.returncode != 0]
@@ -347,6 +419,7 @@ async def run_full_path(server: AclServer, workdir: Path) -> PathReport:
             report.webhook_refused = receiver.refused
             report.webhook_accepted = list(receiver.accepted)
         report.commands_by_user = recorder.commands_by_user()
+        report.keys_by_user = recorder.keys_by_user()
         report.alerts_in_stream = int(await admin.xlen(streams.alerts))
     finally:
         await admin.aclose()

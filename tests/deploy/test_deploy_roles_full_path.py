@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tests.deploy.role_path import (
     STRAY,
     STRAY_METRIC,
     STRAY_PERIOD,
+    KeysTouched,
     PathReport,
     run_full_path,
 )
@@ -239,15 +241,71 @@ def test_every_command_a_role_is_granted_is_one_it_sends(
     """Least privilege the other way round: MONITOR saw each granted command sent by the
     role (inside its scripts too), or the command serves a path listed above."""
     _, report, _ = run
-    rules = next(
-        line.split()
-        for line in TEMPLATE.read_text().splitlines()
-        if line.startswith(f"user {role} ")
-    )
-    granted = {rule[1:] for rule in rules if rule.startswith("+")} - CONNECTION
+    granted = {rule[1:] for rule in role_rules(role) if rule.startswith("+")} - CONNECTION
     sent = report.commands_by_user.get(role, set())
 
     assert sent - CONNECTION - granted == set()  # MONITOR shows only what was allowed
     assert sent != set()
     assert granted - sent <= OFF_THE_PATH[role].keys()
     assert OFF_THE_PATH[role].keys() <= granted
+
+
+RETRIED = "the error of an entry whose handler failed, kept until the entry is retried"
+# Key patterns granted for paths the full path does not take, each with its reason. Any
+# other pattern no key of the path matched is a grant too many: a write pattern (`~`) must
+# match a key the role wrote, a read-only one (`%R~`) a key it read or wrote.
+KEYS_OFF_THE_PATH: dict[str, dict[str, str]] = {
+    "ingest": {
+        "~guidepost:{*}:announced:*": "on a cluster: which announcements the client published",
+    },
+    "forecast": {"~guidepost:errors:forecast": RETRIED},
+    "guidance": {
+        "~guidepost:dlq": "an entry that fails validation, or all its retries",
+        "~guidepost:errors:guidance": RETRIED,
+    },
+    "alerts": {"~guidepost:errors:alerts": RETRIED, "~guidepost:errors:webhook": RETRIED},
+    "api": {},
+    "publisher": {},
+    "subscriber": {},
+    "operator": {
+        "~guidepost:forecasts*": "replaying a dead letter of the guidance worker's",
+        "~guidepost:signals*": "replaying a dead letter of the alerts worker's",
+        "~guidepost:alerts": "replaying a dead letter of the webhook's (a malformed notice)",
+    },
+    "scaler": {},
+}
+
+
+def test_every_role_is_checked_for_key_patterns_it_does_not_use() -> None:
+    assert sorted(KEYS_OFF_THE_PATH) == sorted(ROLES)
+
+
+@pytest.mark.parametrize("role", sorted(KEYS_OFF_THE_PATH))
+def test_every_key_pattern_a_role_is_granted_is_one_it_uses(
+    run: tuple[AclServer, PathReport, list[dict[str, Any]]], role: str
+) -> None:
+    """The keys each command named, and whether it writes them, are the server's answer
+    (COMMAND GETKEYSANDFLAGS) for the commands MONITOR saw the role send."""
+    _, report, _ = run
+    touched = report.keys_by_user.get(role, KeysTouched())
+    patterns = [rule for rule in role_rules(role) if rule.startswith(("~", "%R~"))]
+    unused = {
+        rule
+        for rule in patterns
+        if not any(
+            fnmatchcase(key, rule.removeprefix("%R").removeprefix("~"))
+            for key in (touched.named if rule.startswith("%R~") else touched.written)
+        )
+    }
+
+    assert patterns != []
+    assert unused <= KEYS_OFF_THE_PATH[role].keys()
+    assert KEYS_OFF_THE_PATH[role].keys() <= set(patterns)
+
+
+def role_rules(role: str) -> list[str]:
+    return next(
+        line.split()
+        for line in TEMPLATE.read_text().splitlines()
+        if line.startswith(f"user {role} ")
+    )
