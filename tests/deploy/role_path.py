@@ -170,6 +170,7 @@ class CommandRecorder:
         self._raw: list[bytes] = []
         self._users: dict[str, str] = {}
         self._windows: list[tuple[str, float, float]] = []
+        self._acting: str | None = None
         self._threads = [
             threading.Thread(target=self._monitor, daemon=True),
             threading.Thread(target=self._poll, daemon=True),
@@ -193,10 +194,13 @@ class CommandRecorder:
     @contextlib.asynccontextmanager
     async def acting(self, role: str) -> AsyncIterator[None]:
         """Clients of `role` that the poll may miss run inside this window."""
-        started = time.time()
+        if self._acting is not None:
+            raise RuntimeError(f"{role} cannot act while {self._acting} does")
+        self._acting, started = role, time.time()
         try:
             yield
         finally:
+            self._acting = None
             self._windows.append((role, started, time.time()))
 
     def _monitor(self) -> None:
