@@ -46,6 +46,8 @@ OUTSIDE_THE_NAMESPACE: dict[str, tuple[str, ...]] = {
 REFUSED: list[tuple[str, tuple[str, ...], str]] = [
     # the API reads; it never writes, runs scripts or changes a consumer group
     ("api", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), COMMAND_REFUSED),
+    ("api", ("HDEL", "guidepost:{forecast}:quarantine", "ACME"), COMMAND_REFUSED),
+    ("api", ("ZADD", "guidepost:{webhook}:due", "0", "forged"), COMMAND_REFUSED),
     ("api", ("XADD", "guidepost:in:results", "*", "__data__", "{}"), COMMAND_REFUSED),
     ("api", ("HSET", "guidepost:{ACME}:facts", "net_income|2024Q1", "{}"), COMMAND_REFUSED),
     ("api", ("XTRIM", "guidepost:alerts", "MAXLEN", "0"), COMMAND_REFUSED),
@@ -76,6 +78,7 @@ REFUSED: list[tuple[str, tuple[str, ...], str]] = [
     ("publisher", ("XDEL", "guidepost:in:metrics", "0-1"), COMMAND_REFUSED),
     ("publisher", ("DEL", "guidepost:in:metrics"), COMMAND_REFUSED),
     ("publisher", ("HSET", "guidepost:{ACME}:facts", "f", "1"), COMMAND_REFUSED),
+    ("publisher", ("ZADD", "guidepost:{forecast}:dirty", "0", "ACME"), COMMAND_REFUSED),
     (
         "publisher",
         ("XREADGROUP", "GROUP", "ingest", "p", "STREAMS", "guidepost:in:metrics", ">"),
@@ -94,21 +97,41 @@ REFUSED: list[tuple[str, tuple[str, ...], str]] = [
         KEY_REFUSED,
     ),
     ("subscriber", ("XGROUP", "CREATE", "guidepost:in:results", "g", "0"), KEY_REFUSED),
-    # each worker writes only its own state
+    # each worker writes only its own state: facts and guidance are ingest's, the refit
+    # ledger and its quarantine the forecast worker's (and the operator's, who lifts it), the
+    # webhook's redelivery schedule and delivered marks the alerts worker's
     ("ingest", ("HSET", "guidepost:{ACME}:forecasts", "f", "1"), KEY_REFUSED),
     ("ingest", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), KEY_REFUSED),
+    ("ingest", ("HSET", "guidepost:{forecast}:quarantine", "ACME", "{}"), KEY_REFUSED),
+    ("ingest", ("HSET", "guidepost:{webhook}:notices", "forged", "{}"), KEY_REFUSED),
     ("forecast", ("HSET", "guidepost:{ACME}:facts", "f", "1"), KEY_REFUSED),
+    ("forecast", ("HSET", "guidepost:{ACME}:guidance", "f", "1"), KEY_REFUSED),
     ("forecast", ("XADD", "guidepost:in:results", "*", "__data__", "{}"), KEY_REFUSED),
+    ("forecast", ("HSET", "guidepost:{webhook}:notices", "forged", "{}"), KEY_REFUSED),
+    ("forecast", ("ZADD", "guidepost:{webhook}:due", "0", "forged"), KEY_REFUSED),
     ("guidance", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), KEY_REFUSED),
     ("guidance", ("HSET", "guidepost:{ACME}:forecasts", "f", "1"), KEY_REFUSED),
+    ("guidance", ("HSET", "guidepost:{ACME}:guidance", "f", "1"), KEY_REFUSED),
+    ("guidance", ("SET", "guidepost:{ACME}:guidance-seen:e1", "forged"), COMMAND_REFUSED),
+    ("guidance", ("HSET", "guidepost:{forecast}:evidence", "ACME", "{}"), KEY_REFUSED),
     ("alerts", ("HSET", "guidepost:{ACME}:facts", "f", "1"), KEY_REFUSED),
     ("alerts", ("HSET", "guidepost:silences", "forged", "{}"), KEY_REFUSED),
+    ("alerts", ("HDEL", "guidepost:{forecast}:quarantine", "ACME"), KEY_REFUSED),
+    ("alerts", ("ZADD", "guidepost:{forecast}:dirty", "0", "ACME"), KEY_REFUSED),
+    ("alerts", ("SET", "guidepost:{ACME}:guidance-seen:e1", "forged"), KEY_REFUSED),
     # the scaler reads group state and nothing else
     ("scaler", ("XRANGE", "guidepost:in:metrics", "-", "+"), COMMAND_REFUSED),
     ("scaler", ("XINFO", "GROUPS", "guidepost:alerts"), KEY_REFUSED),
-    # the operator works inside the namespace, not on the server
+    # the operator works inside the namespace, not on the server; it handles dead letters,
+    # silences, facts and the refit and redelivery schedules, never a worker's results
     ("operator", ("EVAL", "return 1", "0"), COMMAND_REFUSED),
     ("operator", ("CONFIG", "SET", "maxmemory-policy", "allkeys-lru"), COMMAND_REFUSED),
+    ("operator", ("HSET", "guidepost:{ACME}:forecasts", "f", "1"), KEY_REFUSED),
+    ("operator", ("HSET", "guidepost:{ACME}:bands", "f", "1"), KEY_REFUSED),
+    ("operator", ("HSET", "guidepost:{forecast}:evidence", "ACME", "{}"), KEY_REFUSED),
+    ("operator", ("XADD", "guidepost:trends", "*", "__data__", "{}"), KEY_REFUSED),
+    ("operator", ("SET", "guidepost:webhook:delivered:e1", "1"), COMMAND_REFUSED),
+    ("operator", ("DEL", "guidepost:{forecast}:quarantine"), COMMAND_REFUSED),
 ]
 
 # Server-wide commands no role may run.

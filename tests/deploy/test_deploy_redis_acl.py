@@ -3,6 +3,7 @@ no-eviction conf. (What each role may and may not do on a live server: test_depl
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from tests.deploy.deploy_files import DEPLOY, ROLES, role_password_variable
 pytestmark = pytest.mark.deploy
 
 ACL = DEPLOY / "redis" / "users.acl"
+README = DEPLOY / "README.md"
 CONF = DEPLOY / "redis" / "redis.conf"
 NAMESPACE = "guidepost"
 SCRIPT_ROLES = {"ingest", "forecast", "operator"}
@@ -125,6 +127,34 @@ def test_the_scaler_reads_group_state_of_the_consumed_streams() -> None:
         "xlen",
     }
     assert all(pattern.startswith("%R~") for pattern in key_patterns(rules))
+
+
+CONNECTION = {"ping", "hello", "client|setinfo", "cluster|slots", "cluster|shards", "cluster|nodes"}
+
+
+def readme_commands() -> dict[str, set[str]]:
+    """The commands column of deploy/README.md's table of Redis users, per user (`consume`
+    stands for the consumer commands the ingest row lists in parentheses)."""
+    rows = {}
+    for line in README.read_text().splitlines():
+        if match := re.match(r"\| `(\w+)` \| [^|]+ \| ([^|]+) \|", line):
+            rows[match[1]] = match[2]
+    consume = _named(re.search(r"consume \(([^)]*)\)", rows["ingest"])[1])  # type: ignore[index]
+    return {
+        user: _named(text) | (consume if text.startswith("consume") else set())
+        for user, text in rows.items()
+    }
+
+
+def _named(text: str) -> set[str]:
+    """`HGET`/`HSET`, `XGROUP CREATE` -> hget, hset, xgroup|create"""
+    quoted = re.findall(r"`([^`]+)`", text)
+    return {name.lower().replace(" ", "|") for word in quoted for name in word.split("/")}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_the_readme_lists_exactly_the_commands_each_role_is_granted(role: str) -> None:
+    assert readme_commands()[role] == granted(users()[role]) - CONNECTION
 
 
 def test_compose_renders_the_template_with_the_shipped_script(compose: dict[str, Any]) -> None:
