@@ -48,6 +48,7 @@ REFUSED: list[tuple[str, tuple[str, ...], str]] = [
     ("api", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), COMMAND_REFUSED),
     ("api", ("HDEL", "guidepost:{forecast}:quarantine", "ACME"), COMMAND_REFUSED),
     ("api", ("ZADD", "guidepost:{webhook}:due", "0", "forged"), COMMAND_REFUSED),
+    ("api", ("HSET", "guidepost:{alertmanager}:alerts", "fp", "{}"), COMMAND_REFUSED),
     ("api", ("XADD", "guidepost:in:results", "*", "__data__", "{}"), COMMAND_REFUSED),
     ("api", ("HSET", "guidepost:{ACME}:facts", "net_income|2024Q1", "{}"), COMMAND_REFUSED),
     ("api", ("XTRIM", "guidepost:alerts", "MAXLEN", "0"), COMMAND_REFUSED),
@@ -99,21 +100,28 @@ REFUSED: list[tuple[str, tuple[str, ...], str]] = [
     ("subscriber", ("XGROUP", "CREATE", "guidepost:in:results", "g", "0"), KEY_REFUSED),
     # each worker writes only its own state: facts and guidance are ingest's, the refit
     # ledger and its quarantine the forecast worker's (and the operator's, who lifts it), the
-    # webhook's redelivery schedule and delivered marks the alerts worker's
+    # sinks' redelivery schedules, delivered marks and what was posted to Alertmanager the
+    # alerts worker's; the others may read the ledger's counts (the Redis gauges), not write it
     ("ingest", ("HSET", "guidepost:{ACME}:forecasts", "f", "1"), KEY_REFUSED),
     ("ingest", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), KEY_REFUSED),
     ("ingest", ("HSET", "guidepost:{forecast}:quarantine", "ACME", "{}"), KEY_REFUSED),
     ("ingest", ("HSET", "guidepost:{webhook}:notices", "forged", "{}"), KEY_REFUSED),
+    ("ingest", ("HSET", "guidepost:{alertmanager}:alerts", "fp", "{}"), KEY_REFUSED),
+    ("ingest", ("HSET", "guidepost:{forecast}:errors", "ACME", "forged"), KEY_REFUSED),
     ("forecast", ("HSET", "guidepost:{ACME}:facts", "f", "1"), KEY_REFUSED),
     ("forecast", ("HSET", "guidepost:{ACME}:guidance", "f", "1"), KEY_REFUSED),
     ("forecast", ("XADD", "guidepost:in:results", "*", "__data__", "{}"), KEY_REFUSED),
     ("forecast", ("HSET", "guidepost:{webhook}:notices", "forged", "{}"), KEY_REFUSED),
     ("forecast", ("ZADD", "guidepost:{webhook}:due", "0", "forged"), KEY_REFUSED),
+    ("forecast", ("ZADD", "guidepost:{alertmanager}:due", "0", "forged"), KEY_REFUSED),
     ("guidance", ("XADD", "guidepost:alerts", "*", "__data__", "{}"), KEY_REFUSED),
     ("guidance", ("HSET", "guidepost:{ACME}:forecasts", "f", "1"), KEY_REFUSED),
     ("guidance", ("HSET", "guidepost:{ACME}:guidance", "f", "1"), KEY_REFUSED),
     ("guidance", ("SET", "guidepost:{ACME}:guidance-seen:e1", "forged"), COMMAND_REFUSED),
     ("guidance", ("HSET", "guidepost:{forecast}:evidence", "ACME", "{}"), KEY_REFUSED),
+    ("guidance", ("HDEL", "guidepost:{forecast}:quarantine", "ACME"), KEY_REFUSED),
+    ("guidance", ("HSET", "guidepost:{alertmanager}:notices", "forged", "{}"), KEY_REFUSED),
+    ("guidance", ("HLEN", "guidepost:{ACME}:alerts"), KEY_REFUSED),
     ("alerts", ("HSET", "guidepost:{ACME}:facts", "f", "1"), KEY_REFUSED),
     ("alerts", ("HSET", "guidepost:silences", "forged", "{}"), KEY_REFUSED),
     ("alerts", ("HDEL", "guidepost:{forecast}:quarantine", "ACME"), KEY_REFUSED),
@@ -132,6 +140,8 @@ REFUSED: list[tuple[str, tuple[str, ...], str]] = [
     ("operator", ("XADD", "guidepost:trends", "*", "__data__", "{}"), KEY_REFUSED),
     ("operator", ("SET", "guidepost:webhook:delivered:e1", "1"), COMMAND_REFUSED),
     ("operator", ("DEL", "guidepost:{forecast}:quarantine"), COMMAND_REFUSED),
+    ("operator", ("HSET", "guidepost:{alertmanager}:alerts", "fp", "{}"), KEY_REFUSED),
+    ("operator", ("SET", "guidepost:{alertmanager}:repost-lease", "1"), COMMAND_REFUSED),
 ]
 
 # Server-wide commands no role may run.
