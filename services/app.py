@@ -32,6 +32,8 @@ from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
 from services.common.consumer import Apply, ApplyAcknowledging, Consumption
 from services.common.health import Readiness
+from services.common.histories.facts import RedisHistoryStore
+from services.common.histories.guidance import RedisGuidanceStore
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
 from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
@@ -39,9 +41,7 @@ from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import BatchWindow, subscribe
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
-from services.ingest.guidance_store import RedisGuidanceStore
 from services.ingest.service import IngestService
-from services.ingest.store import RedisHistoryStore
 
 WEBHOOK_GROUP = "webhook"
 log = logging.getLogger(__name__)

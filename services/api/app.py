@@ -30,12 +30,12 @@ from schemas.forecasts import ForecastUpdated, TrendUpdated
 from services.api.collectors import CompanyCollector
 from services.api.pages import CONTENT_SECURITY_POLICY, company_page, overview_page
 from services.api.reader import StatusReader
+from services.common.histories.facts import FactVersion, latest_as_of
 from services.common.metrics import StreamCollector, create_sync_redis
 from services.common.redis import create_redis
 from services.common.settings import ApiSettings
 from services.forecast.assemble import DerivedFact, derived_facts
 from services.guidance.service import BandCheck
-from services.ingest.store import FactVersion, latest_as_of
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 METRICS_PATH = "/metrics"

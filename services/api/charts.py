@@ -12,8 +12,8 @@ from decimal import Decimal
 
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.periods import QUARTER_PATTERN, Quarter, frequency_of
+from services.common.histories.facts import FactVersion, latest_as_of
 from services.guidance.service import BandCheck
-from services.ingest.store import FactVersion, latest_as_of
 
 HISTORY_QUARTERS = 12
 TREND_POINTS = 24

@@ -16,10 +16,10 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
+from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.records import decode_entries
 from services.common.wire import as_text
 from services.guidance.service import BandCheck
-from services.ingest.store import FactVersion, RedisHistoryStore
 
 ALERT_PAGE = 500
 MAX_ALERTS_SCANNED = 20_000

@@ -22,8 +22,8 @@ import pandas as pd
 from schemas.money import Scale
 from schemas.periods import Frequency, Quarter, frequency_of, period_end, quarter_of
 from schemas.registry import Aggregation, Unit, UnknownMetricError, metric_spec
+from services.common.histories.facts import FactVersion
 from services.forecast.core.identities import Derivation, fill_identities
-from services.ingest.store import FactVersion
 
 Observation = tuple[str, str, float]  # metric, period, value in the model's unit
 MODEL_SCALE = Scale.MILLIONS  # the core sees money in millions of the company's currency

@@ -48,6 +48,8 @@ from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import DELINQUENCY_METRICS, Unit, metric_spec
 from schemas.streams import Streams
 from services.common.health import Backoff
+from services.common.histories.facts import FactVersion, RedisHistoryStore, latest_as_of
+from services.common.histories.guidance import GuidanceVersion, RedisGuidanceStore
 from services.common.ids import derived_id
 from services.common.metrics import NO_METRICS, FitMetrics
 from services.common.streams import dead_letter, publish
@@ -76,8 +78,6 @@ from services.forecast.core.guided import Evidence, Track, company_track, guide,
 from services.forecast.core.identities import Derivation
 from services.forecast.ledger import RefitLedger
 from services.forecast.trends import TrendResult, TrendSpec, fit_trend
-from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore
-from services.ingest.store import FactVersion, RedisHistoryStore, latest_as_of
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-forecast"

@@ -25,20 +25,19 @@ from schemas.periods import FISCAL_YEAR_PATTERN, QUARTER_PATTERN, Quarter
 from schemas.streams import Streams
 from services.common.consumer import apply_each
 from services.common.distribution import band_probabilities, combine_fiscal_year
+from services.common.guidance_rules import check_yoy_arithmetic, derive_yoy_band
+from services.common.histories.facts import RedisHistoryStore
+from services.common.histories.guidance import GuidanceVersion, RedisGuidanceStore, is_withdrawn
 from services.common.ids import derived_id
 from services.common.streams import publish
 from services.guidance.core import (
     BandState,
-    check_yoy_arithmetic,
     classify_outcome,
     confidence_word,
-    derive_yoy_band,
     distance_to_nearer_bound,
     next_band_state,
     state_probability,
 )
-from services.ingest.guidance_store import GuidanceVersion, RedisGuidanceStore, is_withdrawn
-from services.ingest.store import RedisHistoryStore
 
 PRODUCER = "guidepost-guidance"
 KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.ingest.facts.known_at_text

@@ -24,22 +24,22 @@ from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
 from services.common.consumer import apply_each
-from services.common.ids import derived_id
-from services.common.streams import Acknowledgement, publish
-from services.guidance.core import classify_statement_revision
-from services.ingest.facts import Fact, facts_from_metric, facts_from_results
-from services.ingest.guidance_store import (
-    RedisGuidanceStore,
-    version_from_event,
-)
-from services.ingest.integrity import Finding, check_statement, unit_slip
-from services.ingest.store import (
+from services.common.guidance_rules import classify_statement_revision
+from services.common.histories.facts import (
     ConflictingDuplicate,
     RecordedChange,
     Recording,
     RecordOutcome,
     RedisHistoryStore,
 )
+from services.common.histories.guidance import (
+    RedisGuidanceStore,
+    version_from_event,
+)
+from services.common.ids import derived_id
+from services.common.streams import Acknowledgement, publish
+from services.ingest.facts import Fact, facts_from_metric, facts_from_results
+from services.ingest.integrity import Finding, check_statement, unit_slip
 
 log = logging.getLogger(__name__)
 PRODUCER = "guidepost-ingest"

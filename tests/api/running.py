@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 
 from services.api.app import create_api
+from services.cli.demo import DemoInputs, backfill_until
 from services.common.embedded import free_port
 from services.common.publishing import stream_for
 from services.common.settings import ApiSettings
-from services.demo import DemoInputs, backfill_until
 from tests.support.pipeline import pipeline, publish_and_settle, worker_settings
 
 DATA = Path(__file__).resolve().parents[2] / "data"

@@ -11,8 +11,8 @@ from schemas import AlertSignal, DeadLetter, HistoryUpdated, MetricReported, Res
 from schemas.alerts import AlertKind, Condition
 from schemas.money import Scale
 from schemas.registry import Unit
+from services.common.histories.facts import RedisHistoryStore
 from services.common.publishing import read_jsonl
-from services.ingest.store import RedisHistoryStore
 from tests.support.component import entries, in_memory_workers, send
 
 pytestmark = pytest.mark.component

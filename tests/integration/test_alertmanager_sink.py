@@ -29,9 +29,9 @@ from services.alerts.redelivery import Backoff, RedeliverySchedule
 from services.alerts.service import AlertService, WebhookDelivery
 from services.alerts.webhook import WebhookSink
 from services.cli import app
+from services.cli.ops import dead_letters
 from services.common.metrics import Metrics
 from services.common.wire import B_DATA_FIELD
-from services.ops import dead_letters
 
 pytestmark = pytest.mark.integration
 

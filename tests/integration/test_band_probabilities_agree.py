@@ -17,12 +17,12 @@ from rich.console import Console
 from schemas.alerts import AlertKind
 from schemas.forecasts import ForecastUpdated
 from schemas.streams import Groups
-from services import demo_cli
+from services.cli import demo_report as demo_cli
+from services.cli.demo import DemoInputs, DemoReport, backfill_until, collect
 from services.common.distribution import band_probabilities
 from services.common.settings import ApiSettings
 from services.common.streams import ensure_group
 from services.common.wire import B_DATA_FIELD
-from services.demo import DemoInputs, DemoReport, backfill_until, collect
 from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 from tests.api.running import api_client
 from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, worker_settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import DEFAULT_DATA_DIR, DemoInputs, run_demo
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, run_demo
 from tests.support.pipeline import worker_settings
 
 pytestmark = pytest.mark.integration

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from schemas.alerts import AlertKind
+from services.cli.demo import DemoInputs, backfill_until
 from services.common.wire import as_text
-from services.demo import DemoInputs, backfill_until
 from tests.support.pipeline import (
     all_alerts,
     pipeline,

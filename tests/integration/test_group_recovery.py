@@ -9,7 +9,7 @@ import pytest
 
 from services.app import build_workers
 from services.common.embedded import EmbeddedRedis
-from services.ingest.store import RedisHistoryStore
+from services.common.histories.facts import RedisHistoryStore
 from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
 
 pytestmark = pytest.mark.integration

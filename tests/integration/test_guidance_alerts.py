@@ -22,7 +22,7 @@ from services.alerts.lifecycle import Silence
 from services.alerts.service import RedisSilenceStore
 from services.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from services.cli import app
-from services.demo import DemoInputs, backfill_until
+from services.cli.demo import DemoInputs, backfill_until
 from tests.integration.test_webhook_sink import FlakyReceiver, serving
 from tests.support.pipeline import (
     all_alerts,

@@ -15,9 +15,9 @@ from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Basis, Unit
 from services.app import Workers
+from services.common.histories.facts import RedisHistoryStore
+from services.common.histories.guidance import RedisGuidanceStore
 from services.ingest.backfill import known_at
-from services.ingest.guidance_store import RedisGuidanceStore
-from services.ingest.store import RedisHistoryStore
 from tests.support.pipeline import pipeline, publish_and_settle, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -28,8 +28,8 @@ from services.alerts.redelivery import Backoff
 from services.alerts.service import WebhookDelivery
 from services.alerts.webhook import WebhookSink
 from services.cli import app
+from services.cli.ops import dead_letters
 from services.common.metrics import Metrics
-from services.ops import dead_letters
 from tests.integration.test_webhook_sink import band_check_alert
 
 pytestmark = pytest.mark.integration

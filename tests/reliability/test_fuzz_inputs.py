@@ -24,8 +24,8 @@ from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
 from schemas.streams import DATA_FIELD, Streams
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, announcement_events
 from services.common.embedded import EmbeddedRedis
-from services.demo import DEFAULT_DATA_DIR, DemoInputs, announcement_events
 from tests.reliability.support import (
     WorkerProcess,
     dead_letters,

@@ -22,8 +22,8 @@ from schemas.money import Scale
 from schemas.registry import Basis
 from schemas.streams import Streams
 from services.common.embedded import EmbeddedRedis
+from services.common.guidance_rules import Band, classify_revision
 from services.common.records import decode_entries
-from services.guidance.core import Band, classify_revision
 from tests.reliability.support import (
     dead_letters,
     report,

@@ -16,11 +16,11 @@ from schemas.base import Event
 from schemas.deadletter import FailureReason
 from schemas.streams import Groups
 from services.app import build_workers, running
+from services.cli.ops import dead_letters, replay
 from services.common.consumer import Apply, ApplyAcknowledging
 from services.common.embedded import EmbeddedRedis
+from services.common.histories.facts import RedisHistoryStore
 from services.common.streams import Acknowledgement
-from services.ingest.store import RedisHistoryStore
-from services.ops import dead_letters, replay
 from tests.reliability.support import daily_metric, report, store_count
 from tests.support.pipeline import worker_settings
 

@@ -15,9 +15,9 @@ from schemas.money import Scale
 from schemas.periods import Quarter
 from schemas.registry import Basis, Unit
 from services.app import Workers, build_workers, running
+from services.cli.demo import publish_inputs, wait_until_idle
 from services.common.settings import WorkerSettings
 from services.common.wire import B_DATA_FIELD
-from services.demo import publish_inputs, wait_until_idle
 from services.ingest.backfill import known_at
 
 

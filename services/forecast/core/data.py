@@ -13,8 +13,8 @@ from os import PathLike
 import numpy as np
 import pandas as pd
 
+from services.common.guidance_rules import derive_yoy_band
 from services.forecast.core.identities import Filled, fill_identities
-from services.guidance.core import derive_yoy_band
 
 FREQ = "Q-DEC"
 NON_NUMERIC_COLUMNS = ("source_url", "period_end")

@@ -7,6 +7,7 @@ import itertools
 import math
 from decimal import Decimal
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,20 +16,23 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy import stats
 
+from services.common import guidance_rules
 from services.common.distribution import band_probabilities, combine_fiscal_year
+from services.common.guidance_rules import (
+    Band,
+    StatedRange,
+    check_yoy_arithmetic,
+    classify_revision,
+    classify_statement_revision,
+    derive_yoy_band,
+)
 from services.guidance import core
 from services.guidance.core import (
     STATE_ORDER,
-    Band,
     BandState,
     HysteresisSpec,
-    StatedRange,
-    check_yoy_arithmetic,
     classify_outcome,
-    classify_revision,
-    classify_statement_revision,
     confidence_word,
-    derive_yoy_band,
     distance_to_nearer_bound,
     next_band_state,
     state_probability,
@@ -45,8 +49,11 @@ def normal_grid(
     return [(p, mean + sd * float(stats.norm.ppf(p))) for p in probs]
 
 
-def test_guidance_module_imports_only_the_numerical_stack_and_the_one_distribution() -> None:
-    tree = ast.parse(Path(core.__file__).read_text())
+@pytest.mark.parametrize("module", [core, guidance_rules], ids=lambda m: m.__name__)
+def test_guidance_modules_import_only_the_numerical_stack_and_the_shared_rules(
+    module: ModuleType,
+) -> None:
+    tree = ast.parse(Path(str(module.__file__)).read_text())
     modules = {
         node.module if isinstance(node, ast.ImportFrom) else alias.name
         for node in ast.walk(tree)
@@ -54,7 +61,8 @@ def test_guidance_module_imports_only_the_numerical_stack_and_the_one_distributi
         for alias in node.names
         if not isinstance(node, ast.ImportFrom) or node.module
     }
-    roots = {str(module).split(".")[0] for module in modules - {"services.common.distribution"}}
+    shared = {"services.common.distribution", "services.common.guidance_rules"}
+    roots = {str(name).split(".")[0] for name in modules - shared}
     assert roots <= {"__future__", "math", "collections", "dataclasses", "decimal", "enum"} | {
         "typing",
         "numpy",

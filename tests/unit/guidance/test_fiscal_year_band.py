@@ -12,8 +12,8 @@ from scipy import stats
 from schemas.forecasts import ForecastUpdated, QuantilePoint
 from schemas.money import Scale
 from schemas.registry import Basis
+from services.common.histories.guidance import GuidanceVersion
 from services.guidance.service import band_check, fiscal_year_distribution
-from services.ingest.guidance_store import GuidanceVersion
 
 pytestmark = pytest.mark.unit
 PROBABILITIES = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)

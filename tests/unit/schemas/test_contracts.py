@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from schemas import GuidanceIssued, MetricReported, ResultsPublished
 from schemas.money import Money, Scale, rescale
 from schemas.periods import PeriodError, Quarter, frequency_of, quarter_of
-from services.contracts import asyncapi_document, json_schemas
+from services.cli.contracts import asyncapi_document, json_schemas
 
 pytestmark = pytest.mark.unit
 SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas" / "json"

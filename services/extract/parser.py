@@ -8,14 +8,14 @@ from collections.abc import Sequence
 
 from schemas.money import Scale
 from schemas.registry import Unit
-from services.ingest.announcement.amounts import parse_cell
-from services.ingest.announcement.document import (
+from services.extract.amounts import parse_cell
+from services.extract.document import (
     read_company,
     read_exchange_rate,
     read_period,
     read_published_at,
 )
-from services.ingest.announcement.model import (
+from services.extract.model import (
     AnnouncementError,
     Extraction,
     Figure,
@@ -24,9 +24,9 @@ from services.ingest.announcement.model import (
     Provenance,
     Unplaced,
 )
-from services.ingest.announcement.placing import Placement, Placer
-from services.ingest.announcement.prose import ProseReader
-from services.ingest.announcement.tables import (
+from services.extract.placing import Placement, Placer
+from services.extract.prose import ProseReader
+from services.extract.tables import (
     Block,
     Cell,
     Column,
@@ -35,7 +35,7 @@ from services.ingest.announcement.tables import (
     find_blocks,
     interpret,
 )
-from services.ingest.announcement.template import (
+from services.extract.template import (
     OPERATIONS_TITLE,
     READ_SECTIONS,
     READ_TABLE_TITLES,

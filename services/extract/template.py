@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from schemas.registry import Unit
-from services.ingest.announcement.model import Kind, Target
+from services.extract.model import Kind, Target
 
 FOOTNOTE_MARK = re.compile(r"\^\{\*?\d+\}")
 

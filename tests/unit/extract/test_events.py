@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from schemas import INPUT_EVENTS
-from services.ingest.announcement import Extraction, parse_announcement, to_events
-from services.ingest.announcement.report import stream_of
+from services.extract import Extraction, parse_announcement, to_events
+from services.extract.report import stream_of
 
 pytestmark = pytest.mark.unit
 

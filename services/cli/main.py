@@ -73,7 +73,7 @@ def demo(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline.")] = 600,
 ) -> None:
     """Run every worker on the bundled history and announcement, then report."""
-    from services.demo_cli import run_demo_command
+    from services.cli.demo_report import run_demo_command
 
     raise typer.Exit(run_demo_command(redis_url, out, json_output, data_dir, timeout))
 
@@ -340,7 +340,7 @@ def history(
     if company is None:
         errors.print("give --company C (or a subcommand: guidepost history retract --help)")
         raise typer.Exit(2)
-    from services import ops
+    from services.cli import ops
     from services.forecast.assemble import derived_facts
 
     versions = _with_redis(redis_url, lambda r, s: ops.history(r, s, company=company, period=None))
@@ -388,7 +388,7 @@ def history_retract(
     redis_url: RedisUrl = None,
 ) -> None:
     """Withdraw a fact's current value (kept in its history: --as-of an earlier time shows it)."""
-    from services import ops
+    from services.cli import ops
 
     try:
         done = _with_redis(
@@ -485,7 +485,7 @@ def alerts_tail(
     redis_url: RedisUrl = None,
 ) -> None:
     """Show alerts as they arrive (without taking them from any subscriber)."""
-    from services import ops
+    from services.cli import ops
 
     async def go(redis: Any, streams: Streams) -> None:
         tail = ops.tail_alerts(
@@ -505,7 +505,7 @@ def alerts_tail(
 @dlq_app.command("list")
 def dlq_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
     """Every dead letter with its reason."""
-    from services import ops
+    from services.cli import ops
 
     read = _with_redis(redis_url, ops.read_dead_letters)
     letters = read.letters
@@ -550,7 +550,7 @@ def dlq_replay(
     webhook notices are redelivered, refit letters rerun their company's refit. Exits 1 when
     nothing matched or nothing could be replayed."""
     from schemas.deadletter import FailureReason
-    from services import ops
+    from services.cli import ops
 
     if sum((entry_id is not None, all_letters, reason is not None)) != 1:
         errors.print("give exactly one of --id ID, --reason REASON or --all")
@@ -591,7 +591,7 @@ def dlq_purge(
     redis_url: RedisUrl = None,
 ) -> None:
     """Delete old dead letters."""
-    from services import ops
+    from services.cli import ops
 
     moment = max(before if before.tzinfo else before.replace(tzinfo=UTC), EPOCH)
     purged = _with_redis(redis_url, lambda r, s: ops.purge(r, s, before=moment))
@@ -675,7 +675,7 @@ def schemas_export(
     directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
 ) -> None:
     """Write every event's JSON Schema and the AsyncAPI document."""
-    from services.contracts import export
+    from services.cli.contracts import export
 
     for path in export(directory):
         console.print(f"wrote {path}")
@@ -683,7 +683,7 @@ def schemas_export(
 
 def _register_announcement() -> None:
     try:
-        from services.ingest.announcement.command import ingest_announcement
+        from services.cli.ingest_announcement import ingest_announcement
     except ImportError:
         return
 
@@ -704,7 +704,7 @@ def _register_optional(module_name: str) -> None:
 
 
 _register_announcement()
-_register_optional("services.api.command")
+_register_optional("services.cli.serve")
 
 
 def main() -> None:

@@ -13,15 +13,15 @@ import typer
 from typer.testing import CliRunner
 
 from schemas.base import Event
-from services.common.settings import RedisSettings
-from services.ingest.announcement.command import (
+from services.cli.ingest_announcement import (
     EXIT_DISCREPANCIES,
     EXIT_OK,
     EXIT_PUBLISH_FAILED,
     EXIT_UNREADABLE,
     ingest_announcement,
 )
-from tests.unit.announcement.announcement_variants import with_cell, without_tables
+from services.common.settings import RedisSettings
+from tests.unit.extract.announcement_variants import with_cell, without_tables
 
 pytestmark = pytest.mark.unit
 

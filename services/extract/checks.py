@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from decimal import ROUND_CEILING, Decimal
 
 from schemas.money import Scale
-from services.ingest.announcement.model import (
+from services.extract.model import (
     ExchangeRate,
     Extraction,
     Figure,

@@ -9,14 +9,14 @@ from datetime import date
 
 from schemas.money import Scale
 from schemas.periods import Quarter
-from services.ingest.announcement.amounts import (
+from services.extract.amounts import (
     CURRENCY_CODES,
     CURRENCY_NAMES,
     SCALE_WORDS,
     currency_code,
 )
-from services.ingest.announcement.document import MONTH_NAMES
-from services.ingest.announcement.model import AnnouncementError
+from services.extract.document import MONTH_NAMES
+from services.extract.model import AnnouncementError
 
 UNIT_LINE = re.compile(r"^\(\s*amounts in\b", re.IGNORECASE)
 UNIT_BODY = re.compile(r"^\(\s*amounts in\s+(?:(?P<scale>[a-z]+) of\s+)?(?P<names>.*)$", re.I)

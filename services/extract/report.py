@@ -14,8 +14,8 @@ from schemas.base import Event
 from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
-from services.ingest.announcement.checks import Comparison, Discrepancy
-from services.ingest.announcement.model import Extraction, Figure, Unplaced
+from services.extract.checks import Comparison, Discrepancy
+from services.extract.model import Extraction, Figure, Unplaced
 
 STREAM_OF = {event_type: stream for stream, event_type in INPUT_EVENTS.items()}
 

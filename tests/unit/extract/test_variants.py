@@ -10,15 +10,15 @@ import pytest
 from schemas.guidance import GuidanceIssued
 from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
-from services.ingest.announcement import (
+from services.extract import (
     AnnouncementError,
     Extraction,
     cross_check,
     parse_announcement,
     to_events,
 )
-from services.ingest.announcement.model import Origin, Role
-from tests.unit.announcement.announcement_variants import (
+from services.extract.model import Origin, Role
+from tests.unit.extract.announcement_variants import (
     in_millions,
     next_quarter,
     scaled,

@@ -4,16 +4,16 @@
 between its figures, and `to_events` turns a clean extraction into the contract's events.
 """
 
-from services.ingest.announcement.checks import Comparison, Discrepancy, compare_all, cross_check
-from services.ingest.announcement.events import to_events
-from services.ingest.announcement.model import (
+from services.extract.checks import Comparison, Discrepancy, compare_all, cross_check
+from services.extract.events import to_events
+from services.extract.model import (
     AnnouncementError,
     Extraction,
     Figure,
     Provenance,
     Unplaced,
 )
-from services.ingest.announcement.parser import parse_announcement
+from services.extract.parser import parse_announcement
 
 __all__ = [
     "AnnouncementError",

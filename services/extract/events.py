@@ -22,7 +22,7 @@ from schemas.results import (
     StatedRatio,
     StatementLine,
 )
-from services.ingest.announcement.model import Extraction, Figure, Kind, Origin, Role, Target
+from services.extract.model import Extraction, Figure, Kind, Origin, Role, Target
 
 PRODUCER = "announcement-ingest"
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "guidepost:announcement-ingest")

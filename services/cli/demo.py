@@ -21,7 +21,7 @@ from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class DemoReport:
 
 
 def announcement_events(inputs: DemoInputs) -> list[Event]:
-    from services.ingest.announcement import parse_announcement, to_events
+    from services.extract import parse_announcement, to_events
 
     extraction = parse_announcement(
         inputs.announcement.read_text(encoding="utf-8"), company=inputs.company

@@ -1,4 +1,4 @@
-"""Shared inputs: the bundled announcement, read once per test session."""
+"""Shared inputs: the bundled announcement, read once per test session (the extractor's and the command's tests)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from services.ingest.announcement import Extraction, parse_announcement
+from services.extract import Extraction, parse_announcement
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 SEED_CANDIDATES = (
     REPO / "data" / "qfin_2024q1_announcement.txt",
     REPO / "services" / "data" / "seed_announcement.txt",

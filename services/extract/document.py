@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from schemas.base import COMPANY_PATTERN
 from schemas.periods import Quarter
-from services.ingest.announcement.amounts import currency_code, parse_number
-from services.ingest.announcement.model import AnnouncementError, ExchangeRate, Provenance
+from services.extract.amounts import currency_code, parse_number
+from services.extract.model import AnnouncementError, ExchangeRate, Provenance
 
 MONTH_NAMES = tuple(calendar.month_name)[1:]
 MONTH = "(?:" + "|".join(MONTH_NAMES) + ")"

@@ -113,7 +113,7 @@ class RedisHistoryStore:
     def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._streams = streams
-        scripts = resources.files("services.ingest")
+        scripts = resources.files("services.common.histories")
         self._record = redis.register_script(scripts.joinpath("record_facts.lua").read_text())
         self._retract = redis.register_script(scripts.joinpath("retract_fact.lua").read_text())
         self._single = not isinstance(redis, RedisCluster)

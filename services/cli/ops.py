@@ -22,12 +22,12 @@ from schemas.periods import PeriodError, frequency_of
 from schemas.registry import metric_spec
 from schemas.streams import Streams
 from services.alerts.redelivery import RedeliverySchedule
+from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
 from services.common.streams import publish
 from services.common.wire import as_text
 from services.forecast.ledger import RefitLedger
-from services.ingest.store import FactVersion, RedisHistoryStore
 
 STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
 

@@ -16,9 +16,9 @@ from datetime import date
 from schemas.money import Scale
 from schemas.periods import Quarter
 from schemas.registry import METRICS, Unit
-from services.ingest.announcement.amounts import Number, currency_code, parse_number, scale_of
-from services.ingest.announcement.document import DATE, ORDINAL, ORDINALS, date_of
-from services.ingest.announcement.model import (
+from services.extract.amounts import Number, currency_code, parse_number, scale_of
+from services.extract.document import DATE, ORDINAL, ORDINALS, date_of
+from services.extract.model import (
     Figure,
     Kind,
     Origin,
@@ -27,8 +27,8 @@ from services.ingest.announcement.model import (
     Target,
     Unplaced,
 )
-from services.ingest.announcement.placing import Placement, Placer
-from services.ingest.announcement.template import Section, clean
+from services.extract.placing import Placement, Placer
+from services.extract.template import Section, clean
 
 SCALE_WORD = r"(?:thousand|million|billion)s?\b"
 TOKEN = re.compile(

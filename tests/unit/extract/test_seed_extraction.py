@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from services.ingest.announcement import Extraction, compare_all, cross_check
-from services.ingest.announcement.model import Kind, Origin, Role, Target
+from services.extract import Extraction, compare_all, cross_check
+from services.extract.model import Kind, Origin, Role, Target
 
 pytestmark = pytest.mark.unit
 

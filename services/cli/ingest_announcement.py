@@ -18,11 +18,11 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from schemas.base import Event
-from services.ingest.announcement.checks import compare_all, cross_check
-from services.ingest.announcement.events import to_events
-from services.ingest.announcement.model import AnnouncementError, Extraction
-from services.ingest.announcement.parser import parse_announcement
-from services.ingest.announcement.report import as_json, render
+from services.extract.checks import compare_all, cross_check
+from services.extract.events import to_events
+from services.extract.model import AnnouncementError, Extraction
+from services.extract.parser import parse_announcement
+from services.extract.report import as_json, render
 
 EXIT_OK = 0
 EXIT_DISCREPANCIES = 1

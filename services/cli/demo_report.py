@@ -9,10 +9,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
 from services.common.embedded import EmbeddedRedis, NoRedisServerError
 from services.common.logging import configure_logging
 from services.common.settings import WorkerSettings
-from services.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
 
 console = Console()
 

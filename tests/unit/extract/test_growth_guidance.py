@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from schemas.guidance import GuidanceIssued
-from services.ingest.announcement import parse_announcement, to_events
-from services.ingest.announcement.checks import cross_check
+from services.extract import parse_announcement, to_events
+from services.extract.checks import cross_check
 
 pytestmark = pytest.mark.unit
 SEED_OUTLOOK_START = "As such, for the second quarter of 2024, the Company expects"

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from schemas.registry import Unit
-from services.ingest.announcement.model import Target
-from services.ingest.announcement.template import (
+from services.extract.model import Target
+from services.extract.template import (
     CONTEXT_LINES,
     CONTEXTS,
     ROWS,
