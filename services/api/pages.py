@@ -72,26 +72,30 @@ ol.alert-timeline li.status-resolved::before { background:#2e8b57; }
 ol.alert-timeline .meta { color:var(--muted); font-size:12px; }
 svg { background:var(--card); font-size:11px; }
 svg text { fill:var(--muted); }
+svg text.chart-title { fill:var(--ink); font-weight:600; font-size:12px; }
 svg .legend text { fill:var(--ink); }
 svg text.tick.y { text-anchor:end; dominant-baseline:middle; }
 svg text.tick.x { text-anchor:middle; }
+svg text.tick.x.turned { text-anchor:end; dominant-baseline:hanging; }
 svg text.value, svg text.guidance-label { dominant-baseline:middle; }
 svg text.value { fill:var(--blue); font-weight:600; }
-svg text.forecast-value { text-anchor:middle; }
 svg text.guidance-label { fill:#9a6d00; }
 svg line.grid { stroke:#edf1f5; }
-svg .history polyline { fill:none; stroke:#2b3a4a; stroke-width:2; }
-svg .history circle, svg rect.swatch.history { fill:#2b3a4a; }
+svg g.history polyline { fill:none; stroke:#2b3a4a; stroke-width:2; }
+svg g.history circle, svg rect.swatch.history { fill:#2b3a4a; }
 svg .interval-95 { fill:#c9dcf0; }
 svg .interval-80 { fill:#86b2de; }
-svg line.point-forecast { stroke:var(--blue); stroke-width:2; stroke-dasharray:5 4; }
-svg circle.forecast-point, svg rect.swatch.point-forecast { fill:var(--blue); }
-svg rect.guidance-band { fill:var(--band); fill-opacity:.28; stroke:var(--band); }
+svg g.point-forecast polyline { fill:none; stroke:var(--blue); stroke-width:2;
+  stroke-dasharray:5 4; }
+svg g.forecast-point circle, svg g.next-forecast circle, svg rect.swatch.point-forecast,
+svg rect.swatch.next-forecast { fill:var(--blue); }
+svg .guidance-band { fill:var(--band); fill-opacity:.28; }
+svg polygon.guidance-band { stroke:var(--band); }
 svg rect.swatch.guidance-band { fill-opacity:.5; }
 svg line.guidance-edge { stroke:var(--band); stroke-dasharray:3 3; }
 svg line.change-point { stroke:#c62828; stroke-dasharray:4 3; }
+svg rect.swatch.change-point { fill:#c62828; }
 svg line.next-interval { stroke:var(--blue); stroke-width:3; }
-svg circle.next-forecast, svg rect.swatch.next-forecast { fill:var(--blue); }
 """
 
 
