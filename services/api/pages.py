@@ -237,7 +237,7 @@ def alert_timeline(alerts: Sequence[Alert]) -> str:
 
 
 def _timeline_item(entry: TimelineEntry) -> str:
-    known = f"{'firing since' if entry.continues_episode else 'known'} {_moment(entry.known_at)}"
+    known = f"{'episode known' if entry.at_episode_start else 'known'} {_moment(entry.known_at)}"
     return (
         f'<li class="alert severity-{escape(entry.severity)} status-{escape(entry.status)}">'
         f'<div class="meta"><time datetime="{entry.known_at.isoformat()}">{known}</time> · '

@@ -2,10 +2,12 @@
 
 An `Alert`'s own `occurred_at` is when the alerts worker built the notice (processing time),
 which a backlog, a restart or a replay can put hours after the fact. The time the fact became
-known travels in the notice's episode: `starts_at` is the known-at of the observation that
-started it firing, `ends_at` the known-at of the one that cleared it. A later notice of the
-same episode (a repeat, or a change of state) carries only the episode's start, so it is
-placed there and ordered after the episode's earlier notices by its number.
+known travels elsewhere: `ends_at` of a resolved notice is the known-at of the observation
+that cleared it; a notice about a statement (a guidance revision) names the statement's
+`known_at` in its details; otherwise `starts_at` is the known-at of the observation that
+started the episode firing. A later notice of an episode without a stated known-at (a change
+of call, a repeat) is placed at the episode's start, marked so, and ordered after the
+episode's earlier notices by its number.
 
 Informational notices (severity info: an outcome within guidance, a raised guidance, a
 consistent guidance arithmetic) report news rather than a condition that needs attention and
@@ -34,11 +36,7 @@ class TimelineEntry:
     summary: str
     notification: int
     processed_at: datetime  # when the alerts worker built the notice
-
-    @property
-    def continues_episode(self) -> bool:
-        """A later notice of a firing episode: its time is the episode's start."""
-        return self.status != AlertStatus.RESOLVED.value and self.notification > 1
+    at_episode_start: bool  # a later notice placed at its episode's start, its own unknown
 
 
 def timeline(alerts: Sequence[Alert]) -> tuple[TimelineEntry, ...]:
@@ -50,7 +48,17 @@ def timeline(alerts: Sequence[Alert]) -> tuple[TimelineEntry, ...]:
 def known_at(alert: Alert) -> datetime:
     if alert.status is AlertStatus.RESOLVED and alert.ends_at is not None:
         return alert.ends_at
-    return alert.starts_at
+    return stated_known_at(alert) or alert.starts_at
+
+
+def stated_known_at(alert: Alert) -> datetime | None:
+    """The `known_at` a notice's details name (an ISO time with its zone), if any."""
+    stated = alert.details.get("known_at")
+    try:
+        moment = datetime.fromisoformat(stated) if isinstance(stated, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def shown_status(alert: Alert) -> str:
@@ -67,8 +75,9 @@ def record_status(status: object, severity: object) -> str:
 
 
 def _entry(alert: Alert) -> TimelineEntry:
+    placed = known_at(alert)
     return TimelineEntry(
-        known_at=known_at(alert),
+        known_at=placed,
         status=shown_status(alert),
         severity=alert.severity.value,
         kind=alert.kind.value,
@@ -77,4 +86,5 @@ def _entry(alert: Alert) -> TimelineEntry:
         summary=alert.summary,
         notification=alert.notification,
         processed_at=alert.occurred_at,
+        at_episode_start=alert.notification > 1 and placed == alert.starts_at,
     )

@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import JsonValue
 
 from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
 from services.api.pages import alert_timeline, company_page
@@ -30,12 +31,13 @@ def notice(
     severity: Severity = Severity.WARNING,
     ends_at: datetime | None = None,
     number: int = 1,
+    details: dict[str, JsonValue] | None = None,
 ) -> Alert:
     return Alert(
         occurred_at=processed, company="ACME", fingerprint=f"fp-{subject}", group_key="g",
         kind=AlertKind.BAND_CHECK, status=status, severity=severity, period="2024Q2",
         subject=subject, summary=f"{subject} notice {number}", starts_at=starts_at,
-        ends_at=ends_at, notification=number,
+        ends_at=ends_at, notification=number, details=details or {},
     )  # fmt: skip
 
 
@@ -93,8 +95,26 @@ def test_a_later_notice_of_an_episode_comes_after_its_first_and_says_since_when(
     html = alert_timeline([first, change])
 
     assert [e.notification for e in entries] == [2, 1]
-    assert "firing since 2024-05-01 09:00:00 UTC" in html
+    assert "episode known 2024-05-01 09:00:00 UTC" in html
     assert "known 2024-05-01 09:00:00 UTC" in html
+
+
+def test_a_revision_notice_is_placed_when_its_statement_became_known() -> None:
+    # the second statement of one guidance episode: its own time is in its details
+    first = notice("guidance", starts_at=known(1), details={"known_at": "2024-05-01T09:00:00Z"})
+    raised = notice(
+        "guidance", starts_at=known(1), number=2, details={"known_at": "2024-08-20T09:00:00Z"}
+    )
+    undated = notice("other", starts_at=known(5), number=2, details={"known_at": "soon"})
+
+    entries = timeline([first, raised, undated])
+
+    assert [(e.subject, e.notification, e.known_at) for e in entries] == [
+        ("guidance", 2, datetime(2024, 8, 20, 9, tzinfo=UTC)),
+        ("other", 2, known(5)),
+        ("guidance", 1, known(1)),
+    ]
+    assert [e.at_episode_start for e in entries] == [False, True, False]
 
 
 def test_an_informational_notice_is_shown_as_informational_not_firing() -> None:
