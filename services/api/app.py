@@ -28,7 +28,13 @@ from schemas.alerts import Alert
 from schemas.base import COMPANY_PATTERN
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from services.api.collectors import CompanyCollector
-from services.api.pages import CONTENT_SECURITY_POLICY, company_page, overview_page
+from services.api.pages import (
+    CONTENT_SECURITY_POLICY,
+    MAX_REFRESH_S,
+    MIN_REFRESH_S,
+    company_page,
+    overview_page,
+)
 from services.api.reader import StatusReader
 from services.common.histories.facts import FactVersion, latest_as_of
 from services.common.metrics import StreamCollector, create_sync_redis
@@ -283,18 +289,27 @@ def _derived_entry(fact: DerivedFact) -> HistoryEntry:
 
 
 status_pages = APIRouter(tags=["status page"], default_response_class=HTMLResponse)
+Refresh = Annotated[
+    int | None,
+    Query(
+        ge=MIN_REFRESH_S,
+        le=MAX_REFRESH_S,
+        description="Reload the page every this many seconds; off when absent.",
+    ),
+]
 
 
 @status_pages.get("/")
-async def overview(reader: Reader) -> HTMLResponse:
+async def overview(reader: Reader, refresh: Refresh = None) -> HTMLResponse:
     names = await reader.companies()
     states = [await reader.state(company, alerts=0) for company in names]
-    return _page(overview_page(states))
+    return _page(overview_page(states, refresh_s=refresh))
 
 
 @status_pages.get("/companies/{company}")
-async def company_status(company: Company, reader: Reader) -> HTMLResponse:
-    return _page(company_page(await reader.state(company), await reader.companies()))
+async def company_status(company: Company, reader: Reader, refresh: Refresh = None) -> HTMLResponse:
+    state, names = await reader.state(company), await reader.companies()
+    return _page(company_page(state, names, refresh_s=refresh))
 
 
 def _page(html: str) -> HTMLResponse:

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from schemas.streams import Streams
+from services.api.timeline import record_status
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +41,18 @@ class CompanyCollector(Collector):
             families[name].add_metric([company], float(count))
         for state, count in self._tally(company, "bands", "state").items():
             families["bands"].add_metric([company, state], float(count))
-        for status, count in self._tally(company, "alerts", "status").items():
+        for status, count in self._alert_tally(company).items():
             families["alerts"].add_metric([company, status], float(count))
 
     def _tally(self, company: str, name: str, field: str) -> Counter[str]:
         blobs: Any = self._client.hvals(self._key(company, name))
         return Counter(str(json.loads(blob).get(field)) for blob in blobs)
+
+    def _alert_tally(self, company: str) -> Counter[str]:
+        """By status, an informational notice (severity info) counted apart from firing."""
+        blobs: Any = self._client.hvals(self._key(company, "alerts"))
+        records = (json.loads(blob) for blob in blobs)
+        return Counter(record_status(r.get("status"), r.get("severity")) for r in records)
 
     def _key(self, company: str, name: str) -> str:
         return self._streams.company_key(company, name)
@@ -70,7 +77,8 @@ def _company_families() -> dict[str, GaugeMetricFamily]:
         ),
         "alerts": GaugeMetricFamily(
             "guidepost_company_alerts",
-            "Alert records (one per fingerprint), by status.",
+            "Alert records (one per fingerprint), by status: firing, resolved, or "
+            "informational (severity info, never counted as firing).",
             labels=["company", "status"],
         ),
     }

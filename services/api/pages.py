@@ -7,7 +7,7 @@ behind a locked-down Content-Security-Policy and offline.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
@@ -23,8 +23,11 @@ from services.api.charts import (
 )
 from services.api.reader import CompanyState
 from services.api.svg import fan_chart_svg, trend_chart_svg
+from services.api.timeline import TimelineEntry, timeline
 
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+MIN_REFRESH_S, MAX_REFRESH_S = 5, 3600
+REFRESH_CHOICES = ((None, "off"), (30, "30 s"), (60, "1 min"), (300, "5 min"))
 
 STYLE = """
 :root { --ink:#1d2733; --muted:#5b6b7c; --line:#d9e0e7; --bg:#f5f7f9; --card:#fff;
@@ -69,40 +72,50 @@ ol.alert-timeline li::before { content:""; position:absolute; left:-26px; top:11
 ol.alert-timeline li.severity-warning::before { background:#e08a00; }
 ol.alert-timeline li.severity-critical::before { background:#c62828; }
 ol.alert-timeline li.status-resolved::before { background:#2e8b57; }
+ol.alert-timeline li.status-informational::before { background:#1f5fa8; }
+header .refresh { margin-left:auto; color:#9fb3c8; font-size:12px; }
+header .refresh a { color:#cfe0f2; margin-left:8px; text-decoration:none; }
+header .refresh a.current { color:#fff; font-weight:600; text-decoration:underline; }
 ol.alert-timeline .meta { color:var(--muted); font-size:12px; }
 svg { background:var(--card); font-size:11px; }
 svg text { fill:var(--muted); }
+svg text.chart-title { fill:var(--ink); font-weight:600; font-size:12px; }
 svg .legend text { fill:var(--ink); }
 svg text.tick.y { text-anchor:end; dominant-baseline:middle; }
 svg text.tick.x { text-anchor:middle; }
+svg text.tick.x.turned { text-anchor:end; dominant-baseline:hanging; }
 svg text.value, svg text.guidance-label { dominant-baseline:middle; }
 svg text.value { fill:var(--blue); font-weight:600; }
-svg text.forecast-value { text-anchor:middle; }
 svg text.guidance-label { fill:#9a6d00; }
 svg line.grid { stroke:#edf1f5; }
-svg .history polyline { fill:none; stroke:#2b3a4a; stroke-width:2; }
-svg .history circle, svg rect.swatch.history { fill:#2b3a4a; }
+svg g.history polyline { fill:none; stroke:#2b3a4a; stroke-width:2; }
+svg g.history circle, svg rect.swatch.history { fill:#2b3a4a; }
 svg .interval-95 { fill:#c9dcf0; }
 svg .interval-80 { fill:#86b2de; }
-svg line.point-forecast { stroke:var(--blue); stroke-width:2; stroke-dasharray:5 4; }
-svg circle.forecast-point, svg rect.swatch.point-forecast { fill:var(--blue); }
-svg rect.guidance-band { fill:var(--band); fill-opacity:.28; stroke:var(--band); }
+svg g.point-forecast polyline { fill:none; stroke:var(--blue); stroke-width:2;
+  stroke-dasharray:5 4; }
+svg g.forecast-point circle, svg g.next-forecast circle, svg rect.swatch.point-forecast,
+svg rect.swatch.next-forecast { fill:var(--blue); }
+svg .guidance-band { fill:var(--band); fill-opacity:.28; }
+svg polygon.guidance-band { stroke:var(--band); }
 svg rect.swatch.guidance-band { fill-opacity:.5; }
 svg line.guidance-edge { stroke:var(--band); stroke-dasharray:3 3; }
 svg line.change-point { stroke:#c62828; stroke-dasharray:4 3; }
+svg rect.swatch.change-point { fill:#c62828; }
 svg line.next-interval { stroke:var(--blue); stroke-width:3; }
-svg circle.next-forecast, svg rect.swatch.next-forecast { fill:var(--blue); }
 """
 
 
-def overview_page(states: Sequence[CompanyState]) -> str:
-    body = "".join(_company_overview(state) for state in states)
+def overview_page(states: Sequence[CompanyState], *, refresh_s: int | None = None) -> str:
+    body = "".join(_company_overview(state, refresh_s) for state in states)
     if not states:
         body = '<p class="empty">No company has reported anything yet.</p>'
-    return _document("Guidepost status", [s.company for s in states], body)
+    return _document("Guidepost status", [s.company for s in states], body, "/", refresh_s)
 
 
-def company_page(state: CompanyState, companies: Sequence[str]) -> str:
+def company_page(
+    state: CompanyState, companies: Sequence[str], *, refresh_s: int | None = None
+) -> str:
     fans = fan_charts(state.forecasts, state.bands, state.versions)
     trends = trend_charts(state.trends, state.versions)
     body = (
@@ -118,12 +131,13 @@ def company_page(state: CompanyState, companies: Sequence[str]) -> str:
         + alert_timeline(state.alerts)
         + "</section>"
     )
-    return _document(f"Guidepost · {state.company}", companies, body)
+    here = _company_path(state.company)
+    return _document(f"Guidepost · {state.company}", companies, body, here, refresh_s)
 
 
-def _company_overview(state: CompanyState) -> str:
+def _company_overview(state: CompanyState, refresh_s: int | None) -> str:
     guided = [c for c in fan_charts(state.forecasts, state.bands, state.versions) if c.band]
-    link = f"/companies/{quote(state.company)}"
+    link = with_refresh(_company_path(state.company), refresh_s)
     return (
         f'<section class="company" id="company-{escape(state.company)}">'
         f'<h2><a href="{link}">{escape(state.company)} ›</a></h2>{_summary(state)}'
@@ -138,6 +152,7 @@ def _summary(state: CompanyState) -> str:
         ("guidance bands", len(state.bands)),
         ("trends", len(state.trends)),
         ("firing alerts", state.firing),
+        ("informational notices", state.informational),
     ]
     return (
         '<div class="summary">'
@@ -214,17 +229,26 @@ def _derived_inputs(forecast: ForecastUpdated) -> str:
 
 
 def alert_timeline(alerts: Sequence[Alert]) -> str:
+    """Each notice at the time its fact became known, newest first (see `timeline`)."""
     if not alerts:
         return '<p class="empty">No alerts.</p>'
-    items = "".join(
-        f'<li class="alert severity-{escape(a.severity.value)} status-{escape(a.status.value)}">'
-        f'<div class="meta"><time datetime="{a.occurred_at.isoformat()}">'
-        f"{a.occurred_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC</time> · "
-        f"{escape(a.status.value)} · {escape(a.severity.value)} · {escape(a.kind.value)} · "
-        f"{escape(a.subject)} {escape(a.period)}</div>{escape(a.summary)}</li>"
-        for a in alerts
-    )
+    items = "".join(_timeline_item(entry) for entry in timeline(alerts))
     return f'<ol class="alert-timeline">{items}</ol>'
+
+
+def _timeline_item(entry: TimelineEntry) -> str:
+    known = f"{'episode known' if entry.at_episode_start else 'known'} {_moment(entry.known_at)}"
+    return (
+        f'<li class="alert severity-{escape(entry.severity)} status-{escape(entry.status)}">'
+        f'<div class="meta"><time datetime="{entry.known_at.isoformat()}">{known}</time> · '
+        f"{escape(entry.status)} · {escape(entry.severity)} · {escape(entry.kind)} · "
+        f"{escape(entry.subject)} {escape(entry.period)} · notice {entry.notification}, "
+        f"processed {_moment(entry.processed_at)}</div>{escape(entry.summary)}</li>"
+    )
+
+
+def _moment(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 def _cards(cards: Iterable[str]) -> str:
@@ -232,12 +256,40 @@ def _cards(cards: Iterable[str]) -> str:
     return f'<div class="cards">{joined}</div>' if joined else '<p class="empty">None yet.</p>'
 
 
-def _document(title: str, companies: Sequence[str], body: str) -> str:
-    nav = "".join(f'<a href="/companies/{quote(c)}">{escape(c)}</a>' for c in companies)
+def _document(
+    title: str, companies: Sequence[str], body: str, here: str, refresh_s: int | None
+) -> str:
+    nav = "".join(
+        f'<a href="{escape(with_refresh(_company_path(c), refresh_s))}">{escape(c)}</a>'
+        for c in companies
+    )
+    reload = f'<meta http-equiv="refresh" content="{refresh_s}">' if refresh_s else ""
+    home = escape(with_refresh("/", refresh_s))
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
-        f'<header><h1><a href="/" style="color:inherit;text-decoration:none">Guidepost</a></h1>'
-        f"<nav>{nav}</nav></header><main>{body}</main></body></html>"
+        f"{reload}<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+        f'<header><h1><a href="{home}" style="color:inherit;text-decoration:none">Guidepost'
+        f"</a></h1><nav>{nav}</nav>{refresh_control(here, refresh_s)}</header>"
+        f"<main>{body}</main></body></html>"
     )
+
+
+def refresh_control(here: str, refresh_s: int | None) -> str:
+    """Links that reload this page every so often (a meta refresh: the page runs no script),
+    the current choice marked."""
+    links = "".join(
+        f'<a href="{escape(with_refresh(here, seconds))}"'
+        + (' class="current" aria-current="true"' if seconds == refresh_s else "")
+        + f">{escape(words)}</a>"
+        for seconds, words in REFRESH_CHOICES
+    )
+    return f'<span class="refresh">refresh: {links}</span>'
+
+
+def with_refresh(path: str, refresh_s: int | None) -> str:
+    return f"{path}?refresh={refresh_s}" if refresh_s else path
+
+
+def _company_path(company: str) -> str:
+    return f"/companies/{quote(company)}"

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
+from services.api.timeline import INFORMATIONAL, record_status
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.records import decode_entries
 from services.common.wire import as_text
@@ -36,6 +37,7 @@ class CompanyState:
     versions: list[FactVersion]
     alerts: list[Alert]
     firing: int
+    informational: int = 0
 
 
 class StatusReader:
@@ -71,10 +73,12 @@ class StatusReader:
         versions = await self._history.versions(company)
         return sorted(versions, key=lambda v: (v.metric, v.period, v.known_at))
 
-    async def firing(self, company: str) -> int:
-        """Alerts firing now, from the alert service's records (one per fingerprint)."""
+    async def firing(self, company: str) -> tuple[int, int]:
+        """Alerts firing now and informational notices standing, from the alert service's
+        records (one per fingerprint); an informational one never counts as firing."""
         records = [json.loads(blob) for blob in await self._values(company, "alerts")]
-        return sum(1 for record in records if record.get("status") == "firing")
+        statuses = [record_status(r.get("status"), r.get("severity")) for r in records]
+        return statuses.count("firing"), statuses.count(INFORMATIONAL)
 
     async def alerts(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
         """The newest `limit` alerts (of one company, if given), newest first."""
@@ -93,6 +97,7 @@ class StatusReader:
         return found[:limit]
 
     async def state(self, company: str, *, alerts: int = 50) -> CompanyState:
+        firing, informational = await self.firing(company)
         return CompanyState(
             company=company,
             forecasts=await self.forecasts(company),
@@ -100,7 +105,8 @@ class StatusReader:
             trends=await self.trends(company),
             versions=await self.history(company),
             alerts=await self.alerts(company, limit=alerts),
-            firing=await self.firing(company),
+            firing=firing,
+            informational=informational,
         )
 
     async def _values(self, company: str, name: str) -> list[bytes | str]:

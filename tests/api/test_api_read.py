@@ -125,6 +125,9 @@ async def test_history_lists_fact_versions_and_marks_the_current_one(
         ("/api/companies/not-a-ticker/bands", 422),
         ("/companies/NOSUCH", 404),
         ("/api/companies/QFIN/alerts?limit=0", 422),
+        ("/companies/QFIN?refresh=4", 422),
+        ("/?refresh=3601", 422),
+        ("/?refresh=soon", 422),
     ],
 )
 async def test_unknown_or_malformed_requests_are_refused(
@@ -146,3 +149,15 @@ async def test_status_page_is_self_contained_with_a_fan_chart_per_guided_figure(
     assert sorted(charts) == sorted(GUIDED)
     links = re.findall(r'(?:src|href)="([^"]*)"', response.text)
     assert [link for link in links if not link.startswith("/")] == []
+
+
+async def test_the_status_page_reloads_itself_only_when_asked(
+    client: httpx.AsyncClient, bundled_run: BundledRun
+) -> None:
+    page = f"/companies/{bundled_run.company}"
+    plain, refreshing = await client.get(page), await client.get(f"{page}?refresh=30")
+
+    assert plain.status_code == refreshing.status_code == 200
+    assert "http-equiv" not in plain.text
+    assert '<meta http-equiv="refresh" content="30">' in refreshing.text
+    assert "default-src 'none'" in refreshing.headers["content-security-policy"]
