@@ -41,6 +41,7 @@ from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import BatchWindow, subscribe
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
+from services.guidance.store import RedisGuidanceWorkerStore
 from services.ingest.service import IngestService
 
 WEBHOOK_GROUP = "webhook"
@@ -212,7 +213,15 @@ def build_workers(
             linger_ms=mark_linger_ms(settings),
         )
     if Service.GUIDANCE in settings.services:
-        checker = GuidanceService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
+        checker = GuidanceService(
+            store=RedisGuidanceWorkerStore(
+                redis,
+                streams,
+                max_length=settings.stream_max_length,
+                history=history,
+                guidance=guidance,
+            )
+        )
         _consume(
             workers, streams.forecasts, Groups.GUIDANCE, ForecastUpdated, checker.apply_forecasts
         )

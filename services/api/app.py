@@ -41,7 +41,7 @@ from services.common.metrics import StreamCollector, create_sync_redis
 from services.common.redis import create_redis
 from services.common.settings import ApiSettings
 from services.forecast.assemble import DerivedFact, derived_facts
-from services.guidance.service import BandCheck
+from services.guidance.core import BandCheck
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 METRICS_PATH = "/metrics"

@@ -13,7 +13,7 @@ from decimal import Decimal
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.periods import QUARTER_PATTERN, Quarter, frequency_of
 from services.common.histories.facts import FactVersion, latest_as_of
-from services.guidance.service import BandCheck
+from services.guidance.core import BandCheck
 
 HISTORY_QUARTERS = 12
 TREND_POINTS = 24

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from schemas.streams import Streams
 from services.api.timeline import record_status
+from services.guidance.store import band_states
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class CompanyCollector(Collector):
         for name in ("facts", "forecasts", "trends"):
             count: Any = self._client.hlen(self._key(company, name))
             families[name].add_metric([company], float(count))
-        for state, count in self._tally(company, "bands", "state").items():
+        for state, count in band_states(self._client, self._streams, company).items():
             families["bands"].add_metric([company, state], float(count))
         for status, count in self._alert_tally(company).items():
             families["alerts"].add_metric([company, status], float(count))

@@ -20,7 +20,8 @@ from services.api.timeline import INFORMATIONAL, record_status
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.records import decode_entries
 from services.common.wire import as_text
-from services.guidance.service import BandCheck
+from services.guidance.core import BandCheck
+from services.guidance.store import BandReader
 
 ALERT_PAGE = 500
 MAX_ALERTS_SCANNED = 20_000
@@ -45,6 +46,7 @@ class StatusReader:
         self._redis = redis
         self._streams = streams
         self._history = RedisHistoryStore(redis, streams)
+        self._bands = BandReader(redis, streams)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
@@ -62,7 +64,7 @@ class StatusReader:
         return sorted(found, key=lambda f: (f.metric, f.period))
 
     async def bands(self, company: str) -> list[BandCheck]:
-        found = [BandCheck(**json.loads(blob)) for blob in await self._values(company, "bands")]
+        found = await self._bands.checks(company)
         return sorted(found, key=lambda b: (b.metric, b.period))
 
     async def trends(self, company: str) -> list[TrendUpdated]:

@@ -19,6 +19,7 @@ from services.common.publishing import logical_stream_for
 from services.common.records import decode_entries
 from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
+from services.guidance.store import BandReader
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
@@ -134,8 +135,8 @@ async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     stored = (await redis.hgetall(streams.company_key(company, "forecasts"))).values()  # type: ignore[misc]
     forecasts = sorted((ForecastUpdated.model_validate_json(b) for b in stored), key=_order)
     report.forecasts = [_forecast_item(f) for f in forecasts]
-    for blob in (await redis.hgetall(streams.company_key(company, "bands"))).values():  # type: ignore[misc]
-        report.bands.append({"company": company, **json.loads(blob)})
+    for check in await BandReader(redis, streams).checks(company):
+        report.bands.append({"company": company, **asdict(check)})
     for blob in (await redis.hgetall(streams.company_key(company, "trends"))).values():  # type: ignore[misc]
         report.trends.append(TrendUpdated.model_validate_json(blob).model_dump(mode="json"))
     report.alerts = [a.model_dump(mode="json") for a in await read_alerts(workers)]

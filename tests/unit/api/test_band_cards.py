@@ -17,7 +17,7 @@ from services.api.pages import company_page
 from services.api.png import write_fan_chart
 from services.api.reader import CompanyState
 from services.api.svg import fan_chart_svg
-from services.guidance.service import BandCheck
+from services.guidance.core import BandCheck
 
 pytestmark = pytest.mark.unit
 DERIVED_FROM = "the 2023Q2 actual of 1,000.0 grown at least +10.0%"

@@ -16,13 +16,9 @@ from schemas.money import Scale
 from schemas.registry import Basis
 from services.common.histories.guidance import GuidanceVersion
 from services.forecast.core import MetricForecast
-from services.guidance.service import (
-    Distribution,
-    GuidedBand,
-    band_check,
-    band_signal,
-    fiscal_year_distribution,
-)
+from services.guidance.core import GuidedBand
+from services.guidance.events import band_signal
+from services.guidance.service import band_check, fiscal_year_distribution, forecast_distribution
 
 pytestmark = pytest.mark.unit
 PROBABILITIES = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975, 0.99)
@@ -70,7 +66,7 @@ def test_the_live_check_and_the_backtest_give_the_same_probabilities_beyond_the_
     forecast = normal_forecast(1000.0, 50.0)  # its grid spans about 884 to 1116
     stated = guidance(low=str(Decimal(str(low)) * MILLION), high=str(Decimal(str(high)) * MILLION))
 
-    check = band_check(Distribution.of_forecast(forecast), stated, previous_state=None)
+    check = band_check(forecast_distribution(forecast), stated, previous_state=None)
     backtest = the_core_forecast(forecast).band_probabilities(low=low, high=high)
 
     assert (check.p_below, check.p_inside, check.p_above) == backtest.as_tuple()
@@ -92,7 +88,7 @@ def test_the_issue_example_is_called_likely_below_with_low_confidence() -> None:
     forecast = normal_forecast(1174.0, 60.0)
     stated = guidance(low=str(1168 * MILLION), high=str(1231 * MILLION))
 
-    check = band_check(Distribution.of_forecast(forecast), stated, previous_state=None)
+    check = band_check(forecast_distribution(forecast), stated, previous_state=None)
     signal = band_signal(
         "ACME", check, GuidedBand(Decimal(1168) * MILLION, Decimal(1231) * MILLION)
     )
@@ -117,7 +113,7 @@ def test_the_issue_example_is_called_likely_below_with_low_confidence() -> None:
 def test_the_severity_follows_the_call(mean: float, state: str, severity: Severity) -> None:
     stated = guidance(low=str(970 * MILLION), high=str(1030 * MILLION))
     check = band_check(
-        Distribution.of_forecast(normal_forecast(mean, 20.0)), stated, previous_state=None
+        forecast_distribution(normal_forecast(mean, 20.0)), stated, previous_state=None
     )
 
     signal = band_signal("ACME", check, GuidedBand(Decimal(970) * MILLION, Decimal(1030) * MILLION))
@@ -127,7 +123,7 @@ def test_the_severity_follows_the_call(mean: float, state: str, severity: Severi
 
 def test_a_call_stored_by_an_earlier_version_is_made_afresh() -> None:
     stated = guidance(low=str(970 * MILLION), high=str(1030 * MILLION))
-    forecast = Distribution.of_forecast(normal_forecast(900.0, 20.0))
+    forecast = forecast_distribution(normal_forecast(900.0, 20.0))
 
     assert band_check(forecast, stated, previous_state="on_track").state == "likely_below"
 
@@ -144,7 +140,7 @@ def test_a_band_derived_from_growth_says_what_it_was_derived_from() -> None:
     )
 
     check = band_check(
-        Distribution.of_forecast(normal_forecast(1180.0, 40.0)),
+        forecast_distribution(normal_forecast(1180.0, 40.0)),
         stated,
         band=band,
         previous_state=None,
@@ -171,7 +167,7 @@ def test_one_stated_growth_bound_gives_a_one_sided_band_with_nothing_on_its_open
     band = GuidedBand(prior * Decimal("1.1"), None, "2023Q2", prior, Decimal(10), None)
 
     check = band_check(
-        Distribution.of_forecast(normal_forecast(1120.0, 30.0)),
+        forecast_distribution(normal_forecast(1120.0, 30.0)),
         stated,
         band=band,
         previous_state=None,
@@ -186,7 +182,7 @@ def test_one_stated_growth_bound_gives_a_one_sided_band_with_nothing_on_its_open
 
 
 def test_a_check_of_growth_guidance_without_its_derived_band_is_refused() -> None:
-    forecast = Distribution.of_forecast(normal_forecast(1000.0, 20.0))
+    forecast = forecast_distribution(normal_forecast(1000.0, 20.0))
 
     with pytest.raises(ValueError, match="states no amount band"):
         band_check(forecast, guidance(yoy_low_pct="10"), previous_state=None)
