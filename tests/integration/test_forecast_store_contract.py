@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from schemas.alerts import AlertKind, AlertSignal
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.streams import Streams
+from services.common.histories.forecasts import PublishedForecasts
 from services.common.records import decode_entries
 from services.common.wire import entry_body
 from services.forecast.core.guided import PastCall, Track
@@ -200,3 +201,15 @@ async def test_the_read_side_lists_what_the_worker_kept(
         "dpd90_rate_pct",
     ]
     assert [q.company for q in await reader.quarantines()] == ["ACME"]
+
+
+async def test_another_worker_reads_one_published_forecast_record(
+    redis_client: aioredis.Redis, streams: Streams
+) -> None:
+    record = forecast_record("ACME", "2024Q2")
+    await RedisForecastStore(redis_client, streams).save("ACME", forecasts=[record], trends=[])
+    published = PublishedForecasts(redis_client, streams)
+
+    assert await published.get("ACME", "net_income", "2024Q2") == record
+    assert await published.get("ACME", "net_income", "2024Q3") is None
+    assert await published.get("NOBODY", "net_income", "2024Q2") is None

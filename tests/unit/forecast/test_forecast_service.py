@@ -11,6 +11,7 @@ import pytest
 from schemas.alerts import AlertKind, Condition, Severity
 from schemas.base import Event
 from schemas.deadletter import FailureReason
+from schemas.forecasts import ForecastUpdated
 from schemas.guidance import GuidanceIssued
 from schemas.money import Scale
 from schemas.periods import Quarter
@@ -51,7 +52,9 @@ def net_income(values: list[int], first: str = "2021Q1") -> list[FactVersion]:
     ]
 
 
-def guidance(period: str, low: int, high: int, *, issued_in: str, event_id: str = "g1") -> Event:
+def guidance(
+    period: str, low: int, high: int, *, issued_in: str, event_id: str = "g1"
+) -> GuidanceIssued:
     return GuidanceIssued(
         event_id=event_id, company="ACME", metric="net_income", period=period, basis=Basis.GAAP,
         low=Decimal(low), high=Decimal(high), currency="CNY", scale=Scale.MILLIONS,
@@ -59,8 +62,8 @@ def guidance(period: str, low: int, high: int, *, issued_in: str, event_id: str 
     )  # fmt: skip
 
 
-def histories(facts: list[FactVersion], *guided: Event) -> InMemoryHistories:
-    statements = [version_from_event(g) for g in guided if isinstance(g, GuidanceIssued)]
+def histories(facts: list[FactVersion], *guided: GuidanceIssued) -> InMemoryHistories:
+    statements = [version_from_event(g) for g in guided]
     return InMemoryHistories(facts={"ACME": facts}, statements={"ACME": statements})
 
 
@@ -80,6 +83,9 @@ class Worker:
 
     def published(self, output: str) -> list[Event]:
         return self.store.published.get(output, [])
+
+    def forecasts(self) -> list[ForecastUpdated]:
+        return [f for f in self.published("forecasts") if isinstance(f, ForecastUpdated)]
 
 
 def worker(found: InMemoryHistories, **options: int) -> Worker:
@@ -203,7 +209,7 @@ async def test_a_refit_publishes_and_keeps_its_forecasts_and_a_repeat_says_the_s
     await subject.service.refit("ACME")
     await subject.service.refit("ACME")
 
-    first, again = subject.published("forecasts")
+    first, again = subject.forecasts()
     kept = subject.store.forecast_records["ACME"][("net_income", "2024Q1")]
     assert first == again == kept
     assert (first.company, first.currency, first.producer) == ("ACME", "CNY", "guidepost-forecast")
@@ -214,12 +220,12 @@ async def test_a_new_statement_moves_the_forecast_and_it_says_from_where() -> No
     subject = acme()
     await subject.service.refit("ACME")
     revised = guidance("2024Q1", 600, 620, issued_in="2023Q4", event_id="g2")
-    subject.histories.statements["ACME"] = [version_from_event(revised)]  # type: ignore[arg-type]
+    subject.histories.statements["ACME"] = [version_from_event(revised)]
     await subject.service.refit("ACME")
 
-    before, after = subject.published("forecasts")
+    before, after = subject.forecasts()
     assert after.event_id != before.event_id
-    assert after.previous_point == before.point  # type: ignore[attr-defined]
+    assert after.previous_point == before.point
 
 
 async def test_once_a_quarter_s_actual_is_in_its_forecast_is_settled() -> None:
