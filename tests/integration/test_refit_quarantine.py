@@ -28,8 +28,8 @@ NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
 
 
 async def forecast_periods(workers: Workers, company: str) -> set[str]:
-    raw = await workers.redis.hkeys(workers.streams.company_key(company, "forecasts"))  # type: ignore[misc]
-    return {field.decode().split("|")[1] for field in raw}
+    assert workers.forecast is not None
+    return {period for _, period in await workers.forecast.store.forecasts(company)}
 
 
 async def quarantine_signals(workers: Workers) -> list[AlertSignal]:
