@@ -13,7 +13,15 @@ from schemas.deadletter import DeadLetter
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from services.common.histories.facts import FactVersion
 from services.common.histories.guidance import GuidanceVersion
-from services.forecast.store import ERROR_LIMIT, ForecastKey, Output, Quarantine
+from services.forecast.store import (
+    ERROR_LIMIT,
+    FactHistory,
+    ForecastKey,
+    ForecastStore,
+    GuidanceHistory,
+    Output,
+    Quarantine,
+)
 
 if TYPE_CHECKING:
     from services.forecast.core.guided import Track
@@ -153,3 +161,10 @@ class InMemoryForecastStore:
 
     def signals(self) -> list[AlertSignal]:
         return [e for e in self.published.get("signals", []) if isinstance(e, AlertSignal)]
+
+
+def _honours_the_port(store: InMemoryForecastStore, found: InMemoryHistories) -> None:
+    """mypy checks the fakes against the ports here (never called)."""
+    _store: ForecastStore = store
+    _facts: FactHistory = found
+    _guidance: GuidanceHistory = found

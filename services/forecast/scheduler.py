@@ -123,7 +123,10 @@ class RefitScheduler:
         error = describe(failure, self._timeout_s)
         log.error(
             "refit of %s failed (attempt %d of %d): %s",
-            *(company, attempts, self._max_failures, error),
+            company,
+            attempts,
+            self._max_failures,
+            error,
             extra={"company": company},
         )
         if attempts >= self._max_failures or isinstance(failure, HistorySpanError):
@@ -139,7 +142,9 @@ class RefitScheduler:
             return
         log.error(
             "quarantined %s after %d failed refit attempt(s): %s; the other companies go on",
-            *(company, attempts, error),
+            company,
+            attempts,
+            error,
             extra={"company": company},
         )
         letter = refit_letter(company, attempts, error, history_stream=self._history_stream)
