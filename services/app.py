@@ -40,6 +40,7 @@ from services.common.settings import Service, WorkerSettings
 from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import BatchWindow, subscribe
 from services.forecast.service import ForecastService
+from services.forecast.store import RedisForecastStore
 from services.guidance.service import GuidanceService
 from services.guidance.store import RedisGuidanceWorkerStore
 from services.ingest.service import IngestService
@@ -195,6 +196,8 @@ def build_workers(
             )
     if Service.FORECAST in settings.services:
         workers.forecast = ForecastService(
+            store=RedisForecastStore(redis, streams, max_length=settings.stream_max_length),
+            streams=streams,
             history=history,
             guidance=guidance,
             coalesce_ms=settings.coalesce_ms,
@@ -202,7 +205,6 @@ def build_workers(
             refit_timeout_s=settings.refit_timeout_s,
             max_history_quarters=settings.max_history_quarters,
             metrics=workers.metrics,
-            **common,  # type: ignore[arg-type]
         )
         _consume(
             workers,

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from schemas.streams import Streams
 from services.api.timeline import record_status
+from services.forecast.store import published_counts
 from services.guidance.store import band_states
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,9 @@ class CompanyCollector(Collector):
         yield from families.values()
 
     def _fill(self, families: dict[str, GaugeMetricFamily], company: str) -> None:
-        for name in ("facts", "forecasts", "trends"):
-            count: Any = self._client.hlen(self._key(company, name))
+        facts: Any = self._client.hlen(self._key(company, "facts"))
+        families["facts"].add_metric([company], float(facts))
+        for name, count in published_counts(self._client, self._streams, company).items():
             families[name].add_metric([company], float(count))
         for state, count in band_states(self._client, self._streams, company).items():
             families["bands"].add_metric([company, state], float(count))

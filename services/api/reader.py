@@ -20,6 +20,7 @@ from services.api.timeline import INFORMATIONAL, record_status
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.records import decode_entries
 from services.common.wire import as_text
+from services.forecast.store import ForecastReader
 from services.guidance.core import BandCheck
 from services.guidance.store import BandReader
 
@@ -47,6 +48,7 @@ class StatusReader:
         self._streams = streams
         self._history = RedisHistoryStore(redis, streams)
         self._bands = BandReader(redis, streams)
+        self._forecasts = ForecastReader(redis, streams)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
@@ -59,17 +61,14 @@ class StatusReader:
         return bool(await self._redis.sismember(key, company))
 
     async def forecasts(self, company: str) -> list[ForecastUpdated]:
-        blobs = await self._values(company, "forecasts")
-        found = [ForecastUpdated.model_validate_json(blob) for blob in blobs]
-        return sorted(found, key=lambda f: (f.metric, f.period))
+        return await self._forecasts.forecasts(company)
 
     async def bands(self, company: str) -> list[BandCheck]:
         found = await self._bands.checks(company)
         return sorted(found, key=lambda b: (b.metric, b.period))
 
     async def trends(self, company: str) -> list[TrendUpdated]:
-        blobs = await self._values(company, "trends")
-        return sorted((TrendUpdated.model_validate_json(b) for b in blobs), key=lambda t: t.metric)
+        return await self._forecasts.trends(company)
 
     async def history(self, company: str) -> list[FactVersion]:
         versions = await self._history.versions(company)

@@ -11,7 +11,7 @@ from typing import Any
 
 from schemas.alerts import Alert
 from schemas.base import Event
-from schemas.forecasts import ForecastUpdated, TrendUpdated
+from schemas.forecasts import ForecastUpdated
 from schemas.periods import Quarter
 from schemas.streams import Groups, Streams
 from services.app import Workers, build_workers, running
@@ -19,6 +19,7 @@ from services.common.publishing import logical_stream_for
 from services.common.records import decode_entries
 from services.common.settings import WorkerSettings
 from services.common.streams import ensure_group, publish
+from services.forecast.store import ForecastReader
 from services.guidance.store import BandReader
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
 
@@ -132,13 +133,13 @@ def _seed_period(events: list[Event]) -> str:
 
 async def collect(workers: Workers, company: str, report: DemoReport) -> None:
     redis, streams = workers.redis, workers.streams
-    stored = (await redis.hgetall(streams.company_key(company, "forecasts"))).values()  # type: ignore[misc]
-    forecasts = sorted((ForecastUpdated.model_validate_json(b) for b in stored), key=_order)
+    published = ForecastReader(redis, streams)
+    forecasts = sorted(await published.forecasts(company), key=_order)
     report.forecasts = [_forecast_item(f) for f in forecasts]
     for check in await BandReader(redis, streams).checks(company):
         report.bands.append({"company": company, **asdict(check)})
-    for blob in (await redis.hgetall(streams.company_key(company, "trends"))).values():  # type: ignore[misc]
-        report.trends.append(TrendUpdated.model_validate_json(blob).model_dump(mode="json"))
+    for trend in await published.trends(company):
+        report.trends.append(trend.model_dump(mode="json"))
     report.alerts = [a.model_dump(mode="json") for a in await read_alerts(workers)]
     report.dead_letters = int(await redis.xlen(streams.dead_letters))
 

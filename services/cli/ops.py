@@ -27,7 +27,7 @@ from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
 from services.common.streams import publish
 from services.common.wire import as_text
-from services.forecast.ledger import RefitLedger
+from services.forecast.store import RedisForecastStore
 
 STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
 
@@ -128,7 +128,7 @@ async def _replay_one(
         company = letter.company or letter.payload.get("company")
         if not company:
             return "names no company"
-        await RefitLedger(redis, streams).release(company)
+        await RedisForecastStore(redis, streams).release(company, at=time.time())
         return None
     if letter.payload_truncated:
         return "only a truncated copy was kept (see payload_sha256 and payload_bytes)"
@@ -187,14 +187,14 @@ async def retract(
     if version is None:
         raise RetractionError(f"{company} has no current value of {metric} for {period}")
     update = _retraction_announcement(company, version, retraction_id)
-    ledger = RefitLedger(redis, streams)
+    refits = RedisForecastStore(redis, streams)
     if update is not None:
         await publish(
             redis, streams.history, [update], max_length=STREAM_MAX_LENGTH, streams=streams
         )
     else:  # a period no contract accepts any more (recorded before it was refused)
-        await ledger.mark(company)
-    quarantined = company in await ledger.quarantined([company])
+        await refits.mark_all([company], at=time.time())
+    quarantined = company in await refits.quarantined([company])
     return Retraction(version, update.event_id if update else None, quarantined)
 
 

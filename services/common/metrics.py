@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.streams import Streams
+from services.common.histories.forecasts import refit_errors_key, refit_quarantine_key
 from services.common.redis import credentials
 from services.common.settings import RedisSettings
 
@@ -246,10 +247,9 @@ class StreamCollector(Collector):
     def __init__(self, client: redis.Redis, streams: Streams) -> None:
         self._client = client
         self._names = all_streams(streams)
-        # the refit ledger's hashes (services.forecast.ledger.RefitLedger)
-        self._ledger = {
-            "refit_failing": streams.key("{forecast}", "errors"),
-            "refit_quarantined": streams.key("{forecast}", "quarantine"),
+        self._ledger = {  # the refit ledger's hashes
+            "refit_failing": refit_errors_key(streams),
+            "refit_quarantined": refit_quarantine_key(streams),
         }
 
     def collect(self) -> Iterator[Metric]:

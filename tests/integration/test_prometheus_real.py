@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from schemas.streams import Streams
 from services.app import build_workers, running
 from services.common.embedded import free_port
-from services.forecast.ledger import RefitLedger
+from services.forecast.store import RedisForecastStore
 from tests.deploy.observability import RULES
 from tests.support.alertmanager import (
     NotificationReceiver,
@@ -70,8 +70,8 @@ async def test_the_rules_run_on_real_metrics_and_a_quarantine_reaches_alertmanag
                 )
                 up = prometheus.query('up{job="guidepost-workers"}')
                 quiet = [a["labels"]["alertname"] for a in prometheus.alerts()]
-                await RefitLedger(redis_client, streams).quarantine(
-                    "PROMCO", attempts=3, error="ValueError: a stray period"
+                await RedisForecastStore(redis_client, streams).quarantine(
+                    "PROMCO", attempts=3, error="ValueError: a stray period", since=time.time()
                 )
                 firing = await until(
                     "GuidepostCompanyQuarantined firing in Prometheus",

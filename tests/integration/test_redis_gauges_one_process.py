@@ -3,6 +3,8 @@ process: the API by default, a worker only when it is designated (GUIDEPOST_STRE
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import pytest
 import redis.asyncio as aioredis
@@ -12,7 +14,7 @@ from schemas.streams import Streams
 from services.app import build_workers
 from services.common.embedded import free_port
 from services.common.settings import ApiSettings
-from services.forecast.ledger import RefitLedger
+from services.forecast.store import RedisForecastStore
 from tests.api.running import api_client
 from tests.support.pipeline import worker_settings
 
@@ -49,10 +51,11 @@ async def scrape_worker(redis_url: str, namespace: str, *, designated: bool) -> 
 async def test_a_worker_exports_the_redis_gauges_only_when_designated(
     redis_url: str, namespace: str, redis_client: aioredis.Redis, streams: Streams
 ) -> None:
-    ledger = RefitLedger(redis_client, streams)
-    await ledger.failed("FAILING", "ValueError: bad", retry_in_s=60)
-    await ledger.failed("STUCK", "ValueError: worse", retry_in_s=60)
-    await ledger.quarantine("STUCK", attempts=3, error="ValueError: worse")
+    ledger = RedisForecastStore(redis_client, streams)
+    now = time.time()
+    await ledger.failed("FAILING", "ValueError: bad", retry_at=now + 60)
+    await ledger.failed("STUCK", "ValueError: worse", retry_at=now + 60)
+    await ledger.quarantine("STUCK", attempts=3, error="ValueError: worse", since=now)
 
     plain = families(await scrape_worker(redis_url, namespace, designated=False))
     designated = families(await scrape_worker(redis_url, namespace, designated=True))

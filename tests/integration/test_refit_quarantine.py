@@ -28,8 +28,8 @@ NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
 
 
 async def forecast_periods(workers: Workers, company: str) -> set[str]:
-    raw = await workers.redis.hkeys(workers.streams.company_key(company, "forecasts"))  # type: ignore[misc]
-    return {field.decode().split("|")[1] for field in raw}
+    assert workers.forecast is not None
+    return {period for _, period in await workers.forecast.store.forecasts(company)}
 
 
 async def quarantine_signals(workers: Workers) -> list[AlertSignal]:
@@ -69,7 +69,7 @@ async def test_a_refit_failing_its_attempts_quarantines_its_company_and_others_g
         events += synthetic_company("GOOD", first="2021Q1", values=NET_INCOME, guided=(570, 590))
         await publish_and_settle(workers, events)
         letters = await until(lambda: dead_letters(workers.redis, workers.streams))
-        quarantined = await workers.forecast.ledger.quarantines()
+        quarantined = await workers.forecast.store.quarantines()
         signals = await quarantine_signals(workers)
         good = await forecast_periods(workers, "GOOD")
 
@@ -101,7 +101,7 @@ async def test_attempts_that_never_came_back_count_and_quarantine_without_runnin
     settings = worker_settings(redis_url, namespace, services="forecast", refit_max_attempts=2)
     async with pipeline(settings) as workers:
         assert workers.forecast is not None
-        ledger = workers.forecast.ledger
+        ledger = workers.forecast.store
         for _ in range(2):  # two workers were killed while refitting CRASH
             await ledger.count_attempt("CRASH")
         ran: list[str] = []
@@ -110,7 +110,7 @@ async def test_attempts_that_never_came_back_count_and_quarantine_without_runnin
             ran.append(company)
 
         workers.forecast.refit = refit  # type: ignore[method-assign]
-        await workers.redis.zadd(ledger.dirty_key, {"CRASH": 0})
+        await ledger.mark_all(["CRASH"], at=0.0)
         quarantined = await until(ledger.quarantines)
 
     assert ran == []
@@ -135,7 +135,7 @@ async def test_a_stray_far_off_fact_quarantines_at_once_and_retracting_it_restor
         await store.record("STRAY", "old", [stray])
         assert workers.forecast is not None
         await workers.forecast.mark_all(events[:1])
-        quarantined = await until(workers.forecast.ledger.quarantines)
+        quarantined = await until(workers.forecast.store.quarantines)
 
         runner = CliRunner()
         env = {"GUIDEPOST_NAMESPACE": namespace}
@@ -173,4 +173,4 @@ async def test_a_stray_far_off_fact_quarantines_at_once_and_retracting_it_restor
 
 async def _no_quarantine(workers: Workers) -> bool:
     assert workers.forecast is not None
-    return not await workers.forecast.ledger.quarantines()
+    return not await workers.forecast.store.quarantines()

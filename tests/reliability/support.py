@@ -29,6 +29,7 @@ from schemas.history import HistoryUpdated
 from schemas.metrics import MetricReported
 from schemas.registry import Unit
 from schemas.streams import DATA_FIELD, Streams
+from services.forecast.store import ForecastKeys
 from services.ingest.backfill import known_at
 
 B_DATA = DATA_FIELD.encode()
@@ -250,7 +251,7 @@ def pipeline_idle(client: redis.Redis, streams: Streams, *, ingest_only: bool = 
     if not ingest_only:
         watched += (streams.history, streams.forecasts, streams.signals)
     backlog = sum(group_backlog(client, stream) for stream in watched)
-    return backlog == 0 and int(client.zcard(streams.key("{forecast}", "dirty"))) == 0
+    return backlog == 0 and int(client.zcard(ForecastKeys(streams).dirty)) == 0
 
 
 def settled(

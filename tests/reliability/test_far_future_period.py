@@ -23,6 +23,7 @@ from schemas.streams import Streams
 from services.common.embedded import EmbeddedRedis
 from services.common.facts import Fact
 from services.common.histories.facts import RedisHistoryStore
+from services.forecast.store import ForecastKeys
 from tests.reliability.support import (
     dead_letters,
     report,
@@ -41,12 +42,12 @@ RSS_LIMIT_MB = 700
 
 
 def forecast_periods(client: redis.Redis, streams: Streams, company: str) -> set[str]:
-    fields = client.hkeys(streams.company_key(company, "forecasts"))
+    fields = client.hkeys(ForecastKeys(streams).forecasts(company))
     return {field.decode().split("|")[1] for field in fields}
 
 
 def quarantined(client: redis.Redis, streams: Streams) -> dict[str, dict[str, object]]:
-    raw = client.hgetall(streams.key("{forecast}", "quarantine"))
+    raw = client.hgetall(ForecastKeys(streams).quarantine)
     return {k.decode(): json.loads(v) for k, v in raw.items()}
 
 

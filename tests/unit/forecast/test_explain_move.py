@@ -10,7 +10,7 @@ import pytest
 from schemas.forecasts import DriverEffect, ForecastUpdated, QuantilePoint
 from schemas.money import Scale
 from schemas.registry import Basis
-from services.forecast.service import explain_move
+from services.forecast.events import explain_move
 
 pytestmark = pytest.mark.unit
 

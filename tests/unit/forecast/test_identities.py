@@ -21,7 +21,7 @@ from services.forecast.core.identities import (
     Derivation,
     fill_identities,
 )
-from services.forecast.service import derived_inputs
+from services.forecast.events import derived_inputs
 from tests.unit.forecast.conftest import synthetic_history
 
 pytestmark = pytest.mark.unit
