@@ -24,13 +24,13 @@ from schemas.alerts import AlertSignal
 from schemas.forecasts import ForecastUpdated
 from schemas.streams import Streams
 from services.common.histories.facts import RedisHistoryStore
+from services.common.histories.forecasts import PublishedForecasts
 from services.common.histories.guidance import GuidanceVersion, RedisGuidanceStore
 from services.common.streams import publish
 from services.guidance.core import BandCheck, record_call
 
 BANDS = "bands"  # the latest check of each guided figure
 CALLS = "calls"  # every call made on each guided figure (its scorecard)
-FORECASTS = "forecasts"  # the forecast worker's published forecasts
 
 Key = tuple[str, str, str]  # company, metric, period
 
@@ -55,7 +55,7 @@ class GuidanceWorkerStore(Protocol):
     async def published_forecast(
         self, company: str, metric: str, period: str
     ) -> ForecastUpdated | None:
-        """The latest forecast the forecast worker published for an open period."""
+        """The forecast worker's latest record for the figure, if any."""
         ...
 
     async def latest_check(self, company: str, metric: str, period: str) -> BandCheck | None: ...
@@ -94,6 +94,7 @@ class RedisGuidanceWorkerStore:
         self._max_length = max_length
         self._history = history or RedisHistoryStore(redis, streams)
         self._guidance = guidance or RedisGuidanceStore(redis, streams)
+        self._forecasts = PublishedForecasts(redis, streams)
 
     async def guidance_history(
         self, company: str, metric: str, period: str
@@ -112,17 +113,7 @@ class RedisGuidanceWorkerStore:
     async def published_forecast(
         self, company: str, metric: str, period: str
     ) -> ForecastUpdated | None:
-        raw = await self._published_forecast_blob(company, metric, period)
-        return ForecastUpdated.model_validate_json(raw) if raw else None
-
-    async def _published_forecast_blob(
-        self, company: str, metric: str, period: str
-    ) -> bytes | str | None:
-        """The forecast worker's record, read where it writes it (to become the shared
-        published-forecast reader's job)."""
-        key = self._streams.company_key(company, FORECASTS)
-        raw: bytes | str | None = await self._redis.hget(key, _field(metric, period))  # type: ignore[misc]
-        return raw
+        return await self._forecasts.get(company, metric, period)
 
     async def latest_check(self, company: str, metric: str, period: str) -> BandCheck | None:
         raw = await self._redis.hget(self._key(company, BANDS), _field(metric, period))  # type: ignore[misc]
