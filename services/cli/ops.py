@@ -21,7 +21,7 @@ from schemas.history import ChangeKind, FactChange, HistoryUpdated
 from schemas.periods import PeriodError, frequency_of
 from schemas.registry import metric_spec
 from schemas.streams import Streams
-from services.alerts.redelivery import RedeliverySchedule
+from services.alerts.store import RedisRedeliverySchedule
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
@@ -137,7 +137,7 @@ async def _replay_one(
         if alert is None:
             return "its payload is not a notice (an Alert)"
         sink = letter.group or "webhook"  # the sink that gave up: webhook or alertmanager
-        await RedeliverySchedule(redis, streams, sink=sink).requeue(
+        await RedisRedeliverySchedule(redis, streams, sink=sink).requeue(
             alert.event_id, alert.model_dump_json(), error=letter.error
         )
         return None
