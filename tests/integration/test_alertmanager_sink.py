@@ -150,9 +150,7 @@ def delivery(
     )
 
 
-def webhook_delivery(
-    redis: aioredis.Redis, streams: Streams, sink: WebhookSink
-) -> WebhookDelivery:
+def webhook_delivery(redis: aioredis.Redis, streams: Streams, sink: WebhookSink) -> WebhookDelivery:
     stores = RedisAlertStores(redis, streams)
     return WebhookDelivery(
         ledger=stores.ledger("webhook"), schedule=stores.schedule("webhook"), sink=sink
