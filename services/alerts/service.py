@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from schemas.alerts import Alert, AlertKind, AlertSignal
@@ -63,8 +63,10 @@ class AlertService:
         repeat_interval: timedelta,
         rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
         metrics: AlertMetrics = NO_METRICS,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._metrics = metrics
+        self._clock = clock
         self._records = records
         self._repeat_interval = repeat_interval
         self._rules = tuple(rules)
@@ -94,7 +96,7 @@ class AlertService:
     async def observe_many(
         self, observations: Sequence[Observation], acknowledgement: Acknowledgement | None = None
     ) -> None:
-        now = utc_now()
+        now = self._clock()
         known, complete, silences_version = await self._known_records(observations)
         silences = await self._active.at(now, version=silences_version)
         writes: list[RecordWrite] = []
