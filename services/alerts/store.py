@@ -38,9 +38,12 @@ from schemas.streams import DATA_FIELD, Streams
 from services.alerts.lifecycle import AlertRecord, Silence
 from services.alerts.posted import Posted, notice_order
 from services.alerts.redelivery import Pending
+from services.common.records import decode_entries
 from services.common.streams import Acknowledgement, dead_letter
 from services.common.wire import as_text, entry_fields
 
+ALERT_PAGE = 500  # notices read from the alerts stream at a time
+MAX_ALERTS_SCANNED = 20_000
 LEASE_MS = 300_000  # a notice being posted by one consumer is left alone by the others
 DELIVERED_TTL_S = 30 * 24 * 3600
 SilencesVersion = bytes | str | None
@@ -201,11 +204,13 @@ class AlertRecords(Protocol):
 
 
 class AlertsView(Protocol):
-    """What readers above the worker (API, command) may read of its records."""
+    """What readers above the worker (API, command) may read: records and notices."""
 
     async def firing(self, company: str) -> int: ...
 
     async def records(self, company: str) -> dict[str, AlertRecord]: ...
+
+    async def newest(self, company: str | None = None, *, limit: int = 50) -> list[Alert]: ...
 
 
 class Silences(Protocol):
@@ -291,13 +296,46 @@ def new_pending(event_id: str, alert_json: str, *, error: str, at: float) -> Pen
 # --------------------------------------------------------------------------- Redis
 
 
-class RedisAlertRecords:
-    def __init__(
-        self, redis: aioredis.Redis, streams: Streams, *, max_length: int, atomic: bool = True
-    ) -> None:
+class RedisAlertsView:
+    """The read side: the commands the API's and the operator's roles may run (HGETALL)."""
+
+    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
         self._redis = redis
         self._streams = streams
         self._keys = AlertKeys(streams)
+
+    async def records(self, company: str) -> dict[str, AlertRecord]:
+        raw: Any = await self._redis.hgetall(self._keys.records(company))  # type: ignore[misc]
+        return {as_text(k): decode_record(v) for k, v in raw.items()}
+
+    async def firing(self, company: str) -> int:
+        """Alerts firing now (one record per fingerprint)."""
+        raw: Any = await self._redis.hgetall(self._keys.records(company))  # type: ignore[misc]
+        return sum(1 for blob in raw.values() if json.loads(blob).get("status") == "firing")
+
+    async def newest(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
+        """The newest `limit` notices on the alerts stream (of one company, if given), newest
+        first; read by range, never by a group, so no subscriber loses an entry to a reader."""
+        found: list[Alert] = []
+        upper, scanned = "+", 0
+        while len(found) < limit and scanned < MAX_ALERTS_SCANNED:
+            page: Any = await self._redis.xrevrange(
+                self._streams.alerts, max=upper, min="-", count=ALERT_PAGE
+            )
+            if not page:
+                break
+            scanned += len(page)
+            alerts = decode_entries(page, Alert, stream=self._streams.alerts).values
+            found += [a for a in alerts if company is None or a.company == company]
+            upper = "(" + as_text(page[-1][0])
+        return found[:limit]
+
+
+class RedisAlertRecords(RedisAlertsView):
+    def __init__(
+        self, redis: aioredis.Redis, streams: Streams, *, max_length: int, atomic: bool = True
+    ) -> None:
+        super().__init__(redis, streams)
         self._max_length = max_length
         self._atomic = atomic
 
@@ -346,16 +384,6 @@ class RedisAlertRecords:
             if acknowledgement is not None:
                 acknowledgement.add_to(pipe)
             await pipe.execute()
-
-    async def records(self, company: str) -> dict[str, AlertRecord]:
-        raw: Any = await self._redis.hgetall(self._keys.records(company))  # type: ignore[misc]
-        return {as_text(k): decode_record(v) for k, v in raw.items()}
-
-    async def firing(self, company: str) -> int:
-        """Alerts firing now (one record per fingerprint); read with HGETALL, as the API's
-        role allows."""
-        raw: Any = await self._redis.hgetall(self._keys.records(company))  # type: ignore[misc]
-        return sum(1 for blob in raw.values() if json.loads(blob).get("status") == "firing")
 
     async def find(self, keys: Sequence[RecordKey]) -> list[AlertRecord | None]:
         if not keys:
@@ -633,6 +661,9 @@ class FakeAlertRecords:
 
     async def firing(self, company: str) -> int:
         return sum(1 for r in (await self.records(company)).values() if r.status == "firing")
+
+    async def newest(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
+        return [n for n in reversed(self.notices) if company in (None, n.company)][:limit]
 
     async def find(self, keys: Sequence[RecordKey]) -> list[AlertRecord | None]:
         return [self.by_key.get(key) for key in keys]

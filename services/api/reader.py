@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
+from services.alerts.store import RedisAlertsView
 from services.common.histories.facts import FactVersion, RedisHistoryStore
-from services.common.records import decode_entries
-from services.common.wire import as_text
 from services.guidance.service import BandCheck
-
-ALERT_PAGE = 500
-MAX_ALERTS_SCANNED = 20_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +38,7 @@ class StatusReader:
         self._redis = redis
         self._streams = streams
         self._history = RedisHistoryStore(redis, streams)
+        self._alert_records = RedisAlertsView(redis, streams)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
@@ -73,24 +69,11 @@ class StatusReader:
 
     async def firing(self, company: str) -> int:
         """Alerts firing now, from the alert service's records (one per fingerprint)."""
-        records = [json.loads(blob) for blob in await self._values(company, "alerts")]
-        return sum(1 for record in records if record.get("status") == "firing")
+        return await self._alert_records.firing(company)
 
     async def alerts(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
         """The newest `limit` alerts (of one company, if given), newest first."""
-        found: list[Alert] = []
-        upper, scanned = "+", 0
-        while len(found) < limit and scanned < MAX_ALERTS_SCANNED:
-            page: Any = await self._redis.xrevrange(
-                self._streams.alerts, max=upper, min="-", count=ALERT_PAGE
-            )
-            if not page:
-                break
-            scanned += len(page)
-            alerts = decode_entries(page, Alert, stream=self._streams.alerts).values
-            found += [a for a in alerts if company is None or a.company == company]
-            upper = "(" + as_text(page[-1][0])
-        return found[:limit]
+        return await self._alert_records.newest(company, limit=limit)
 
     async def state(self, company: str, *, alerts: int = 50) -> CompanyState:
         return CompanyState(

@@ -22,9 +22,11 @@ from services.alerts.lifecycle import AlertRecord, Silence, fingerprint, group_k
 from services.alerts.redelivery import Pending
 from services.alerts.store import (
     AlertStores,
+    AlertsView,
     FakeAlertStores,
     RecordWrite,
     RedisAlertStores,
+    RedisAlertsView,
 )
 from services.common.streams import Acknowledgement
 from services.common.wire import B_DATA_FIELD
@@ -41,6 +43,13 @@ class Side:
     stores: AlertStores
     redis: aioredis.Redis | None = None
     streams: Streams | None = None
+
+    def view(self) -> AlertsView:
+        """The read side as the API and the command build it."""
+        if self.redis is None or self.streams is None:
+            assert isinstance(self.stores, FakeAlertStores)
+            return self.stores.records
+        return RedisAlertsView(self.redis, self.streams)
 
     async def notices(self) -> list[Alert]:
         if self.redis is None or self.streams is None:
@@ -157,9 +166,23 @@ async def test_the_read_side_counts_what_fires_now(side: Side) -> None:
         [RecordWrite(record()), RecordWrite(record(subject="b", status="resolved"))]
     )
     await records.write([RecordWrite(record(subject="c"))])
-    view: Any = records  # the adapters are also the read side (`AlertsView`)
+    view = side.view()
     assert await view.firing("QFIN") == 2
     assert await view.firing("NONE") == 0
+
+
+async def test_the_read_side_gives_the_newest_notices_first_of_one_company_or_all(
+    side: Side,
+) -> None:
+    qfin = [record(subject=s) for s in ("a", "b", "c")]
+    acme = record(company="ACME")
+    writes = [RecordWrite(r, notice_of(r)) for r in (qfin[0], acme, qfin[1], qfin[2])]
+    for write in writes:
+        await side.stores.records.write([write])
+    view = side.view()
+    assert [n.subject for n in await view.newest("QFIN", limit=2)] == ["c", "b"]
+    assert [n.company for n in await view.newest(limit=10)] == ["QFIN", "QFIN", "ACME", "QFIN"]
+    assert await view.newest("NONE") == []
 
 
 async def test_a_record_written_again_replaces_the_old_one(side: Side) -> None:
