@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from schemas.alerts import Alert, AlertKind, AlertSignal
 from schemas.base import Event, utc_now
+from services.alerts.events import alert_from_notification
 from services.alerts.lifecycle import (
     WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,
     AlertRecord,
@@ -40,7 +41,6 @@ from services.alerts.store import (
 from services.alerts.webhook import (
     AlertSink,
     DeliveryFailed,
-    alert_from_notification,
     notice_batches,
 )
 from services.common.health import Backoff
