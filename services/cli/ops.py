@@ -14,14 +14,16 @@ from uuid import uuid4
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, AlertKind, Condition
 from schemas.base import COMPANY_PATTERN
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.history import ChangeKind, FactChange, HistoryUpdated
 from schemas.periods import PeriodError, frequency_of
 from schemas.registry import metric_spec
 from schemas.streams import Streams
-from services.alerts.store import RedisRedeliverySchedule
+from services.alerts.events import signal
+from services.alerts.lifecycle import AlertRecord
+from services.alerts.store import RedisAlertsView, RedisRedeliverySchedule
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
@@ -30,6 +32,11 @@ from services.common.wire import as_text
 from services.forecast.ledger import RefitLedger
 
 STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
+PRODUCER = "guidepost-cli"
+# The identity of the alert the forecast worker raises when it quarantines a company
+# (services.forecast.service._quarantine_signal): its kind and subject; the period is the
+# quarter it was raised in, read back from the alert's record.
+QUARANTINE_ALERT = (AlertKind.DATA_QUALITY.value, "refit")
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ async def _replay_one(
         if not company:
             return "names no company"
         await RefitLedger(redis, streams).release(company)
+        await resolve_quarantine_alert(redis, streams, company)
         return None
     if letter.payload_truncated:
         return "only a truncated copy was kept (see payload_sha256 and payload_bytes)"
@@ -143,6 +151,33 @@ async def _replay_one(
         return None
     await redis.xadd(letter.source_stream, dict(letter.payload))  # type: ignore[arg-type]
     return None
+
+
+async def resolve_quarantine_alert(redis: aioredis.Redis, streams: Streams, company: str) -> int:
+    """Clear the company's quarantine alert, once its quarantine is lifted: nobody else ends
+    it (the forecast worker only raises it). A refit that fails again quarantines the company
+    anew and raises a new alert. Returns how many alerts were cleared."""
+    records = await RedisAlertsView(redis, streams).records(company)
+    now = datetime.now(UTC)
+    cleared = [
+        signal(record, condition=Condition.CLEAR, summary=_lifted(company), producer=PRODUCER,
+               at=now)
+        for record in records.values()
+        if _is_quarantine_alert(record) and record.status == "firing"
+    ]  # fmt: skip
+    if cleared:
+        await publish(
+            redis, streams.signals, cleared, max_length=STREAM_MAX_LENGTH, streams=streams
+        )
+    return len(cleared)
+
+
+def _is_quarantine_alert(record: AlertRecord) -> bool:
+    return (record.kind, record.subject) == QUARANTINE_ALERT
+
+
+def _lifted(company: str) -> str:
+    return f"{company}'s quarantine was lifted (guidepost dlq replay); its refit runs again."
 
 
 async def purge(redis: aioredis.Redis, streams: Streams, *, before: datetime) -> int:
@@ -217,7 +252,7 @@ def _retraction_announcement(
     return HistoryUpdated(
         event_id=derived_id(retraction_id, "history"),
         company=company,
-        producer="guidepost-cli",
+        producer=PRODUCER,
         cause_event_id=retraction_id,
         facts=(change,),
     )
