@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from schemas.alerts import Alert, AlertKind, AlertSignal, AlertStatus, Condition, Severity
+from services.alerts import events
 from services.alerts.alertmanager import AlertmanagerSink
 from services.alerts.lifecycle import Silence
 from services.alerts.redelivery import Backoff, Pending
@@ -370,3 +371,29 @@ async def test_a_late_firing_notice_cannot_reopen_what_alertmanager_was_told_end
 
     assert [p[0]["endsAt"] for p in endpoint.posts] == ["2024-08-01T09:01:00Z"]
     assert resolved.status is AlertStatus.RESOLVED
+
+
+# --------------------------------------------------------------------------- signals about a record
+
+
+async def test_a_signal_built_from_a_record_clears_that_very_alert() -> None:
+    """How a command ends an alert another worker raised (a lifted quarantine)."""
+    stores, clock = FakeAlertStores(), Clock()
+    alerts = service(stores, clock)
+    quarantined = signal(at=T0, kind=AlertKind.DATA_QUALITY, subject="refit",
+                         state="quarantined", severity=Severity.CRITICAL)  # fmt: skip
+    await observe(alerts, quarantined, signal(at=T0))
+    held = await alerts.records("QFIN")
+    (record,) = [r for r in held.values() if r.subject == "refit"]
+    clock.now = T0 + timedelta(hours=1)
+    lifted = events.signal(record, condition=Condition.CLEAR, summary="lifted",
+                           producer="guidepost-cli", at=clock.now)  # fmt: skip
+    await observe(alerts, lifted, lifted)
+
+    assert lifted.company == "QFIN"
+    assert [(n.subject, n.status.value) for n in stores.records.notices] == [
+        ("refit", "firing"),
+        ("net_income", "firing"),
+        ("refit", "resolved"),
+    ]
+    assert stores.records.notices[-1].fingerprint == record.fingerprint
