@@ -39,6 +39,7 @@ from services.alerts.lifecycle import AlertRecord, Silence
 from services.alerts.posted import Posted, notice_order
 from services.alerts.redelivery import Pending
 from services.common.records import decode_entries
+from services.common.records import decode_record as decode_entry
 from services.common.streams import Acknowledgement, dead_letter
 from services.common.wire import as_text, entry_fields
 
@@ -212,6 +213,10 @@ class AlertsView(Protocol):
 
     async def newest(self, company: str | None = None, *, limit: int = 50) -> list[Alert]: ...
 
+    async def read_after(
+        self, last_id: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, Alert | None]]: ...
+
 
 class Silences(Protocol):
     async def add(self, silence: Silence) -> None: ...
@@ -329,6 +334,20 @@ class RedisAlertsView:
             found += [a for a in alerts if company is None or a.company == company]
             upper = "(" + as_text(page[-1][0])
         return found[:limit]
+
+    async def read_after(
+        self, last_id: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, Alert | None]]:
+        """Notices after `last_id` (`$`: only new ones), waiting up to `block_ms` for one; each
+        with its entry id (None: an entry that is no notice). Read without a group, so no
+        subscriber loses an entry to a tail."""
+        stream = self._streams.alerts
+        response: Any = await self._redis.xread({stream: last_id}, count=count, block=block_ms)
+        return [
+            (as_text(entry_id), decode_entry(fields, Alert))
+            for _stream, entries in response
+            for entry_id, fields in entries
+        ]
 
 
 class RedisAlertRecords(RedisAlertsView):
@@ -664,6 +683,14 @@ class FakeAlertRecords:
 
     async def newest(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
         return [n for n in reversed(self.notices) if company in (None, n.company)][:limit]
+
+    async def read_after(
+        self, last_id: str, *, block_ms: int, count: int = 100
+    ) -> list[tuple[str, Alert | None]]:
+        """Entry ids are `<position>-0`; nothing arrives while a fake waits."""
+        start = len(self.notices) if last_id == "$" else int(last_id.split("-")[0])
+        later = list(enumerate(self.notices, start=1))[start : start + count]
+        return [(f"{position}-0", notice) for position, notice in later]
 
     async def find(self, keys: Sequence[RecordKey]) -> list[AlertRecord | None]:
         return [self.by_key.get(key) for key in keys]

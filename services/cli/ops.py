@@ -28,7 +28,6 @@ from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
 from services.common.streams import publish
-from services.common.wire import as_text
 from services.forecast.ledger import RefitLedger
 
 STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
@@ -277,6 +276,7 @@ async def tail_alerts(
     from_beginning: bool,
 ) -> AsyncIterator[Alert]:
     """Read alerts without a group (a tail never takes entries from a subscriber)."""
+    notices = RedisAlertsView(redis, streams)
     last_id = "0" if from_beginning else "$"
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     seen = 0
@@ -284,19 +284,16 @@ async def tail_alerts(
         block_ms = (
             500 if deadline is None else max(1, int(min(0.5, deadline - time.monotonic()) * 1000))
         )
-        response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
-        for _stream, entries in response:
-            unreadable = []
-            for entry_id, fields in entries:
-                last_id = as_text(entry_id)
-                alert = decode_record(fields, Alert)
-                if alert is None:  # skipped (and logged below); the tail goes on
-                    unreadable.append(last_id)
-                    continue
-                seen += 1
-                yield alert
-                if count is not None and seen >= count:
-                    return
-            if unreadable:
-                log_unreadable(streams.alerts, Alert, unreadable)
+        unreadable = []
+        for entry_id, alert in await notices.read_after(last_id, block_ms=block_ms):
+            last_id = entry_id
+            if alert is None:  # skipped (and logged below); the tail goes on
+                unreadable.append(last_id)
+                continue
+            seen += 1
+            yield alert
+            if count is not None and seen >= count:
+                return
+        if unreadable:
+            log_unreadable(streams.alerts, Alert, unreadable)
         await asyncio.sleep(0)

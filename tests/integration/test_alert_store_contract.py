@@ -185,6 +185,22 @@ async def test_the_read_side_gives_the_newest_notices_first_of_one_company_or_al
     assert await view.newest("NONE") == []
 
 
+async def test_a_tail_reads_the_notices_after_an_entry_in_order(side: Side) -> None:
+    for subject in ("a", "b", "c"):
+        kept = record(subject=subject)
+        await side.stores.records.write([RecordWrite(kept, notice_of(kept))])
+    view = side.view()
+    everything = await view.read_after("0", block_ms=1)
+    first_two = await view.read_after("0", block_ms=1, count=2)
+    after_first = await view.read_after(everything[0][0], block_ms=1)
+
+    assert [a.subject for _, a in everything if a is not None] == ["a", "b", "c"]
+    assert [entry for entry, _ in first_two] == [entry for entry, _ in everything[:2]]
+    assert [a.subject for _, a in after_first if a is not None] == ["b", "c"]
+    assert await view.read_after(everything[-1][0], block_ms=1) == []
+    assert await view.read_after("$", block_ms=1) == [], "only what arrives while it waits"
+
+
 async def test_a_record_written_again_replaces_the_old_one(side: Side) -> None:
     first = record()
     resolved = replace(first, status="resolved", notifications=2, resolved_at=T0 + timedelta(1))
