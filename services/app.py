@@ -29,6 +29,7 @@ from services.alerts.alertmanager import SINK as ALERTMANAGER_GROUP
 from services.alerts.alertmanager import AlertmanagerDelivery, build_alertmanager
 from services.alerts.redelivery import Backoff as RetryBackoff
 from services.alerts.service import AlertService, WebhookDelivery
+from services.alerts.store import RedisAlertStores
 from services.alerts.webhook import WebhookSink
 from services.common.consumer import Apply, ApplyAcknowledging, Consumption
 from services.common.health import Readiness
@@ -237,11 +238,15 @@ def build_workers(
         )
     if Service.ALERTS in settings.services:
         repeat = timedelta(seconds=settings.alert_repeat_interval_s)
+        stores = RedisAlertStores(
+            redis, streams, max_length=settings.stream_max_length,
+            atomic=not settings.redis_cluster,
+        )  # fmt: skip
         workers.alerts = AlertService(
+            records=stores.records,
+            silences=stores.silences,
             repeat_interval=repeat,
             metrics=workers.metrics,
-            atomic=not settings.redis_cluster,
-            **common,  # type: ignore[arg-type]
         )
         _consume(
             workers,
@@ -261,20 +266,19 @@ def build_workers(
                 external_url=str(settings.external_url or ""),
             )
             workers.webhook = WebhookDelivery(
-                redis=redis,
-                streams=streams,
+                ledger=stores.ledger(WEBHOOK_GROUP),
+                schedule=stores.schedule(WEBHOOK_GROUP),
                 sink=sink,
                 horizon_s=settings.webhook_retry_horizon_s,
                 backoff=RetryBackoff(
                     settings.webhook_retry_base_s, settings.webhook_retry_max_delay_s
                 ),
                 metrics=workers.metrics,
-                max_length=settings.stream_max_length,
             )
             _consume(workers, streams.alerts, WEBHOOK_GROUP, Alert, workers.webhook.deliver_all)
         if settings.alertmanager_url:
             workers.alertmanager = build_alertmanager(
-                settings, redis=redis, streams=streams, metrics=workers.metrics
+                settings, stores=stores, metrics=workers.metrics
             )
             deliver = workers.alertmanager.delivery.deliver_all
             _consume(workers, streams.alerts, ALERTMANAGER_GROUP, Alert, deliver)

@@ -43,15 +43,15 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import httpx
-import redis.asyncio as aioredis
 from pydantic import JsonValue
-from redis.exceptions import WatchError
 
-from schemas.alerts import Alert, AlertKind, AlertStatus
-from schemas.streams import Streams
+from schemas.alerts import Alert, AlertStatus
 from services.alerts.lifecycle import AlertRecord
+from services.alerts.posted import NEWS_KINDS, Posted, is_news
+from services.alerts.posted import notice_order as _order
 from services.alerts.redelivery import Backoff as RetryBackoff
-from services.alerts.service import WebhookDelivery, decode_record
+from services.alerts.service import WebhookDelivery
+from services.alerts.store import AlertRecords, AlertStores, PostedAlerts
 from services.alerts.webhook import DeliveryFailed, WebhookSink, status_page_url
 from services.common.health import Backoff
 from services.common.metrics import NO_METRICS, RepostMetrics, WebhookMetrics
@@ -61,15 +61,6 @@ log = logging.getLogger(__name__)
 
 SINK = "alertmanager"
 API_PATH = "/api/v2/alerts"
-NEWS_KINDS = frozenset(
-    {
-        AlertKind.GUIDANCE_REVISION,
-        AlertKind.OUTCOME,
-        AlertKind.RESTATEMENT,
-        AlertKind.CHANGE_POINT,
-    }
-)
-"""Kinds that report something that happened; Guidepost never clears them."""
 VALIDITY_INTERVALS = 4  # a firing post is valid for this many repost intervals (as Prometheus)
 RETENTION_S = 30 * 24 * 3600  # an ended alert's order is kept as long as delivered marks
 MAX_DESCRIPTION = 4_000
@@ -175,123 +166,6 @@ def _rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def is_news(alert: Alert) -> bool:
-    return alert.kind in NEWS_KINDS
-
-
-# --------------------------------------------------------------------------- what was posted
-
-
-@dataclass(frozen=True)
-class Posted:
-    """The newest notice of one alert posted (or being posted) to Alertmanager."""
-
-    starts_at: datetime
-    number: int
-    status: str
-    stored_at: float
-    alert_json: str | None  # kept while the alert is reposted
-
-    @property
-    def order(self) -> tuple[datetime, int]:
-        return self.starts_at, self.number
-
-    @property
-    def reposted(self) -> bool:
-        return self.status == AlertStatus.FIRING.value and self.alert_json is not None
-
-    def encode(self) -> str:
-        return json.dumps(
-            {
-                "starts_at": self.starts_at.isoformat(),
-                "number": self.number,
-                "status": self.status,
-                "stored_at": self.stored_at,
-                "alert": self.alert_json,
-            }
-        )
-
-    @classmethod
-    def decode(cls, blob: bytes | str) -> Posted:
-        document: dict[str, Any] = json.loads(blob)
-        return cls(
-            starts_at=datetime.fromisoformat(document["starts_at"]),
-            number=int(document["number"]),
-            status=str(document["status"]),
-            stored_at=float(document["stored_at"]),
-            alert_json=document.get("alert"),
-        )
-
-    @classmethod
-    def of(cls, alert: Alert, *, at: float) -> Posted:
-        kept = alert.status is AlertStatus.FIRING and not is_news(alert)
-        return cls(
-            starts_at=alert.starts_at,
-            number=alert.notification,
-            status=alert.status.value,
-            stored_at=at,
-            alert_json=alert.model_dump_json() if kept else None,
-        )
-
-
-def _order(alert: Alert) -> tuple[datetime, int]:
-    return alert.starts_at, alert.notification
-
-
-class PostedAlerts:
-    """Each alert's newest notice, by fingerprint, in one hash (one cluster slot)."""
-
-    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
-        self._redis = redis
-        self.key = streams.key("{alertmanager}", "alerts")
-
-    async def advance(self, alert: Alert, *, now: float) -> bool:
-        """Record `alert` as its alert's newest notice; False if a newer one is recorded."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(self.key)
-                    raw = await pipe.hget(self.key, alert.fingerprint)  # type: ignore[misc]
-                    if raw is not None and Posted.decode(raw).order > _order(alert):
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return False
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.hset(self.key, alert.fingerprint, Posted.of(alert, at=now).encode())
-                    await pipe.execute()
-                    return True
-                except WatchError:
-                    continue
-
-    async def all(self) -> dict[str, Posted]:
-        raw: Any = await self._redis.hgetall(self.key)  # type: ignore[misc]
-        return {_text(fp): Posted.decode(blob) for fp, blob in raw.items()}
-
-    async def forget_ended(self, *, before: float) -> int:
-        """Drop alerts that ended before `before` (skipped, not retried, on a concurrent write)."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            try:
-                await pipe.watch(self.key)
-                raw: Any = await pipe.hgetall(self.key)  # type: ignore[misc]
-                ended = [
-                    fp
-                    for fp, blob in raw.items()
-                    if (posted := Posted.decode(blob)).stored_at < before and not posted.reposted
-                ]
-                if not ended:
-                    await pipe.unwatch()  # type: ignore[no-untyped-call]
-                    return 0
-                pipe.multi()  # type: ignore[no-untyped-call]
-                pipe.hdel(self.key, *ended)
-                await pipe.execute()
-            except WatchError:
-                return 0
-        return len(ended)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 # --------------------------------------------------------------------------- the sink
 
 
@@ -302,8 +176,8 @@ class AlertmanagerSink:
         self,
         *,
         urls: Sequence[str],
-        redis: aioredis.Redis,
-        streams: Streams,
+        posted: PostedAlerts,
+        records: AlertRecords,
         repost_interval_s: float = 60.0,
         constant_labels: Mapping[str, str] | None = None,
         external_url: str = "",
@@ -316,15 +190,13 @@ class AlertmanagerSink:
     ) -> None:
         if not urls:
             raise ValueError("AlertmanagerSink needs at least one Alertmanager URL")
-        self._redis = redis
-        self._streams = streams
+        self._records = records
         self.repost_interval_s = repost_interval_s
         self._labels = dict(constant_labels or {})
         self._external_url = external_url
         self._clock = clock
         self._metrics = metrics
-        self.posted = PostedAlerts(redis, streams)
-        self._lease_key = streams.key("{alertmanager}", "repost-lease")
+        self.posted = posted
         self.loop_health = Backoff("the Alertmanager repost loop", logger=log)
         self._posters = [
             WebhookSink(
@@ -381,21 +253,15 @@ class AlertmanagerSink:
     async def _superseded(self, alerts: Sequence[Alert]) -> set[str]:
         """Firing notices the alerts worker's records already moved past."""
         firing = [a for a in alerts if a.status is AlertStatus.FIRING]
-        records = await self._records([(a.company, a.fingerprint) for a in firing])
+        records = await self._records_of([(a.company, a.fingerprint) for a in firing])
         return {
             alert.event_id
             for alert, record in zip(firing, records, strict=True)
             if record is not None and (record.starts_at, record.notifications) > _order(alert)
         }
 
-    async def _records(self, keys: list[tuple[str, str]]) -> list[AlertRecord | None]:
-        if not keys:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for company, fingerprint in keys:
-                pipe.hget(self._streams.company_key(company, "alerts"), fingerprint)
-            replies = await pipe.execute()
-        return [decode_record(raw) if raw else None for raw in replies]
+    async def _records_of(self, keys: list[tuple[str, str]]) -> list[AlertRecord | None]:
+        return await self._records.find(keys)
 
     async def _post(self, body: list[dict[str, JsonValue]], max_attempts: int | None) -> None:
         outcomes = await asyncio.gather(
@@ -427,7 +293,7 @@ class AlertmanagerSink:
         posted = await self.posted.all()
         kept = {fp: p for fp, p in posted.items() if p.reposted}
         alerts = [Alert.model_validate_json(p.alert_json or "") for p in kept.values()]
-        records = await self._records([(a.company, a.fingerprint) for a in alerts])
+        records = await self._records_of([(a.company, a.fingerprint) for a in alerts])
         body: list[dict[str, JsonValue]] = []
         firing = 0
         for alert, record in zip(alerts, records, strict=True):
@@ -454,7 +320,7 @@ class AlertmanagerSink:
             wait_s = self.repost_interval_s
             try:
                 lease_ms = max(1, int(self.repost_interval_s * 900))
-                if await self._redis.set(self._lease_key, "1", nx=True, px=lease_ms):
+                if await self.posted.take_repost_lease(ttl_ms=lease_ms):
                     await self.repost()
             except Exception as error:  # Redis or Alertmanager away: the loop must outlive it
                 wait_s = min(wait_s, self.loop_health.failed(error))
@@ -497,14 +363,13 @@ class AlertmanagerDelivery:
 def build_alertmanager(
     settings: WorkerSettings,
     *,
-    redis: aioredis.Redis,
-    streams: Streams,
+    stores: AlertStores,
     metrics: AlertmanagerMetrics = NO_METRICS,
 ) -> AlertmanagerDelivery:
     sink = AlertmanagerSink(
         urls=[str(url) for url in settings.alertmanager_url],
-        redis=redis,
-        streams=streams,
+        posted=stores.posted,
+        records=stores.records,
         repost_interval_s=settings.alertmanager_repost_interval_s,
         constant_labels=settings.alertmanager_labels,
         external_url=str(settings.external_url or ""),
@@ -513,13 +378,24 @@ def build_alertmanager(
         metrics=metrics,
     )
     delivery = WebhookDelivery(
-        redis=redis,
-        streams=streams,
+        ledger=stores.ledger(SINK),
+        schedule=stores.schedule(SINK),
         sink=sink,
         horizon_s=settings.webhook_retry_horizon_s,
         backoff=RetryBackoff(settings.webhook_retry_base_s, settings.webhook_retry_max_delay_s),
         metrics=metrics,
-        max_length=settings.stream_max_length,
         name=SINK,
     )
     return AlertmanagerDelivery(delivery=delivery, sink=sink)
+
+
+__all__ = [
+    "NEWS_KINDS",
+    "SINK",
+    "AlertmanagerDelivery",
+    "AlertmanagerSink",
+    "Posted",
+    "build_alertmanager",
+    "is_news",
+    "postable_alert",
+]

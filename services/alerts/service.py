@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
-
-import redis.asyncio as aioredis
 
 from schemas.alerts import Alert, AlertKind, AlertSignal
 from schemas.base import Event, utc_now
-from schemas.deadletter import DeadLetter, FailureReason
-from schemas.streams import DATA_FIELD, Streams
+from services.alerts.events import alert_from_notification
 from services.alerts.lifecycle import (
     WITHDRAWN_GUIDANCE_MUTES_BAND_CHECKS,
     AlertRecord,
@@ -35,17 +29,23 @@ from services.alerts.lifecycle import (
     silenced_by,
 )
 from services.alerts.redelivery import Backoff as RetryBackoff
-from services.alerts.redelivery import Pending, RedeliverySchedule
+from services.alerts.redelivery import Pending
+from services.alerts.store import (
+    AlertRecords,
+    DeliveryLedger,
+    RecordWrite,
+    RedeliverySchedule,
+    Silences,
+    SilencesVersion,
+)
 from services.alerts.webhook import (
     AlertSink,
     DeliveryFailed,
-    alert_from_notification,
     notice_batches,
 )
 from services.common.health import Backoff
 from services.common.metrics import NO_METRICS, AlertMetrics, WebhookMetrics
-from services.common.streams import Acknowledgement, dead_letter
-from services.common.wire import as_text, entry_fields
+from services.common.streams import Acknowledgement
 
 PRODUCER = "guidepost-alerts"
 log = logging.getLogger(__name__)
@@ -58,22 +58,20 @@ class AlertService:
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
-        streams: Streams,
+        records: AlertRecords,
+        silences: Silences,
         repeat_interval: timedelta,
-        max_length: int,
         rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
         metrics: AlertMetrics = NO_METRICS,
-        atomic: bool = True,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._metrics = metrics
-        self._atomic = atomic
-        self._redis = redis
-        self._streams = streams
+        self._clock = clock
+        self._records = records
         self._repeat_interval = repeat_interval
-        self._max_length = max_length
         self._rules = tuple(rules)
-        self.silences = RedisSilenceStore(redis, streams)
+        self.silences = silences
+        self._active = ActiveSilences(silences)
 
     async def apply_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         """A batch of signals: records read in one round trip, decided in order, written in one
@@ -98,10 +96,10 @@ class AlertService:
     async def observe_many(
         self, observations: Sequence[Observation], acknowledgement: Acknowledgement | None = None
     ) -> None:
-        now = utc_now()
+        now = self._clock()
         known, complete, silences_version = await self._known_records(observations)
-        silences = await self.silences.active(now, version=silences_version)
-        writes: list[tuple[Observation, AlertRecord, Alert | None]] = []
+        silences = await self._active.at(now, version=silences_version)
+        writes: list[RecordWrite] = []
         for observation in observations:
             key = (observation.company, observation.fingerprint)
             record = known.get(key)
@@ -122,51 +120,14 @@ class AlertService:
             known[key] = decision.record
             notice = decision.notification
             alert = alert_from_notification(notice, producer=PRODUCER) if notice else None
-            writes.append((observation, decision.record, alert))
-        await self._write(writes, acknowledgement)
-
-    async def _write(
-        self,
-        writes: list[tuple[Observation, AlertRecord, Alert | None]],
-        acknowledgement: Acknowledgement | None = None,
-    ) -> None:
-        """MULTI on one Redis; on a cluster the stream and the records live on different slots,
-        so the notices go first and their deterministic ids let subscribers drop a repeat.
-        An acknowledgement goes last in the MULTI: MULTI refuses the whole block if a command
-        cannot be queued (out of memory, say), and a queued one fails only on a key of the
-        wrong type, which no retry would mend. Without a MULTI it is sent after the writes."""
-        in_multi = acknowledgement if writes and self._atomic else None
-        if writes:
-            await self._write_records(writes, in_multi)
-        if acknowledgement is not None and in_multi is None:
-            await acknowledgement.send(self._redis)
-
-    async def _write_records(
-        self,
-        writes: list[tuple[Observation, AlertRecord, Alert | None]],
-        acknowledgement: Acknowledgement | None,
-    ) -> None:
-        async with self._redis.pipeline(transaction=self._atomic) as pipe:
-            for observation, record, alert in writes:
-                if alert is not None:
-                    pipe.xadd(
-                        self._streams.alerts,
-                        entry_fields(alert),  # type: ignore[arg-type]
-                        maxlen=self._max_length,
-                        approximate=True,
-                    )
-                key = self._streams.company_key(observation.company, "alerts")
-                pipe.hset(key, observation.fingerprint, encode_record(record))
-            if acknowledgement is not None:
-                acknowledgement.add_to(pipe)
-            await pipe.execute()
-        for _, _, alert in writes:
-            if alert is not None:
-                self._metrics.alert_sent(kind=alert.kind.value, status=alert.status.value)
+            writes.append(RecordWrite(decision.record, alert))
+        await self._records.write(writes, acknowledgement)
+        for sent in (write.notice for write in writes if write.notice is not None):
+            self._metrics.alert_sent(kind=sent.kind.value, status=sent.status.value)
 
     async def _known_records(
         self, observations: Sequence[Observation]
-    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str], bytes | None]:
+    ) -> tuple[dict[tuple[str, str], AlertRecord | None], set[str], SilencesVersion]:
         """Each observed alert's record and, for companies where a rule could inhibit one of
         them, every record of the company (the inhibition candidates); and the silences'
         version — one round trip."""
@@ -178,72 +139,25 @@ class AlertService:
         single = sorted(
             {(o.company, o.fingerprint) for o in observations if o.company not in complete}
         )
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.get(self.silences.version_key)
-            for company in sorted(complete):
-                pipe.hgetall(self._streams.company_key(company, "alerts"))
-            for company, fingerprint in single:
-                pipe.hget(self._streams.company_key(company, "alerts"), fingerprint)
-            silences_version, *replies = await pipe.execute()
-        known: dict[tuple[str, str], AlertRecord | None] = {}
-        for company, raw in zip(sorted(complete), replies, strict=False):
-            known.update({(company, as_text(k)): decode_record(v) for k, v in raw.items()})
-        for key, raw in zip(single, replies[len(complete) :], strict=True):
-            known[key] = decode_record(raw) if raw else None
-        return known, complete, silences_version
+        known = await self._records.known(whole=sorted(complete), single=single)
+        return known.records, complete, known.silences_version
 
     async def records(self, company: str) -> dict[str, AlertRecord]:
-        raw = await self._redis.hgetall(self._streams.company_key(company, "alerts"))  # type: ignore[misc]
-        return {as_text(k): decode_record(v) for k, v in raw.items()}
+        return await self._records.records(company)
 
 
-class RedisSilenceStore:
-    def __init__(self, redis: aioredis.Redis, streams: Streams) -> None:
-        self._redis = redis
-        self._key = streams.key("silences")
-        self.version_key = streams.key("silences", "version")
-        self._cached: tuple[bytes | None, list[Silence]] | None = None
+class ActiveSilences:
+    """Silences in force, re-read only when their version (which every change bumps, read with
+    the batch's records) moved."""
 
-    async def add(self, silence: Silence) -> None:
-        document = {
-            "id": silence.id,
-            "matchers": dict(silence.matchers),
-            "starts_at": silence.starts_at.isoformat(),
-            "ends_at": silence.ends_at.isoformat(),
-            "created_by": silence.created_by,
-            "comment": silence.comment,
-        }
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self._key, silence.id, json.dumps(document, default=str))
-            pipe.incr(self.version_key)
-            await pipe.execute()
+    def __init__(self, silences: Silences) -> None:
+        self._silences = silences
+        self._cached: tuple[SilencesVersion, list[Silence]] | None = None
 
-    async def active(self, now: datetime, *, version: bytes | None) -> list[Silence]:
-        """Silences in force; re-read only when `version` (the counter at `version_key`, which
-        every change bumps, as the caller read it with its other reads) moved."""
+    async def at(self, now: datetime, *, version: SilencesVersion) -> list[Silence]:
         if self._cached is None or self._cached[0] != version:
-            self._cached = (version, await self.all())
+            self._cached = (version, await self._silences.all())
         return [silence for silence in self._cached[1] if silence.is_active(at=now)]
-
-    async def all(self) -> list[Silence]:
-        raw = await self._redis.hgetall(self._key)  # type: ignore[misc]
-        return [_silence(json.loads(blob)) for blob in raw.values()]
-
-    async def expire(self, silence_id: str, *, at: datetime) -> bool:
-        silences = {s.id: s for s in await self.all()}
-        silence = silences.get(silence_id)
-        if silence is None:
-            return False
-        ended = Silence(
-            id=silence.id,
-            matchers=silence.matchers,
-            starts_at=min(silence.starts_at, at - timedelta(microseconds=1)),
-            ends_at=at,
-            created_by=silence.created_by,
-            comment=silence.comment,
-        )
-        await self.add(ended)
-        return True
 
 
 class WebhookDelivery:
@@ -267,37 +181,28 @@ class WebhookDelivery:
     Alertmanager): each sink gets every notice once.
     """
 
-    LEASE_MS = 300_000
-    DELIVERED_TTL_S = 30 * 24 * 3600
-
     def __init__(
         self,
         *,
-        redis: aioredis.Redis,
-        streams: Streams,
+        ledger: DeliveryLedger,
+        schedule: RedeliverySchedule,
         sink: AlertSink,
         horizon_s: float = 6 * 3600.0,
         backoff: RetryBackoff | None = None,
         metrics: WebhookMetrics = NO_METRICS,
-        max_length: int = 1_000_000,
         name: str = "webhook",
         max_batch: int = 100,
     ) -> None:
-        self._redis = redis
-        self._streams = streams
+        self._ledger = ledger
         self._sink = sink
         self._horizon_s = horizon_s
         self._backoff = backoff or RetryBackoff()
         self._metrics = metrics
-        self._max_length = max_length
         self._max_batch = max_batch
         self.name = name
-        self.schedule = RedeliverySchedule(redis, streams, sink=name)
+        self.schedule = schedule
         self.loop_health = Backoff(f"the {name} redelivery loop", logger=log)
         self._receiver_down_until = 0.0  # after a failure, until the next attempt is due
-
-    def _key(self, kind: str, event_id: str) -> str:
-        return self._streams.key(self.name, kind, event_id)
 
     async def deliver_all(self, events: Sequence[Event]) -> list[BaseException | None]:
         alerts: list[Alert] = list(events)  # type: ignore[arg-type]
@@ -338,32 +243,17 @@ class WebhookDelivery:
             await self._mark_delivered([a.event_id for a in batch])
 
     async def _delivered(self, event_ids: list[str]) -> list[bool]:
-        if not event_ids:
-            return []
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event_id in event_ids:
-                pipe.exists(self._key("delivered", event_id))
-            return [bool(found) for found in await pipe.execute()]
+        return await self._ledger.delivered(event_ids)
 
     async def _take_leases(self, event_ids: list[str]) -> set[str]:
         """Lease each notice; returns the ids another consumer holds (or repeated here)."""
-        if not event_ids:
-            return set()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event_id in event_ids:
-                pipe.set(self._key("lease", event_id), "1", nx=True, px=self.LEASE_MS)
-            taken = await pipe.execute()
-        return {event_id for event_id, ok in zip(event_ids, taken, strict=True) if not ok}
+        return await self._ledger.take_leases(event_ids)
 
     async def _release_leases(self, event_ids: list[str]) -> None:
-        if event_ids:
-            await self._redis.delete(*(self._key("lease", event_id) for event_id in event_ids))
+        await self._ledger.release_leases(event_ids)
 
     async def _mark_delivered(self, event_ids: list[str]) -> None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for event_id in event_ids:
-                pipe.set(self._key("delivered", event_id), "1", ex=self.DELIVERED_TTL_S)
-            await pipe.execute()
+        await self._ledger.mark_delivered(event_ids)
         self._metrics.notices_delivered(sink=self.name, count=len(event_ids))
 
     async def _failed(self, batch: list[Pending], failure: DeliveryFailed) -> float | None:
@@ -397,7 +287,7 @@ class WebhookDelivery:
             await self.schedule.schedule(retried, at=due)
             self._metrics.webhook_failed(sink=self.name, outcome="retrying")
             return due
-        await self._dead_letter(pending, failure, attempts)
+        await self._ledger.dead_letter(pending, error=failure.last_error, attempts=attempts)
         await self.schedule.done(pending.event_id)
         self._metrics.webhook_failed(sink=self.name, outcome="dead_lettered")
         log.error(
@@ -406,23 +296,6 @@ class WebhookDelivery:
             self.name, pending.event_id, attempts, failure.last_error,
         )  # fmt: skip
         return None
-
-    async def _dead_letter(self, pending: Pending, failure: DeliveryFailed, attempts: int) -> None:
-        alert = Alert.model_validate_json(pending.alert_json)
-        letter = DeadLetter(
-            source_stream=self._streams.alerts,
-            entry_id=alert.event_id,
-            group=self.name,
-            payload={DATA_FIELD: pending.alert_json},
-            reason=FailureReason.DELIVERY_FAILED,
-            error=failure.last_error[:2_000],
-            delivery_count=attempts,
-            company=alert.company,
-            event_id=alert.event_id,
-        )
-        await dead_letter(
-            self._redis, self._streams.dead_letters, letter, max_length=self._max_length
-        )
 
     async def retry_due(self, *, now: float | None = None) -> int:
         """One round of redelivery: the due notices, one POST per alert group; once one fails,
@@ -503,38 +376,4 @@ def _observation(signal: AlertSignal) -> Observation:
     )
 
 
-DATETIME_FIELDS = {"starts_at", "observed_at", "last_notified_at", "resolved_at"}
-
-
-def encode_record(record: AlertRecord) -> str:
-    """A flat record (`asdict` would deep-copy every field: measurable on the alert path)."""
-    values = ((name, getattr(record, name)) for name in _RECORD_FIELDS)
-    return json.dumps({k: v.isoformat() if isinstance(v, datetime) else v for k, v in values})
-
-
-_RECORD_FIELDS = tuple(f.name for f in fields(AlertRecord))
-
-
-def decode_record(blob: bytes | str) -> AlertRecord:
-    document: dict[str, Any] = json.loads(blob)
-    known = set(_RECORD_FIELDS)
-    values: dict[str, Any] = {
-        k: datetime.fromisoformat(v) if k in DATETIME_FIELDS and v else v
-        for k, v in document.items()
-        if k in known
-    }
-    return AlertRecord(**values)
-
-
-def _silence(document: dict[str, Any]) -> Silence:
-    return Silence(
-        id=document["id"],
-        matchers=document["matchers"],
-        starts_at=datetime.fromisoformat(document["starts_at"]),
-        ends_at=datetime.fromisoformat(document["ends_at"]),
-        created_by=document["created_by"],
-        comment=document["comment"],
-    )
-
-
-__all__ = ["AlertService", "RedisSilenceStore", "WebhookDelivery", "fingerprint"]
+__all__ = ["ActiveSilences", "AlertService", "WebhookDelivery", "fingerprint"]

@@ -41,8 +41,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import JsonValue, SecretStr
 
-from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
-from services.alerts.lifecycle import Notification
+from schemas.alerts import Alert, AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,38 +82,6 @@ class DeliveryFailed(Exception):  # noqa: N818 - the name the callers and the br
 
 
 # --------------------------------------------------------------------------- payload
-
-
-def alert_from_notification(notification: Notification, *, producer: str = "guidepost") -> Alert:
-    """The `Alert` event for a lifecycle notice (validated: unknown kinds are refused).
-
-    The event id is derived from the notice (fingerprint, episode start, number), so the same
-    notice built twice, e.g. after a crash between deciding and acknowledging, carries one id.
-    """
-    episode = int(notification.starts_at.timestamp())
-    return Alert(
-        event_id=f"{notification.fingerprint}-{episode}-{notification.number}",
-        producer=producer,
-        company=notification.company,
-        fingerprint=notification.fingerprint,
-        group_key=notification.group_key,
-        kind=AlertKind(notification.kind),
-        status=AlertStatus(notification.status),
-        severity=Severity(notification.severity),
-        period=notification.period,
-        subject=notification.subject,
-        state=notification.state,
-        summary=notification.summary,
-        details=_json_details(notification.details),
-        starts_at=notification.starts_at,
-        ends_at=notification.ends_at,
-        notification=notification.number,
-    )
-
-
-def _json_details(details: Mapping[str, object]) -> dict[str, JsonValue]:
-    decoded: dict[str, JsonValue] = json.loads(json.dumps(dict(details), allow_nan=False))
-    return decoded
 
 
 def _rfc3339(moment: datetime) -> str:

@@ -7,19 +7,16 @@ subscriber loses an entry to the status page).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 
 from schemas.alerts import Alert
 from schemas.forecasts import ForecastUpdated, TrendUpdated
 from schemas.streams import Streams
+from services.alerts.store import RedisAlertsView
 from services.api.timeline import INFORMATIONAL, record_status
 from services.common.histories.facts import FactVersion, RedisHistoryStore
-from services.common.records import decode_entries
-from services.common.wire import as_text
 from services.forecast.store import ForecastReader
 from services.guidance.core import BandCheck
 from services.guidance.store import BandReader
@@ -49,6 +46,7 @@ class StatusReader:
         self._history = RedisHistoryStore(redis, streams)
         self._bands = BandReader(redis, streams)
         self._forecasts = ForecastReader(redis, streams)
+        self._alert_records = RedisAlertsView(redis, streams)
 
     async def ping(self) -> bool:
         return bool(await self._redis.ping())
@@ -77,25 +75,13 @@ class StatusReader:
     async def firing(self, company: str) -> tuple[int, int]:
         """Alerts firing now and informational notices standing, from the alert service's
         records (one per fingerprint); an informational one never counts as firing."""
-        records = [json.loads(blob) for blob in await self._values(company, "alerts")]
-        statuses = [record_status(r.get("status"), r.get("severity")) for r in records]
+        records = (await self._alert_records.records(company)).values()
+        statuses = [record_status(r.status, r.severity) for r in records]
         return statuses.count("firing"), statuses.count(INFORMATIONAL)
 
     async def alerts(self, company: str | None = None, *, limit: int = 50) -> list[Alert]:
         """The newest `limit` alerts (of one company, if given), newest first."""
-        found: list[Alert] = []
-        upper, scanned = "+", 0
-        while len(found) < limit and scanned < MAX_ALERTS_SCANNED:
-            page: Any = await self._redis.xrevrange(
-                self._streams.alerts, max=upper, min="-", count=ALERT_PAGE
-            )
-            if not page:
-                break
-            scanned += len(page)
-            alerts = decode_entries(page, Alert, stream=self._streams.alerts).values
-            found += [a for a in alerts if company is None or a.company == company]
-            upper = "(" + as_text(page[-1][0])
-        return found[:limit]
+        return await self._alert_records.newest(company, limit=limit)
 
     async def state(self, company: str, *, alerts: int = 50) -> CompanyState:
         firing, informational = await self.firing(company)

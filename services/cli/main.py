@@ -609,8 +609,8 @@ def silence_add(
     """Mute alerts matching every --match until the silence expires."""
     from uuid import uuid4
 
-    from services.alerts.service import RedisSilenceStore
     from services.alerts.silences import SilenceError, build_silence
+    from services.alerts.store import RedisSilences
 
     try:
         silence = build_silence(
@@ -624,16 +624,16 @@ def silence_add(
     except (SilenceError, ValueError) as error:
         errors.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from None
-    _with_redis(redis_url, lambda r, s: RedisSilenceStore(r, s).add(silence))
+    _with_redis(redis_url, lambda r, s: RedisSilences(r, s).add(silence))
     console.print(f"silence {silence.id} until {silence.ends_at.isoformat()}")
 
 
 @silence_app.command("list")
 def silence_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> None:
     """Silences, active and expired."""
-    from services.alerts.service import RedisSilenceStore
+    from services.alerts.store import RedisSilences
 
-    silences = _with_redis(redis_url, lambda r, s: RedisSilenceStore(r, s).all())
+    silences = _with_redis(redis_url, lambda r, s: RedisSilences(r, s).all())
     now = datetime.now(UTC)
     rows = [
         {
@@ -659,10 +659,10 @@ def silence_expire(
     silence_id: Annotated[str, typer.Argument(help="The silence's id.")], redis_url: RedisUrl = None
 ) -> None:
     """End a silence now."""
-    from services.alerts.service import RedisSilenceStore
+    from services.alerts.store import RedisSilences
 
     ended = _with_redis(
-        redis_url, lambda r, s: RedisSilenceStore(r, s).expire(silence_id, at=datetime.now(UTC))
+        redis_url, lambda r, s: RedisSilences(r, s).expire(silence_id, at=datetime.now(UTC))
     )
     if not ended:
         errors.print(f"no silence {silence_id}")

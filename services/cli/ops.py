@@ -14,22 +14,24 @@ from uuid import uuid4
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from schemas.alerts import Alert
+from schemas.alerts import Alert, Condition
 from schemas.base import COMPANY_PATTERN
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.history import ChangeKind, FactChange, HistoryUpdated
 from schemas.periods import PeriodError, frequency_of
 from schemas.registry import metric_spec
 from schemas.streams import Streams
-from services.alerts.redelivery import RedeliverySchedule
+from services.alerts.events import signal
+from services.alerts.lifecycle import AlertRecord
+from services.alerts.store import RedisAlertsView, RedisRedeliverySchedule
 from services.common.histories.facts import FactVersion, RedisHistoryStore
 from services.common.ids import derived_id
 from services.common.records import decode_entries, decode_record, log_unreadable
 from services.common.streams import publish
-from services.common.wire import as_text
 from services.forecast.store import RedisForecastStore
 
 STREAM_MAX_LENGTH = 1_000_000  # the workers' default cap (the history stream is not capped)
+PRODUCER = "guidepost-cli"
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,7 @@ async def _replay_one(
         if not company:
             return "names no company"
         await RedisForecastStore(redis, streams).release(company, at=time.time())
+        await resolve_quarantine_alert(redis, streams, company)
         return None
     if letter.payload_truncated:
         return "only a truncated copy was kept (see payload_sha256 and payload_bytes)"
@@ -137,12 +140,45 @@ async def _replay_one(
         if alert is None:
             return "its payload is not a notice (an Alert)"
         sink = letter.group or "webhook"  # the sink that gave up: webhook or alertmanager
-        await RedeliverySchedule(redis, streams, sink=sink).requeue(
+        await RedisRedeliverySchedule(redis, streams, sink=sink).requeue(
             alert.event_id, alert.model_dump_json(), error=letter.error
         )
         return None
     await redis.xadd(letter.source_stream, dict(letter.payload))  # type: ignore[arg-type]
     return None
+
+
+async def resolve_quarantine_alert(redis: aioredis.Redis, streams: Streams, company: str) -> int:
+    """Clear the company's quarantine alert, once its quarantine is lifted: nobody else ends
+    it (the forecast worker only raises it). A refit that fails again quarantines the company
+    anew and raises a new alert. Returns how many alerts were cleared."""
+    records = await RedisAlertsView(redis, streams).records(company)
+    now = datetime.now(UTC)
+    cleared = [
+        signal(record, condition=Condition.CLEAR, summary=_lifted(company), producer=PRODUCER,
+               at=now)
+        for record in records.values()
+        if _is_quarantine_alert(record) and record.status == "firing"
+    ]  # fmt: skip
+    if cleared:
+        await publish(
+            redis, streams.signals, cleared, max_length=STREAM_MAX_LENGTH, streams=streams
+        )
+    return len(cleared)
+
+
+def _is_quarantine_alert(record: AlertRecord) -> bool:
+    """The alert the forecast worker raised when it quarantined the company (its period is
+    the quarter it was raised in, read back from the record)."""
+    # imported here: the forecast worker's events load the numerical stack, which the
+    # other operator commands need not pay for
+    from services.forecast.events import QUARANTINE_KIND, QUARANTINE_SUBJECT
+
+    return (record.kind, record.subject) == (QUARANTINE_KIND.value, QUARANTINE_SUBJECT)
+
+
+def _lifted(company: str) -> str:
+    return f"{company}'s quarantine was lifted (guidepost dlq replay); its refit runs again."
 
 
 async def purge(redis: aioredis.Redis, streams: Streams, *, before: datetime) -> int:
@@ -217,7 +253,7 @@ def _retraction_announcement(
     return HistoryUpdated(
         event_id=derived_id(retraction_id, "history"),
         company=company,
-        producer="guidepost-cli",
+        producer=PRODUCER,
         cause_event_id=retraction_id,
         facts=(change,),
     )
@@ -242,6 +278,7 @@ async def tail_alerts(
     from_beginning: bool,
 ) -> AsyncIterator[Alert]:
     """Read alerts without a group (a tail never takes entries from a subscriber)."""
+    notices = RedisAlertsView(redis, streams)
     last_id = "0" if from_beginning else "$"
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     seen = 0
@@ -249,19 +286,16 @@ async def tail_alerts(
         block_ms = (
             500 if deadline is None else max(1, int(min(0.5, deadline - time.monotonic()) * 1000))
         )
-        response: Any = await redis.xread({streams.alerts: last_id}, count=100, block=block_ms)
-        for _stream, entries in response:
-            unreadable = []
-            for entry_id, fields in entries:
-                last_id = as_text(entry_id)
-                alert = decode_record(fields, Alert)
-                if alert is None:  # skipped (and logged below); the tail goes on
-                    unreadable.append(last_id)
-                    continue
-                seen += 1
-                yield alert
-                if count is not None and seen >= count:
-                    return
-            if unreadable:
-                log_unreadable(streams.alerts, Alert, unreadable)
+        unreadable = []
+        for entry_id, alert in await notices.read_after(last_id, block_ms=block_ms):
+            last_id = entry_id
+            if alert is None:  # skipped (and logged below); the tail goes on
+                unreadable.append(last_id)
+                continue
+            seen += 1
+            yield alert
+            if count is not None and seen >= count:
+                return
+        if unreadable:
+            log_unreadable(streams.alerts, Alert, unreadable)
         await asyncio.sleep(0)

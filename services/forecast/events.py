@@ -308,13 +308,19 @@ def refit_letter(company: str, attempts: int, error: str, *, history_stream: str
     )
 
 
+# The identity of a quarantine alert (with the quarter it was raised in): the operator's
+# release resolves the alert it finds under it.
+QUARANTINE_KIND = AlertKind.DATA_QUALITY
+QUARANTINE_SUBJECT = "refit"
+
+
 def quarantine_signal(company: str, attempts: int, error: str, letter_id: str) -> AlertSignal:
     return signal(
         event_id=derived_id(company, "quarantined", letter_id),
         company=company,
-        kind=AlertKind.DATA_QUALITY,
+        kind=QUARANTINE_KIND,
         period=str(Quarter.containing(datetime.now(UTC).date())),
-        subject="refit",
+        subject=QUARANTINE_SUBJECT,
         severity=Severity.CRITICAL,
         state="quarantined",
         summary=(

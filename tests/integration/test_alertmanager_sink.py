@@ -25,8 +25,9 @@ from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.alerts.alertmanager import AlertmanagerSink
 from services.alerts.lifecycle import Observation
-from services.alerts.redelivery import Backoff, RedeliverySchedule
+from services.alerts.redelivery import Backoff
 from services.alerts.service import AlertService, WebhookDelivery
+from services.alerts.store import AlertKeys, RedisAlertStores
 from services.alerts.webhook import WebhookSink
 from services.cli import app
 from services.cli.ops import dead_letters
@@ -113,8 +114,9 @@ async def notices(redis: aioredis.Redis, streams: Streams) -> list[Alert]:
 
 
 def alert_service(redis: aioredis.Redis, streams: Streams) -> AlertService:
+    stores = RedisAlertStores(redis, streams, max_length=10_000)
     return AlertService(
-        redis=redis, streams=streams, repeat_interval=timedelta(days=1), max_length=10_000
+        records=stores.records, silences=stores.silences, repeat_interval=timedelta(days=1)
     )
 
 
@@ -126,10 +128,11 @@ def delivery(
     metrics: Metrics | None = None,
     horizon_s: float = 3600,
 ) -> WebhookDelivery:
+    stores = RedisAlertStores(redis, streams)
     sink = AlertmanagerSink(
         urls=urls,
-        redis=redis,
-        streams=streams,
+        posted=stores.posted,
+        records=stores.records,
         repost_interval_s=REPOST_S,
         constant_labels={"team": "risk"},
         external_url="https://guidepost.example.test",
@@ -137,13 +140,20 @@ def delivery(
         sleep=no_sleep,
     )
     return WebhookDelivery(
-        redis=redis,
-        streams=streams,
+        ledger=stores.ledger("alertmanager"),
+        schedule=stores.schedule("alertmanager"),
         sink=sink,
         horizon_s=horizon_s,
         backoff=Backoff(base_s=60, max_s=60),
         metrics=metrics or Metrics(CollectorRegistry()),
         name="alertmanager",
+    )
+
+
+def webhook_delivery(redis: aioredis.Redis, streams: Streams, sink: WebhookSink) -> WebhookDelivery:
+    stores = RedisAlertStores(redis, streams)
+    return WebhookDelivery(
+        ledger=stores.ledger("webhook"), schedule=stores.schedule("webhook"), sink=sink
     )
 
 
@@ -209,7 +219,7 @@ async def test_the_newest_notice_of_an_alert_wins_whatever_order_notices_are_rec
 
     taken = [await sink.posted.advance(alert, now=time.time()) for alert in shuffled]
     after_shuffle = (await sink.posted.all())[sent[0].fingerprint]
-    await redis_client.delete(sink.posted.key)  # and again, each notice from its own task
+    await redis_client.delete(AlertKeys(streams).posted)  # and again, each from its own task
     racing = await asyncio.gather(*(sink.posted.advance(a, now=time.time()) for a in sent * 5))
     kept = (await sink.posted.all())[sent[0].fingerprint]
 
@@ -315,7 +325,8 @@ async def test_a_refused_post_is_dead_lettered_for_alertmanager_and_replay_sched
     )
     assert sample == 1
     assert replayed.exit_code == 0, replayed.output
-    assert await RedeliverySchedule(redis_client, streams).waiting() == 0, "not the webhook's"
+    webhook_schedule = RedisAlertStores(redis_client, streams).schedule("webhook")
+    assert await webhook_schedule.waiting() == 0, "not the webhook's"
     assert delivered == 1
     assert [p["annotations"]["notification"] for p in fake.posted()] == ["1"]
 
@@ -354,7 +365,7 @@ async def test_the_webhook_gets_one_post_per_alert_group_in_alertmanagers_webhoo
     fake = FakeAlertmanager()
     with serving(fake) as url:
         sink = WebhookSink(url=f"{url}/hook", receiver="risk-team", sleep=no_sleep)
-        hook = WebhookDelivery(redis=redis_client, streams=streams, sink=sink)
+        hook = webhook_delivery(redis_client, streams, sink)
         sent = await notices(redis_client, streams)
         await hook.deliver_all(sent)
         await hook.deliver_all(sent)  # redelivered: nothing posted twice
@@ -379,7 +390,7 @@ async def test_a_notice_written_twice_in_one_batch_is_posted_once(
     fake = FakeAlertmanager()
     with serving(fake) as url:
         sink = WebhookSink(url=f"{url}/hook", sleep=no_sleep)
-        hook = WebhookDelivery(redis=redis_client, streams=streams, sink=sink)
+        hook = webhook_delivery(redis_client, streams, sink)
         outcomes = await hook.deliver_all([notice, notice])
 
     assert outcomes == [None, None]

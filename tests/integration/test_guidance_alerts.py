@@ -19,7 +19,7 @@ from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Basis, Unit
 from services.alerts.lifecycle import Silence
-from services.alerts.service import RedisSilenceStore
+from services.alerts.store import RedisSilences
 from services.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from services.cli import app
 from services.cli.demo import DemoInputs, backfill_until
@@ -121,7 +121,7 @@ async def test_a_silence_suppresses_matching_alerts_until_it_expires(
     silence = Silence(id="s1", matchers={"company": "ACME", "kind": "band_check"}, starts_at=now,
                       ends_at=now + timedelta(hours=1), created_by="test", comment="earnings week")  # fmt: skip
     async with pipeline(worker_settings(redis_url, namespace)) as workers:
-        silences = RedisSilenceStore(workers.redis, workers.streams)
+        silences = RedisSilences(workers.redis, workers.streams)
         await silences.add(silence)
         await publish_and_settle(
             workers, synthetic_company("ACME", first="2021Q1", values=ACME, guided=(570, 590))

@@ -26,6 +26,7 @@ from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.alerts.redelivery import Backoff
 from services.alerts.service import WebhookDelivery
+from services.alerts.store import RedisAlertStores
 from services.alerts.webhook import WebhookSink
 from services.cli import app
 from services.cli.ops import dead_letters
@@ -94,9 +95,10 @@ def delivery(
 ) -> WebhookDelivery:
     """Retries a minute apart: each round is driven by the test's clock (`retry_due(now=)`)."""
     sink = WebhookSink(url=url, max_attempts=3, sleep=no_sleep)
+    stores = RedisAlertStores(redis, streams)
     return WebhookDelivery(
-        redis=redis, streams=streams, sink=sink, horizon_s=horizon_s,
-        backoff=Backoff(base_s=60, max_s=60), metrics=metrics,
+        ledger=stores.ledger("webhook"), schedule=stores.schedule("webhook"), sink=sink,
+        horizon_s=horizon_s, backoff=Backoff(base_s=60, max_s=60), metrics=metrics,
     )  # fmt: skip
 
 

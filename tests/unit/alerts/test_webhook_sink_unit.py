@@ -14,6 +14,7 @@ import pytest
 from pydantic import JsonValue, SecretStr
 
 from schemas.alerts import Alert, AlertKind, AlertStatus, Severity
+from services.alerts.events import alert_from_notification
 from services.alerts.lifecycle import Observation, decide, fingerprint, group_key
 from services.alerts.webhook import (
     DELIVERY_HEADER,
@@ -22,7 +23,6 @@ from services.alerts.webhook import (
     ZERO_TIME,
     DeliveryFailed,
     WebhookSink,
-    alert_from_notification,
     build_payload,
     encode,
     sign,
