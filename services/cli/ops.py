@@ -171,7 +171,11 @@ class Retraction:
 
 
 class RetractionError(ValueError):
-    """Nothing to retract, or the metric or period is not one."""
+    """The company, metric or period is not one."""
+
+
+class NothingToRetractError(RetractionError):
+    """The fact has no current value to withdraw."""
 
 
 async def retract(
@@ -185,7 +189,7 @@ async def retract(
     now = datetime.now(UTC)
     version = await store.retract(company, metric, period, at=now, retraction_id=retraction_id)
     if version is None:
-        raise RetractionError(f"{company} has no current value of {metric} for {period}")
+        raise NothingToRetractError(f"{company} has no current value of {metric} for {period}")
     update = _retraction_announcement(company, version, retraction_id)
     ledger = RefitLedger(redis, streams)
     if update is not None:
