@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
-from services.cli.failures import CommandError
+from services.cli.failures import CommandError, ensure_reachable
 from services.common.embedded import EmbeddedRedis, NoRedisServerError
 from services.common.logging import configure_logging
 from services.common.settings import WorkerSettings
@@ -44,6 +44,7 @@ def run_demo_command(
 def _run_with_redis(redis_url: str | None, inputs: DemoInputs, timeout: float) -> DemoReport:
     if redis_url is not None:
         settings = WorkerSettings.model_validate({"redis_url": redis_url})
+        ensure_reachable(settings)
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
     with EmbeddedRedis() as server:
         settings = WorkerSettings.model_validate({"redis_url": server.url})

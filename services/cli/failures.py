@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import errno
 import json
+import socket
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.common.settings import RedisSettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # not found, nothing matched, Redis unreachable or refusing, unexpected error
@@ -126,3 +130,17 @@ def _validation_text(error: Any) -> str:
     if str(error.title).endswith("Settings"):  # the environment, not the command line
         return "invalid settings: " + "; ".join(describe_settings_error(error).splitlines())
     return f"invalid input: {describe_validation_error(error).error}"
+
+
+def ensure_reachable(settings: RedisSettings, *, timeout_s: float = 3.0) -> None:
+    """Refuse at once when nothing listens where Redis should be. The client's own retries
+    (seconds of backoff) let a worker ride out a Redis restart; an operator who mistyped the
+    URL should hear of it now."""
+    host, port = settings.redis_url.host or "localhost", settings.redis_url.port or 6379
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as error:
+        raise CommandError(
+            f"cannot reach Redis at {host}:{port} ({error.strerror or error}); "
+            "check GUIDEPOST_REDIS_URL"
+        ) from None

@@ -29,9 +29,7 @@ class GuidepostGroup(TyperGroup):
     ) -> Any:
         arguments = list(sys.argv[1:] if args is None else args)
         try:
-            outcome = super().main(
-                arguments, prog_name or PROG, complete_var, standalone_mode=False, **extra
-            )
+            outcome = super().main(arguments, PROG, complete_var, standalone_mode=False, **extra)
         except Exception as error:
             if os.environ.get("GUIDEPOST_DEBUG"):
                 raise

@@ -20,7 +20,7 @@ from rich.table import Table
 
 from schemas.base import COMPANY_PATTERN
 from schemas.streams import Streams
-from services.cli.failures import EXIT_CODES, BadInputError, NotFoundError
+from services.cli.failures import EXIT_CODES, BadInputError, NotFoundError, ensure_reachable
 from services.cli.group import GuidepostGroup, flags_take_no_placeholder
 from services.common.logging import configure_logging
 from services.common.settings import RedisSettings, WorkerSettings
@@ -109,6 +109,7 @@ def run(
 
     settings = _settings(WorkerSettings, redis_url, services=services)
     configure_logging(settings.log_level, as_json=settings.log_json)
+    ensure_reachable(settings)
     _run(check_connection(settings))  # unreachable: one line and exit 1, not a retry loop
     application = create_app(settings)
     # what start-up loaded (pydantic, statsmodels, FastStream) lives as long as the process:
@@ -136,7 +137,9 @@ def publish(
         raise BadInputError(
             f"{file.name}: {len(problems)} invalid line(s), nothing was published: {shown}{more}"
         )
-    count = _run(publish_events(_settings(RedisSettings, redis_url), events))
+    settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
+    count = _run(publish_events(settings, events))
     _report({"published": count}, f"published {count} event(s)", json_output=json_output)
 
 
@@ -171,6 +174,7 @@ def backfill(
     if not json_output:
         console.print(f"money columns read as {units.currency} {units.scale.value}")
     settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
     batches = range(0, len(events), 200)
     for start in batches if json_output else track(batches, description="publishing"):
         _run(publish_events(settings, events[start : start + 200]))
@@ -448,6 +452,7 @@ def history_retract(
     from services.cli import ops
 
     try:
+        ops.check_fact_names(company, metric, period)  # before Redis is asked
         done = _with_redis(
             redis_url,
             lambda r, s: ops.retract(r, s, company=company, metric=metric, period=period),
@@ -523,6 +528,7 @@ def _with_redis(redis_url: str | None, action: Callable[[Any, Streams], Awaitabl
     from services.common.redis import create_redis
 
     settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
 
     async def go() -> T:
         redis = create_redis(settings)

@@ -183,7 +183,7 @@ async def retract(
 ) -> Retraction:
     """Withdraw a fact's current value (bitemporal: `history --as-of` an earlier time still
     shows it) and announce the change, so forecasts and guidance checks follow."""
-    _check_fact_names(company, metric, period)
+    check_fact_names(company, metric, period)
     retraction_id = f"retraction-{uuid4().hex}"
     store = RedisHistoryStore(redis, streams)
     now = datetime.now(UTC)
@@ -227,7 +227,7 @@ def _retraction_announcement(
     )
 
 
-def _check_fact_names(company: str, metric: str, period: str) -> None:
+def check_fact_names(company: str, metric: str, period: str) -> None:
     if not re.match(COMPANY_PATTERN, company):
         raise RetractionError(f"--company {company!r} is not a company identifier (e.g. ACME)")
     try:

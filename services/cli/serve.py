@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from schemas.base import COMPANY_PATTERN
-from services.cli.failures import BadInputError, NotFoundError
+from services.cli.failures import BadInputError, NotFoundError, ensure_reachable
 from services.common.settings import ApiSettings, describe_settings_error
 
 if TYPE_CHECKING:
@@ -101,7 +101,9 @@ def plot(
         raise BadInputError(f"--company {company!r} is not a company identifier (e.g. ACME)")
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out} is not a directory")
-    state = asyncio.run(read_state(api_settings(redis_url=redis_url), company))
+    settings = api_settings(redis_url=redis_url)
+    ensure_reachable(settings)
+    state = asyncio.run(read_state(settings, company))
     written = write_plots(state, out)
     if not written:
         raise NotFoundError(f"nothing to plot: no forecasts or trends are stored for {company}")
