@@ -40,7 +40,7 @@ from services.guidance.core import (
 )
 
 PRODUCER = "guidepost-guidance"
-KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.ingest.facts.known_at_text
+KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.common.fact.known_at_text
 BAND_SEVERITY = {
     BandState.LIKELY_BELOW: Severity.WARNING,
     BandState.LIKELY_INSIDE: Severity.INFO,

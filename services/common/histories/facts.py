@@ -17,8 +17,8 @@ from redis.asyncio.cluster import RedisCluster
 from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.common.consumer import RefusedEvent
+from services.common.fact import FIELD_SEPARATOR, Fact, known_at_text
 from services.common.wire import as_text
-from services.ingest.facts import FIELD_SEPARATOR, Fact, known_at_text
 
 DEDUPE_TTL_S = 90 * 24 * 3600
 
