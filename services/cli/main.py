@@ -322,7 +322,8 @@ def _write_backtest_plots(rows: Any, directory: Path, *, name: str) -> None:
         write_reliability_diagram(calls, directory, name=name),
         write_pit_histogram(pits, directory, name=name),
     ]
-    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False)
+    # stderr: with --json, stdout holds the report alone
+    errors.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
 
 
 def _write_panel_plots(report: Any, directory: Path) -> None:
