@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
+from services.cli.failures import CommandError, ensure_reachable
 from services.common.embedded import EmbeddedRedis, NoRedisServerError
 from services.common.logging import configure_logging
 from services.common.settings import WorkerSettings
@@ -29,8 +30,7 @@ def run_demo_command(
     try:
         report = _run_with_redis(redis_url, inputs, timeout)
     except NoRedisServerError as error:
-        Console(stderr=True).print(f"[red]{error}[/red]")
-        return 2
+        raise CommandError(str(error)) from None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.json").write_text(report.to_json(), encoding="utf-8")
@@ -44,6 +44,7 @@ def run_demo_command(
 def _run_with_redis(redis_url: str | None, inputs: DemoInputs, timeout: float) -> DemoReport:
     if redis_url is not None:
         settings = WorkerSettings.model_validate({"redis_url": redis_url})
+        ensure_reachable(settings)
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
     with EmbeddedRedis() as server:
         settings = WorkerSettings.model_validate({"redis_url": server.url})

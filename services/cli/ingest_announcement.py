@@ -1,7 +1,8 @@
 """`guidepost ingest-announcement FILE`: read, cross-check, then publish (or show) the events.
 
-Exit codes: 0 published or shown, 1 cross-checks disagree (without --force), 2 the document
-cannot be read, 3 publishing failed.
+Exit codes (the command's table, `failures.EXIT_CODES`): 0 published or shown, 1 publishing
+failed (Redis unreachable or refusing), 2 the document cannot be read or breaks the contracts,
+3 cross-checks disagree (without --force).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from schemas.base import Event
+from services.cli import failures
 from services.extract.checks import compare_all, cross_check
 from services.extract.events import to_events
 from services.extract.model import AnnouncementError, Extraction
 from services.extract.parser import parse_announcement
 from services.extract.report import as_json, render
 
-EXIT_OK = 0
-EXIT_DISCREPANCIES = 1
-EXIT_UNREADABLE = 2
-EXIT_PUBLISH_FAILED = 3
+EXIT_OK = failures.EXIT_OK
+EXIT_DISCREPANCIES = failures.EXIT_CHECKS_DISAGREE
+EXIT_UNREADABLE = failures.EXIT_BAD_INPUT
+EXIT_PUBLISH_FAILED = failures.EXIT_FAILED
+COMMAND = "guidepost ingest-announcement"
 DEFAULT_MAX_BYTES = 5_000_000  # a results announcement is a few hundred kB at most
 
 
@@ -59,26 +62,36 @@ def ingest_announcement(
     ] = DEFAULT_MAX_BYTES,
 ) -> int:
     """Parse an earnings announcement, cross-check its figures, and publish its events."""
-    errors = Console(stderr=True, soft_wrap=True)
     try:
         text = read_bounded(file, max_bytes)
         extraction = parse_announcement(text, company=company)
     except (OSError, UnicodeDecodeError, AnnouncementError) as error:
-        errors.print(f"[red]cannot ingest {file}[/red]: {error}")
-        return EXIT_UNREADABLE
+        return fail(f"cannot ingest {file}: {error}", EXIT_UNREADABLE, json_output=json_output)
     if cross_check(extraction) and not force:
         show(extraction, events_or_none(extraction), json_output=json_output)
-        errors.print("[red]cross-checks disagree; nothing published[/red] (--force overrides)")
-        return EXIT_DISCREPANCIES
+        return fail(
+            "cross-checks disagree; nothing published (--force overrides)",
+            EXIT_DISCREPANCIES,
+            json_output=json_output,
+        )
     try:
         events = to_events(extraction)
     except ValidationError as error:
-        errors.print(f"[red]the figures of {file} break the event contracts[/red]: {error}")
-        return EXIT_UNREADABLE
+        problem = failures.describe_failure(error).message
+        return fail(
+            f"the figures of {file} break the event contracts: {problem}",
+            EXIT_UNREADABLE,
+            json_output=json_output,
+        )
     if dry_run:
         show(extraction, events, json_output=json_output)
         return EXIT_OK
     return publish(extraction, events, redis_url=redis_url, json_output=json_output)
+
+
+def fail(message: str, code: int, *, json_output: bool) -> int:
+    failure = failures.Failure(message, code)
+    return failures.report_failure(failure, command=COMMAND, as_json=json_output)
 
 
 def read_bounded(file: Path, max_bytes: int) -> str:
@@ -125,8 +138,9 @@ def publish(
         settings = RedisSettings(**overrides)
         published = asyncio.run(publish_events(settings, events))
     except Exception as error:
-        Console(stderr=True, soft_wrap=True).print(f"[red]publishing failed[/red]: {error}")
-        return EXIT_PUBLISH_FAILED
+        failure = failures.describe_failure(error)
+        return fail(f"publishing failed: {failure.message}", failure.exit_code,
+                    json_output=json_output)  # fmt: skip
     if json_output:
         write_json(
             {**as_json(extraction, events, compare_all(extraction), []), "published": published}

@@ -7,7 +7,7 @@ import functools
 import gc
 import importlib
 import json
-import os
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,17 +18,24 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
+from schemas.base import COMPANY_PATTERN
 from schemas.streams import Streams
+from services.cli.failures import EXIT_CODES, BadInputError, NotFoundError, ensure_reachable
+from services.cli.group import GuidepostGroup, flags_take_no_placeholder
 from services.common.logging import configure_logging
 from services.common.settings import RedisSettings, WorkerSettings
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # stream ids count milliseconds from it
+EPILOG = "Exit status: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items())
 app = typer.Typer(
+    cls=GuidepostGroup,  # every failure: one line on stderr and an exit status (failures.py)
     help="Guidepost: forecasts of company results against their guidance.",
+    epilog=EPILOG + ". With --json a failure's line is a JSON object.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,  # `main` names an unexpected error in one line
+    pretty_exceptions_enable=False,
 )
+flags_take_no_placeholder()
 alerts_app = typer.Typer(help="Read the alerts stream.", no_args_is_help=True)
 dlq_app = typer.Typer(help="Inspect, replay and purge dead letters.", no_args_is_help=True)
 silence_app = typer.Typer(help="Mute matching alerts for a while.", no_args_is_help=True)
@@ -42,6 +49,17 @@ errors = Console(stderr=True)
 
 RedisUrl = Annotated[str | None, typer.Option("--redis-url", help="Overrides GUIDEPOST_REDIS_URL.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def _company(value: str | None) -> str | None:
+    if value is not None and not re.match(COMPANY_PATTERN, value):
+        raise BadInputError(
+            f"--company {value!r} is not a company identifier (upper case, e.g. ACME)"
+        )
+    return value
+
+
+Company = Annotated[str, typer.Option(help="Company identifier, e.g. ACME.", callback=_company)]
 
 
 def _settings(cls: type[T], redis_url: str | None, **overrides: Any) -> T:
@@ -87,15 +105,12 @@ def run(
 ) -> None:
     """Run workers (all by default) until interrupted."""
     from services.app import create_app
-    from services.common.redis import RedisUnavailableError, check_connection
+    from services.common.redis import check_connection
 
     settings = _settings(WorkerSettings, redis_url, services=services)
     configure_logging(settings.log_level, as_json=settings.log_json)
-    try:
-        _run(check_connection(settings))
-    except RedisUnavailableError as problem:
-        errors.print(f"guidepost run: {problem}")
-        raise typer.Exit(2) from None
+    ensure_reachable(settings)
+    _run(check_connection(settings))  # unreachable: one line and exit 1, not a retry loop
     application = create_app(settings)
     # what start-up loaded (pydantic, statsmodels, FastStream) lives as long as the process:
     # kept out of the collector's reach, a full collection scans only what the work allocates
@@ -108,50 +123,94 @@ def publish(
     file: Annotated[
         Path, typer.Argument(help='JSON lines: {"stream": ..., "event": {...}}.', exists=True)
     ],
+    json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
     """Validate every line first; publish only if all are valid."""
     from services.common.publishing import publish_events, read_jsonl
 
     events, problems = read_jsonl(file)
-    for problem in problems:
-        errors.print(f"[red]{file.name} {problem}[/red]")
     if problems:
-        errors.print(f"{len(problems)} invalid line(s); nothing was published.")
-        raise typer.Exit(1)
-    count = _run(publish_events(_settings(RedisSettings, redis_url), events))
-    console.print(f"published {count} event(s)")
+        shown = "; ".join(str(problem) for problem in problems[:MAX_PROBLEMS_SHOWN])
+        hidden = len(problems) - MAX_PROBLEMS_SHOWN
+        more = f"; and {hidden} more" if hidden > 0 else ""
+        raise BadInputError(
+            f"{file.name}: {len(problems)} invalid line(s), nothing was published: {shown}{more}"
+        )
+    settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
+    count = _run(publish_events(settings, events))
+    _report({"published": count}, f"published {count} event(s)", json_output=json_output)
+
+
+MAX_PROBLEMS_SHOWN = 10  # the error stays one readable line
+
+
+def _report(payload: Any, text: str, *, json_output: bool) -> None:
+    """A command's result: `payload` as JSON with --json, else `text`."""
+    if json_output:
+        print(json.dumps(payload))
+    else:
+        console.print(text, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def backfill(
     history: Annotated[Path, typer.Option(help="Quarterly history CSV.", exists=True)],
-    company: Annotated[str, typer.Option(help="The company the CSV describes.")],
+    company: Company,
     guidance: Annotated[Path | None, typer.Option(help="Guidance CSV.", exists=True)] = None,
     until: Annotated[str | None, typer.Option(help="Last quarter to publish, e.g. 2024Q1.")] = None,
     currency: Annotated[str, typer.Option(help="Currency of the CSV's money columns.")] = "CNY",
     scale: Annotated[str, typer.Option(help="Scale of the CSV's money columns.")] = "millions",
     reporting_lag_days: Annotated[int, typer.Option(help="Days from quarter end to release.")] = 50,
+    json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
     """Turn the history CSV format into events, known as of each quarter's release."""
-    from schemas.money import Scale
     from services.common.publishing import publish_events
-    from services.ingest.backfill import BackfillError, CsvUnits, guidance_events, history_events
 
-    units = CsvUnits(currency, Scale(scale), reporting_lag_days)
-    console.print(f"money columns read as {units.currency} {units.scale.value}")
+    units = _csv_units(currency, scale, reporting_lag_days)
+    events = _backfill_events(history, guidance, company=company, units=units, until=until)
+    if not json_output:
+        console.print(f"money columns read as {units.currency} {units.scale.value}")
+    settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
+    batches = range(0, len(events), 200)
+    for start in batches if json_output else track(batches, description="publishing"):
+        _run(publish_events(settings, events[start : start + 200]))
+    _report(
+        {"company": company, "published": len(events), "currency": units.currency,
+         "scale": units.scale.value},
+        f"published {len(events)} event(s) for {company}",
+        json_output=json_output,
+    )  # fmt: skip
+
+
+def _csv_units(currency: str, scale: str, reporting_lag_days: int) -> Any:
+    from schemas.money import Scale
+    from services.ingest.backfill import CsvUnits
+
+    try:
+        return CsvUnits(currency, Scale(scale), reporting_lag_days)
+    except ValueError:
+        known = ", ".join(s.value for s in Scale)
+        raise BadInputError(f"--scale {scale!r} is not a scale; known: {known}") from None
+
+
+def _backfill_events(
+    history: Path, guidance: Path | None, *, company: str, units: Any, until: str | None
+) -> list[Any]:
+    """Every event of the CSVs, or BadInputError naming the file, line and column at fault."""
+    from schemas.periods import PeriodError
+    from services.ingest.backfill import BackfillError, guidance_events, history_events
+
     try:
         events = list(history_events(history, company=company, units=units, until=until))
         if guidance is not None:
             events += guidance_events(guidance, company=company, units=units, until=until)
-    except BackfillError as problem:
-        errors.print(f"[red]{problem}[/red]; nothing was published.")
-        raise typer.Exit(2) from None
-    settings = _settings(RedisSettings, redis_url)
-    for start in track(range(0, len(events), 200), description="publishing"):
-        _run(publish_events(settings, events[start : start + 200]))
-    console.print(f"published {len(events)} event(s) for {company}")
+    except (BackfillError, PeriodError) as problem:
+        raise BadInputError(f"{problem}; nothing was published") from None
+    return events
 
 
 @app.command()
@@ -189,8 +248,7 @@ def backtest(
 
 
 def _refuse(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(2)
+    raise BadInputError(message)
 
 
 def _history_backtest(
@@ -264,7 +322,8 @@ def _write_backtest_plots(rows: Any, directory: Path, *, name: str) -> None:
         write_reliability_diagram(calls, directory, name=name),
         write_pit_histogram(pits, directory, name=name),
     ]
-    console.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False)
+    # stderr: with --json, stdout holds the report alone
+    errors.print(f"wrote {', '.join(str(p) for p in written)}", highlight=False, soft_wrap=True)
 
 
 def _write_panel_plots(report: Any, directory: Path) -> None:
@@ -325,7 +384,9 @@ app.add_typer(history_app, name="history")
 @history_app.callback()
 def history(
     ctx: typer.Context,
-    company: Annotated[str | None, typer.Option(help="Company identifier.")] = None,
+    company: Annotated[
+        str | None, typer.Option(help="Company identifier, e.g. ACME.", callback=_company)
+    ] = None,
     period: Annotated[str | None, typer.Option(help="Only this period.")] = None,
     as_of: Annotated[
         datetime | None, typer.Option("--as-of", help="As known at this time (UTC).")
@@ -338,12 +399,13 @@ def history(
     if ctx.invoked_subcommand is not None:
         return
     if company is None:
-        errors.print("give --company C (or a subcommand: guidepost history retract --help)")
-        raise typer.Exit(2)
+        raise BadInputError("give --company C (or a subcommand: guidepost history retract --help)")
     from services.cli import ops
     from services.forecast.assemble import derived_facts
 
     versions = _with_redis(redis_url, lambda r, s: ops.history(r, s, company=company, period=None))
+    if not versions:
+        raise NotFoundError(f"no history is stored for {company}")
     cutoff = (
         as_of.replace(tzinfo=as_of.tzinfo or UTC).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if as_of
@@ -381,7 +443,7 @@ def history(
 
 @history_app.command("retract")
 def history_retract(
-    company: Annotated[str, typer.Option(help="Company identifier.")],
+    company: Company,
     metric: Annotated[str, typer.Option(help="The metric, e.g. net_income.")],
     period: Annotated[str, typer.Option(help="The period, e.g. 2024Q1.")],
     json_output: JsonFlag = False,
@@ -391,13 +453,15 @@ def history_retract(
     from services.cli import ops
 
     try:
+        ops.check_fact_names(company, metric, period)  # before Redis is asked
         done = _with_redis(
             redis_url,
             lambda r, s: ops.retract(r, s, company=company, metric=metric, period=period),
         )
+    except ops.NothingToRetractError as error:
+        raise NotFoundError(str(error)) from None
     except ops.RetractionError as error:
-        errors.print(f"[red]{error}[/red]")
-        raise typer.Exit(1) from None
+        raise BadInputError(str(error)) from None
     retracted = done.retracted
     if json_output:
         print(
@@ -465,6 +529,7 @@ def _with_redis(redis_url: str | None, action: Callable[[Any, Streams], Awaitabl
     from services.common.redis import create_redis
 
     settings = _settings(RedisSettings, redis_url)
+    ensure_reachable(settings)
 
     async def go() -> T:
         redis = create_redis(settings)
@@ -553,12 +618,10 @@ def dlq_replay(
     from services.cli import ops
 
     if sum((entry_id is not None, all_letters, reason is not None)) != 1:
-        errors.print("give exactly one of --id ID, --reason REASON or --all")
-        raise typer.Exit(2)
+        raise BadInputError("give exactly one of --id ID, --reason REASON or --all")
     if reason is not None and reason not in {r.value for r in FailureReason}:
         known = ", ".join(r.value for r in FailureReason)
-        errors.print(f"--reason {reason!r} is not a dead-letter reason; known: {known}")
-        raise typer.Exit(2)
+        raise BadInputError(f"--reason {reason!r} is not a dead-letter reason; known: {known}")
 
     async def go(redis: Any, streams: Streams) -> dict[str, Any]:
         letters = await ops.dead_letters(redis, streams)
@@ -570,24 +633,25 @@ def dlq_replay(
         return await ops.replay(redis, streams, chosen)
 
     reports = _with_redis(redis_url, go)
-    replayed = sum(report.replayed for report in reports.values())
+    if not reports:
+        what = f"with id {entry_id}" if entry_id else f"of reason {reason}" if reason else ""
+        raise NotFoundError(f"no dead letter {what}".strip())
     if json_output:
         print(json.dumps({kind: report.as_json() for kind, report in reports.items()}))
-    elif not reports:
-        what = f"with id {entry_id}" if entry_id else f"of reason {reason}" if reason else ""
-        errors.print(f"no dead letter {what}".strip())
     for kind, report in reports.items():
         if not json_output:
             console.print(f"{kind}: {report.replayed} of {report.matched} {report.action}")
-        for skipped in report.skipped or []:
-            errors.print(f"  not replayed: {skipped}")
-    if replayed == 0:
-        raise typer.Exit(1)
+            for skipped in report.skipped or []:
+                console.print(f"  not replayed: {skipped}", markup=False, soft_wrap=True)
+    if sum(report.replayed for report in reports.values()) == 0:
+        matched = sum(report.matched for report in reports.values())
+        raise NotFoundError(f"none of the {matched} matching dead letter(s) could be replayed")
 
 
 @dlq_app.command("purge")
 def dlq_purge(
     before: Annotated[datetime, typer.Option(help="Delete letters older than this time (UTC).")],
+    json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
     """Delete old dead letters."""
@@ -595,7 +659,7 @@ def dlq_purge(
 
     moment = max(before if before.tzinfo else before.replace(tzinfo=UTC), EPOCH)
     purged = _with_redis(redis_url, lambda r, s: ops.purge(r, s, before=moment))
-    console.print(f"purged {purged} dead letter(s)")
+    _report({"purged": purged}, f"purged {purged} dead letter(s)", json_output=json_output)
 
 
 @silence_app.command("add")
@@ -604,6 +668,7 @@ def silence_add(
     duration: Annotated[str, typer.Option(help="e.g. 90m, 2h, 1d.")] = "2h",
     comment: Annotated[str, typer.Option(help="Why.")] = "",
     created_by: Annotated[str, typer.Option(help="Who.")] = "cli",
+    json_output: JsonFlag = False,
     redis_url: RedisUrl = None,
 ) -> None:
     """Mute alerts matching every --match until the silence expires."""
@@ -622,10 +687,24 @@ def silence_add(
             now=datetime.now(UTC),
         )
     except (SilenceError, ValueError) as error:
-        errors.print(f"[red]{error}[/red]")
-        raise typer.Exit(2) from None
+        raise BadInputError(str(error)) from None
     _with_redis(redis_url, lambda r, s: RedisSilences(r, s).add(silence))
-    console.print(f"silence {silence.id} until {silence.ends_at.isoformat()}")
+    _report(
+        _silence_json(silence, now=datetime.now(UTC)),
+        f"silence {silence.id} until {silence.ends_at.isoformat()}",
+        json_output=json_output,
+    )
+
+
+def _silence_json(silence: Any, *, now: datetime) -> dict[str, Any]:
+    return {
+        "id": silence.id,
+        "matchers": dict(silence.matchers),
+        "starts_at": silence.starts_at.isoformat(),
+        "ends_at": silence.ends_at.isoformat(),
+        "active": silence.is_active(at=now),
+        "comment": silence.comment,
+    }
 
 
 @silence_app.command("list")
@@ -635,17 +714,7 @@ def silence_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> N
 
     silences = _with_redis(redis_url, lambda r, s: RedisSilences(r, s).all())
     now = datetime.now(UTC)
-    rows = [
-        {
-            "id": s.id,
-            "matchers": dict(s.matchers),
-            "starts_at": s.starts_at.isoformat(),
-            "ends_at": s.ends_at.isoformat(),
-            "active": s.is_active(at=now),
-            "comment": s.comment,
-        }
-        for s in silences
-    ]
+    rows = [_silence_json(s, now=now) for s in silences]
     if json_output:
         print(json.dumps(rows, indent=2))
         return
@@ -656,7 +725,9 @@ def silence_list(json_output: JsonFlag = False, redis_url: RedisUrl = None) -> N
 
 @silence_app.command("expire")
 def silence_expire(
-    silence_id: Annotated[str, typer.Argument(help="The silence's id.")], redis_url: RedisUrl = None
+    silence_id: Annotated[str, typer.Argument(help="The silence's id.")],
+    json_output: JsonFlag = False,
+    redis_url: RedisUrl = None,
 ) -> None:
     """End a silence now."""
     from services.alerts.store import RedisSilences
@@ -665,20 +736,23 @@ def silence_expire(
         redis_url, lambda r, s: RedisSilences(r, s).expire(silence_id, at=datetime.now(UTC))
     )
     if not ended:
-        errors.print(f"no silence {silence_id}")
-        raise typer.Exit(1)
-    console.print(f"silence {silence_id} expired")
+        raise NotFoundError(f"no silence {silence_id}")
+    _report({"id": silence_id, "expired": True}, f"silence {silence_id} expired",
+            json_output=json_output)  # fmt: skip
 
 
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[Path, typer.Argument(help="Where to write the files.")],
+    json_output: JsonFlag = False,
 ) -> None:
     """Write every event's JSON Schema and the AsyncAPI document."""
     from services.cli.contracts import export
 
-    for path in export(directory):
-        console.print(f"wrote {path}")
+    if directory.exists() and not directory.is_dir():
+        raise BadInputError(f"{directory} is not a directory")
+    written = [str(path) for path in export(directory)]
+    _report({"written": written}, "\n".join(f"wrote {p}" for p in written), json_output=json_output)
 
 
 def _register_announcement() -> None:
@@ -708,34 +782,9 @@ _register_optional("services.cli.serve")
 
 
 def main() -> None:
-    """The command; an unexpected error is one line naming it, not a traceback (set
-    GUIDEPOST_DEBUG=1 to see the traceback)."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except Exception as error:
-        if os.environ.get("GUIDEPOST_DEBUG"):
-            raise
-        errors.print(f"guidepost: {describe_failure(error)}", markup=False, highlight=False)
-        raise SystemExit(1) from None
-
-
-def describe_failure(error: Exception) -> str:
-    from pydantic import ValidationError
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
-
-    if isinstance(error, ValidationError):
-        from services.common.consumer import describe_validation_error
-
-        return f"invalid input: {describe_validation_error(error).error}"
-    if isinstance(error, RedisConnectionError):
-        return f"cannot reach Redis ({error}); check GUIDEPOST_REDIS_URL and the credentials"
-    if isinstance(error, RedisError):
-        return f"Redis refused the request: {error}"
-    text = str(error) or "no detail"
-    return f"{type(error).__name__}: {text} (GUIDEPOST_DEBUG=1 shows the traceback)"
+    """The installed command; `GuidepostGroup` turns any failure into one line and an exit
+    status (GUIDEPOST_DEBUG=1 shows the traceback)."""
+    app()
 
 
 if __name__ == "__main__":

@@ -207,7 +207,11 @@ class Retraction:
 
 
 class RetractionError(ValueError):
-    """Nothing to retract, or the metric or period is not one."""
+    """The company, metric or period is not one."""
+
+
+class NothingToRetractError(RetractionError):
+    """The fact has no current value to withdraw."""
 
 
 async def retract(
@@ -215,13 +219,13 @@ async def retract(
 ) -> Retraction:
     """Withdraw a fact's current value (bitemporal: `history --as-of` an earlier time still
     shows it) and announce the change, so forecasts and guidance checks follow."""
-    _check_fact_names(company, metric, period)
+    check_fact_names(company, metric, period)
     retraction_id = f"retraction-{uuid4().hex}"
     store = RedisHistoryStore(redis, streams)
     now = datetime.now(UTC)
     version = await store.retract(company, metric, period, at=now, retraction_id=retraction_id)
     if version is None:
-        raise RetractionError(f"{company} has no current value of {metric} for {period}")
+        raise NothingToRetractError(f"{company} has no current value of {metric} for {period}")
     update = _retraction_announcement(company, version, retraction_id)
     refits = RedisForecastStore(redis, streams)
     if update is not None:
@@ -259,7 +263,7 @@ def _retraction_announcement(
     )
 
 
-def _check_fact_names(company: str, metric: str, period: str) -> None:
+def check_fact_names(company: str, metric: str, period: str) -> None:
     if not re.match(COMPANY_PATTERN, company):
         raise RetractionError(f"--company {company!r} is not a company identifier (e.g. ACME)")
     try:

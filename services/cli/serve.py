@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
+from schemas.base import COMPANY_PATTERN
+from services.cli.failures import BadInputError, NotFoundError, ensure_reachable
 from services.common.settings import ApiSettings, describe_settings_error
 
 if TYPE_CHECKING:
@@ -73,13 +77,11 @@ def serve_settings(**overrides: Any) -> ApiSettings:
     try:
         settings = api_settings(**overrides)
     except ValidationError as error:
-        problems = describe_settings_error(error)
-        typer.echo(f"guidepost serve: invalid settings:\n{problems}", err=True)
-        raise typer.Exit(2) from None
+        problems = "; ".join(describe_settings_error(error).splitlines())
+        raise BadInputError(f"invalid settings: {problems}") from None
     problem = settings.exposure_problem()
     if problem is not None:
-        typer.echo(f"guidepost serve: {problem}", err=True)
-        raise typer.Exit(2)
+        raise BadInputError(problem)
     return settings
 
 
@@ -89,14 +91,25 @@ def plot(
         Path,
         typer.Option(help="Directory for the PNG files (created if missing).", file_okay=False),
     ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the written files as JSON.")
+    ] = False,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Write the company's fan charts (forecast vs guidance) and trend charts as PNG."""
-    state = asyncio.run(read_state(api_settings(redis_url=redis_url), company))
+    if not re.match(COMPANY_PATTERN, company):
+        raise BadInputError(f"--company {company!r} is not a company identifier (e.g. ACME)")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"--out {out} is not a directory")
+    settings = api_settings(redis_url=redis_url)
+    ensure_reachable(settings)
+    state = asyncio.run(read_state(settings, company))
     written = write_plots(state, out)
     if not written:
-        typer.echo(f"nothing to plot: no forecasts or trends are stored for {company}", err=True)
-        raise typer.Exit(1)
+        raise NotFoundError(f"nothing to plot: no forecasts or trends are stored for {company}")
+    if json_output:
+        typer.echo(json.dumps({"company": company, "written": [str(p) for p in written]}))
+        return
     for path in written:
         typer.echo(f"wrote {path}")
 

@@ -30,7 +30,7 @@ from services.guidance.core import (
 from services.guidance.periods import prior_year
 
 PRODUCER = "guidepost-guidance"
-KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.common.facts.known_at_text
+KNOWN_AT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"  # services.common.fact.known_at_text
 MILLIONS = Scale.MILLIONS.factor
 BAND_SEVERITY = {
     BandState.LIKELY_BELOW: Severity.WARNING,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import ValidationError
 
@@ -41,6 +42,16 @@ class BackfillError(ValueError):
     pass
 
 
+def _rows(handle: TextIO, path: Path, *, required: tuple[str, ...]) -> csv.DictReader[str]:
+    """The CSV's rows, refused up front when its header lacks a column every row needs."""
+    reader = csv.DictReader(handle)
+    missing = [column for column in required if column not in (reader.fieldnames or ())]
+    if missing:
+        found = ", ".join(reader.fieldnames or ()) or "nothing"
+        raise BackfillError(f"{path.name}: no {', '.join(missing)} column (found: {found})")
+    return reader
+
+
 def known_at(period: str, lag_days: int) -> datetime:
     return datetime.combine(period_end(period) + timedelta(days=lag_days), time(), tzinfo=UTC)
 
@@ -49,7 +60,7 @@ def history_events(
     path: Path, *, company: str, units: CsvUnits, until: str | None = None
 ) -> Iterator[Event]:
     with path.open(newline="", encoding="utf-8") as handle:
-        for line_number, row in enumerate(csv.DictReader(handle), start=2):
+        for line_number, row in enumerate(_rows(handle, path, required=("quarter",)), start=2):
             quarter = (row.get("quarter") or "").strip()
             if until is not None and Quarter.parse(quarter) > Quarter.parse(until):
                 continue
@@ -91,8 +102,9 @@ def _metric_event(
 def guidance_events(
     path: Path, *, company: str, units: CsvUnits, until: str | None = None
 ) -> Iterator[GuidanceIssued]:
+    required = ("metric", "for_quarter", "issued_in_quarter")
     with path.open(newline="", encoding="utf-8") as handle:
-        for line_number, row in enumerate(csv.DictReader(handle), start=2):
+        for line_number, row in enumerate(_rows(handle, path, required=required), start=2):
             issued_in = row["issued_in_quarter"].strip()
             if until is not None and Quarter.parse(issued_in) > Quarter.parse(until):
                 continue

@@ -24,7 +24,7 @@ from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
 from schemas.streams import Streams
 from services.common.consumer import apply_each
-from services.common.facts import Fact, facts_from_metric, facts_from_results
+from services.common.fact import Fact
 from services.common.guidance_rules import classify_statement_revision
 from services.common.histories.facts import (
     ConflictingDuplicate,
@@ -39,6 +39,7 @@ from services.common.histories.guidance import (
 )
 from services.common.ids import derived_id
 from services.common.streams import Acknowledgement, publish
+from services.ingest.facts import facts_from_metric, facts_from_results
 from services.ingest.integrity import Finding, check_statement, unit_slip
 
 log = logging.getLogger(__name__)

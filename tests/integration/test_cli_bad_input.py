@@ -43,7 +43,7 @@ def test_publish_names_the_line_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_bytes(good.encode() + b"\n" + b'{"stream": "\xff\xfe"}\n')
 
-    assert_clear(guidepost("publish", str(path)), 1, "line 2", "not UTF-8", "nothing was published")
+    assert_clear(guidepost("publish", str(path)), 2, "line 2", "not UTF-8", "nothing was published")
 
 
 def test_a_silence_of_absurd_length_is_refused(tmp_path: Path) -> None:
@@ -71,8 +71,8 @@ def test_retracting_an_unknown_metric_or_period_says_which() -> None:
     period = guidepost("history", "retract", "--company", "ACME", "--metric", "net_income",
                        "--period", "2024Q٣")  # fmt: skip
 
-    assert_clear(metric, 1, "unknown metric 'net_incme'")
-    assert_clear(period, 1, "is not a period")
+    assert_clear(metric, 2, "unknown metric 'net_incme'")
+    assert_clear(period, 2, "is not a period")
 
 
 @pytest.mark.parametrize(
@@ -86,4 +86,4 @@ def test_an_unreachable_redis_is_one_line_not_a_traceback(command: list[str]) ->
 def test_a_bad_setting_names_the_setting() -> None:
     result = guidepost("dlq", "list", env={"GUIDEPOST_PARTITIONS": "many"})
 
-    assert_clear(result, 1, "partitions")
+    assert_clear(result, 2, "GUIDEPOST_PARTITIONS")

@@ -17,7 +17,7 @@ from schemas.forecasts import ForecastUpdated, QuantilePoint
 from schemas.money import Scale
 from schemas.registry import Basis
 from schemas.streams import Streams
-from services.common.facts import Fact
+from services.common.fact import Fact
 from services.common.histories.facts import RedisHistoryStore
 from services.common.histories.guidance import GuidanceVersion, RedisGuidanceStore
 from services.common.records import decode_entries

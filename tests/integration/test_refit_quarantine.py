@@ -19,7 +19,7 @@ from schemas.deadletter import FailureReason
 from services.app import Workers
 from services.cli import app
 from services.cli.ops import dead_letters
-from services.common.facts import Fact
+from services.common.fact import Fact
 from services.common.histories.facts import RedisHistoryStore
 from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
 

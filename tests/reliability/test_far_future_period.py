@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.common.embedded import EmbeddedRedis
-from services.common.facts import Fact
+from services.common.fact import Fact
 from services.common.histories.facts import RedisHistoryStore
 from services.forecast.store import ForecastKeys
 from tests.reliability.support import (

@@ -17,7 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.common.consumer import RefusedEvent
-from services.common.facts import FIELD_SEPARATOR, Fact, known_at_text
+from services.common.fact import FIELD_SEPARATOR, Fact, known_at_text
 from services.common.wire import as_text
 
 DEDUPE_TTL_S = 90 * 24 * 3600

@@ -13,7 +13,7 @@ from redis.exceptions import WatchError
 from schemas.guidance import GuidanceIssued, GuidanceStatus
 from schemas.money import Scale
 from schemas.streams import Streams
-from services.common.facts import FIELD_SEPARATOR, known_at_text
+from services.common.fact import FIELD_SEPARATOR, known_at_text
 from services.common.guidance_rules import Band, StatedRange
 from services.common.wire import as_text
 

@@ -66,7 +66,7 @@ def test_a_panel_is_scored_as_json_with_band_calls_and_plots(tmp_path: Path) -> 
          "--plots", str(plots)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output[result.output.index("{") :])
+    report = json.loads(result.stdout)  # the report alone: where the plots went is on stderr
     assert [s["series"] for s in report["series"]] == ["S0", "S1", "S2"]
     assert all(len(s["forecasts"]) == 4 for s in report["series"])
     assert report["series"][0]["forecasts"][0]["outcome"] in ("below", "inside", "above")

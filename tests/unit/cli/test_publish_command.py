@@ -25,7 +25,7 @@ def test_a_malformed_line_is_refused_with_its_line_number_and_field(tmp_path: Pa
         app, ["publish", str(source), "--redis-url", "redis://127.0.0.1:1/0"]
     )
 
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert "line 2: event.period:" in result.output
     assert "'2024-13' is not a period" in result.output
     assert "line 4: not JSON" in result.output
@@ -37,5 +37,5 @@ def test_an_unknown_stream_is_named(tmp_path: Path) -> None:
     source = tmp_path / "events.jsonl"
     source.write_text(json.dumps({"stream": "trades", "event": {}}) + "\n")
     result = CliRunner().invoke(app, ["publish", str(source)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input
     assert "line 1: stream: 'trades' is not one of results, metrics, guidance" in result.output

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.common.facts import known_at_text
+from services.common.fact import known_at_text
 from services.common.ids import derived_id
 
 pytestmark = pytest.mark.unit

@@ -17,7 +17,7 @@ from schemas.money import Scale
 from schemas.periods import Quarter
 from schemas.registry import Basis
 from schemas.streams import Streams
-from services.common.facts import known_at_text
+from services.common.fact import known_at_text
 from services.common.histories.facts import FactVersion
 from services.common.histories.guidance import version_from_event
 from services.forecast.fakes import InMemoryForecastStore, InMemoryHistories
