@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from schemas.streams import Streams
 from services.alerts.lifecycle import AlertRecord
-from services.alerts.service import encode_record
+from services.alerts.store import encode_record
 from services.api.collectors import CompanyCollector
 from services.api.reader import StatusReader
 from services.common.metrics import create_sync_redis
