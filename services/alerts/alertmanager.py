@@ -48,6 +48,7 @@ from pydantic import JsonValue
 from redis.exceptions import WatchError
 
 from schemas.alerts import Alert, AlertKind, AlertStatus
+from schemas.money import plain_decimal
 from schemas.streams import Streams
 from services.alerts.lifecycle import AlertRecord
 from services.alerts.redelivery import Backoff as RetryBackoff
@@ -107,7 +108,7 @@ def plain_number(value: float | int | Decimal) -> str:
     text = repr(value) if isinstance(value, float) else str(value)
     if "e" not in text.lower():
         return text
-    return format(Decimal(text), "f")
+    return plain_decimal(Decimal(text))
 
 
 def _annotation_value(value: JsonValue) -> str:
