@@ -91,7 +91,7 @@ def json_schemas() -> dict[str, dict[str, Any]]:
 
 PARTITIONING = (
     "With GUIDEPOST_PARTITIONS=N above 1 this stream is split into N streams `{address}:p<n>`, "
-    "n = CRC-32 of the company (UTF-8) modulo N, so that one company's events keep their order. "
+    "n = CRC-32 of the company (UTF-8) modulo N, so that one company's events keep their order."
 )
 INPUT_PARTITIONING = (
     "A producer may write to the partition itself or keep writing to `{address}`: the ingest "
@@ -162,7 +162,7 @@ def _channels(contract: StreamContract, streams: Streams) -> dict[str, Any]:
         return found
     note = PARTITIONING.format(address=contract.address)
     if contract.action == RECEIVE:
-        note += INPUT_PARTITIONING.format(address=contract.address)
+        note += " " + INPUT_PARTITIONING.format(address=contract.address)
     found[contract.key]["description"] += " " + note
     found[f"{contract.key}Partition"] = {
         "address": contract.address + ":p{partition}",
