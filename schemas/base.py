@@ -50,18 +50,28 @@ def _check_fiscal_period(value: str, info: ValidationInfo) -> str:
     return value
 
 
+# The forms of a period, for the JSON Schemas (the validators also check the calendar and years)
+PERIOD_FORMS = (
+    r"^([0-9]{4}Q[1-4]|FY[0-9]{4}|[0-9]{4}-(0[1-9]|1[0-2])"
+    r"|[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))$"
+)
 Period = Annotated[
     str,
     AfterValidator(_check_period),
     Field(
         description="A quarter '2024Q2', year 'FY2024', month '2024-05' or day '2024-05-31'.",
         examples=["2024Q2", "2024-05", "2024-05-31"],
+        json_schema_extra={"pattern": PERIOD_FORMS},
     ),
 ]
 FiscalPeriod = Annotated[
     str,
     AfterValidator(_check_fiscal_period),
-    Field(description="A fiscal quarter '2024Q2' or year 'FY2024'.", examples=["2024Q2", "FY2024"]),
+    Field(
+        description="A fiscal quarter '2024Q2' or year 'FY2024'.",
+        examples=["2024Q2", "FY2024"],
+        json_schema_extra={"pattern": FISCAL_PERIOD_PATTERN.pattern},
+    ),
 ]
 Company = Annotated[
     str,

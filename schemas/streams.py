@@ -31,10 +31,13 @@ class Streams:
         return f"{stream}:p{self.partition_of(company)}"
 
     def all_of(self, stream: str) -> tuple[str, ...]:
-        """Every physical stream behind a logical one (one per partition)."""
+        """Every physical stream behind a logical one: one per partition and, for an input
+        stream, its own name too (a producer that does not partition keeps writing there, and
+        an entry nobody reads would be lost without a trace)."""
         if self.partitions == 1 or stream not in self.partitioned:
             return (stream,)
-        return tuple(f"{stream}:p{n}" for n in range(self.partitions))
+        partitions = tuple(f"{stream}:p{n}" for n in range(self.partitions))
+        return (stream, *partitions) if stream in self.inputs else partitions
 
     @property
     def partitioned(self) -> tuple[str, ...]:

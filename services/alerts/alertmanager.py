@@ -46,6 +46,7 @@ import httpx
 from pydantic import JsonValue
 
 from schemas.alerts import Alert, AlertStatus
+from schemas.money import plain_decimal
 from services.alerts.lifecycle import AlertRecord
 from services.alerts.posted import NEWS_KINDS, Posted, is_news
 from services.alerts.posted import notice_order as _order
@@ -98,7 +99,7 @@ def plain_number(value: float | int | Decimal) -> str:
     text = repr(value) if isinstance(value, float) else str(value)
     if "e" not in text.lower():
         return text
-    return format(Decimal(text), "f")
+    return plain_decimal(Decimal(text))
 
 
 def _annotation_value(value: JsonValue) -> str:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from dataclasses import asdict, dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,14 @@ from services.forecast.store import ForecastReader
 from services.guidance.store import BandReader
 from services.ingest.backfill import CsvUnits, guidance_events, history_events
 
-DEFAULT_DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+
+def bundled_data_dir() -> Path:
+    """The bundled history, guidance and announcement: package data of `services`, so an
+    installed wheel (the container image) carries them. Installed as files, not zipped."""
+    return Path(str(resources.files("services") / "data"))
+
+
+DEFAULT_DATA_DIR = bundled_data_dir()
 
 
 @dataclass(frozen=True)

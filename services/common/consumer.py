@@ -12,6 +12,7 @@ an idle time, and after `max_deliveries` attempts is dead-lettered with its last
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ from schemas.base import Event
 from schemas.deadletter import DeadLetter, FailureReason
 from schemas.plausibility import DEFAULT_PLAUSIBILITY, Plausibility
 from schemas.streams import Streams
+from services.common.logging import batch_entries, handling, log_context
 from services.common.metrics import NO_METRICS, ConsumptionMetrics
 from services.common.streams import Acknowledgement, dead_letter, delivery_count
 from services.common.wire import UndecodableEntryError, capped_payload, entry_body
@@ -49,7 +51,8 @@ async def apply_each(
     outcomes: list[BaseException | None] = []
     for event in events:
         try:
-            await handle(event)
+            with handling(event):
+                await handle(event)
         except Exception as error:
             outcomes.append(error)
         else:
@@ -149,9 +152,10 @@ class Consumption:
             else:
                 valid.append((entry_id, decoded))
         first_delivery = deliveries == 1
-        results, acknowledged = await self._apply(valid, first_delivery=first_delivery)
-        if len(valid) > 1 and any(_failed(outcome) for outcome in results):
-            results = await self._apply_singly(valid, results)
+        with batch_entries(self._origins(valid)):
+            results, acknowledged = await self._apply(valid, first_delivery=first_delivery)
+            if len(valid) > 1 and any(_failed(outcome) for outcome in results):
+                results = await self._apply_singly(valid, results)
         applied: list[bytes] = []
         for (entry_id, event), outcome in zip(valid, results, strict=True):
             if outcome is None:
@@ -165,6 +169,13 @@ class Consumption:
         unacknowledged = rejected if acknowledged else rejected + applied  # by the handler's write
         await self._ack(unacknowledged, retried=not first_delivery)
         self.metrics.handled(self.stream, self.group, time.perf_counter() - started)
+
+    def _origins(self, valid: list[tuple[bytes, Event]]) -> dict[str, dict[str, str]]:
+        """Where each event of the batch came from, for the log lines about it."""
+        return {
+            event.event_id: {"stream": self.stream, "entry_id": entry_id.decode()}
+            for entry_id, event in valid
+        }
 
     async def _apply_singly(
         self, valid: list[tuple[bytes, Event]], results: Sequence[BaseException | None]
@@ -243,7 +254,15 @@ class Consumption:
             self.redis, self.streams.dead_letters, letter, max_length=self.dead_letter_max_length
         )
         self.metrics.dead_lettered(self.stream, self.group)
-        log.warning("dead-lettered %s entry %s: %s", self.stream, letter.entry_id, rejection.error)
+        event_id, company = (
+            (event.event_id, event.company) if event is not None else claimed_identity(fields)
+        )
+        with log_context(
+            stream=self.stream, entry_id=letter.entry_id, event_id=event_id, company=company
+        ):
+            log.warning(
+                "dead-lettered %s entry %s: %s", self.stream, letter.entry_id, rejection.error
+            )
 
     async def _remember_failure(
         self, entry_id: bytes, event: Event, failure: BaseException
@@ -251,10 +270,11 @@ class Consumption:
         self.metrics.failed(self.stream, self.group)
         message = f"{type(failure).__name__}: {failure}"
         await self.redis.hset(self.errors_key, self.error_field(entry_id), message[:2_000])  # type: ignore[misc]
-        log.error(
-            "handling failed; the entry stays pending and will be retried",
-            extra={"event_id": event.event_id, "company": event.company, "error": message},
-        )
+        with log_context(stream=self.stream, entry_id=entry_id.decode()), handling(event):
+            log.error(
+                "handling failed; the entry stays pending and will be retried",
+                extra={"error": message},
+            )
 
     async def _give_up(self, entry: Entry, count: int) -> None:
         entry_id, fields = entry
@@ -279,6 +299,19 @@ class Consumption:
             pipe.xack(self.stream, self.group, *entry_ids)
             pipe.hdel(self.errors_key, *(self.error_field(entry_id) for entry_id in entry_ids))
             await pipe.execute()
+
+
+def claimed_identity(fields: dict[bytes, bytes]) -> tuple[str | None, str | None]:
+    """The event id and company an invalid entry claims, if its body is a JSON object naming
+    them as text (for the log line about it; capped, as anyone may write them)."""
+    try:
+        body = json.loads(entry_body(fields))
+    except (UndecodableEntryError, ValueError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    claimed = (body.get("event_id"), body.get("company"))
+    return tuple(value[:128] if isinstance(value, str) else None for value in claimed)  # type: ignore[return-value]
 
 
 def _failed(outcome: BaseException | None) -> bool:

@@ -19,6 +19,7 @@ from schemas.base import Event, utc_now
 from schemas.guidance import GuidanceIssued
 from schemas.history import ChangeKind, FactChange, GuidanceChange, HistoryUpdated
 from schemas.metrics import MetricReported
+from schemas.money import plain_decimal
 from schemas.periods import QUARTER_PATTERN, Quarter
 from schemas.registry import Unit, metric_spec
 from schemas.results import IncomeStatement, ResultsPublished
@@ -364,7 +365,12 @@ def _restatement_signal(event: Event, change: RecordedChange) -> AlertSignal:
             f"{_readable(old, unit)} to {_readable(new, unit)} "
             f"({_readable(new - old, unit, signed=True)})."
         ),
-        details={"old": str(old), "new": str(new), "currency": unit, "cause": event.event_id},
+        details={
+            "old": plain_decimal(old),
+            "new": plain_decimal(new),
+            "currency": unit,
+            "cause": event.event_id,
+        },
         cause_event_id=event.event_id,
     )
 
@@ -402,9 +408,9 @@ def _unit_slip_signal(
             f"{_readable(previous, unit)}: probably sent in the wrong scale."
         ),
         details={
-            "value": str(change.value),
-            "recent_median": str(previous),
-            "factor": str(abs(factor)),
+            "value": plain_decimal(change.value),
+            "recent_median": plain_decimal(previous),
+            "factor": plain_decimal(abs(factor)),
             "rule": "a figure 1,000-fold off its previous quarter",
             "cause": event.event_id,
         },
@@ -442,10 +448,10 @@ def _integrity_signal(
                 {
                     "rule": finding.rule,
                     "subject": finding.subject,
-                    "expected": str(finding.expected),
-                    "found": str(finding.found),
-                    "difference": str(finding.difference),
-                    "tolerance": str(finding.tolerance),
+                    "expected": plain_decimal(finding.expected),
+                    "found": plain_decimal(finding.found),
+                    "difference": plain_decimal(finding.difference),
+                    "tolerance": plain_decimal(finding.tolerance),
                 }
                 for finding in findings
             ],

@@ -11,19 +11,18 @@ import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from services.api.app import create_api
-from services.cli.demo import DemoInputs, backfill_until
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, backfill_until
 from services.common.embedded import free_port
 from services.common.publishing import stream_for
 from services.common.settings import ApiSettings
 from tests.support.pipeline import pipeline, publish_and_settle, worker_settings
 
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DEFAULT_DATA_DIR
 BACKFILL_UNTIL = "2024Q1"
 POPULATE_TIMEOUT_S = 150
 

@@ -58,6 +58,7 @@ from schemas.money import Scale
 from schemas.registry import Unit
 from schemas.streams import Groups, Streams
 from services.app import Workers, build_workers, running
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.common.embedded import free_port
 from services.common.metrics import all_streams, create_metrics, serve_metrics
 from services.common.settings import ApiSettings, Service, WorkerSettings
@@ -67,7 +68,7 @@ from tests.api.running import api_client
 from tests.deploy.acl_servers import NAMESPACE, AclServer
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "data"
+DATA = DEFAULT_DATA_DIR
 COMPANY = "QFIN"
 UNTIL = "2024Q1"
 STRAY = "ACME"  # a second company, one of whose facts is a stray far-off period

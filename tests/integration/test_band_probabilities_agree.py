@@ -18,7 +18,7 @@ from schemas.alerts import AlertKind
 from schemas.forecasts import ForecastUpdated
 from schemas.streams import Groups
 from services.cli import demo_report as demo_cli
-from services.cli.demo import DemoInputs, DemoReport, backfill_until, collect
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, backfill_until, collect
 from services.common.distribution import band_probabilities
 from services.common.settings import ApiSettings
 from services.common.streams import ensure_group
@@ -28,7 +28,7 @@ from tests.api.running import api_client
 from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, worker_settings
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DEFAULT_DATA_DIR
 PERIOD = "2024Q2"
 # the live forecast's quantiles are published as Decimals rounded to a thousandth of the
 # scale; the backtest keeps full floats, so its P may differ by the P of that rounding

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.common.embedded import free_port
 from tests.reliability.support import daily_metric
 
@@ -56,7 +57,7 @@ def test_a_silence_of_absurd_length_is_refused(tmp_path: Path) -> None:
 def test_an_announcement_above_the_size_limit_is_refused_and_the_flag_raises_it(
     tmp_path: Path,
 ) -> None:
-    document = Path(__file__).resolve().parents[2] / "data" / "qfin_2024q1_announcement.txt"
+    document = DEFAULT_DATA_DIR / "qfin_2024q1_announcement.txt"
 
     refused = guidepost("ingest-announcement", str(document), "--dry-run", "--max-bytes", "1000")
     allowed = guidepost("ingest-announcement", str(document), "--dry-run", "--json")

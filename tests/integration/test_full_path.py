@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from schemas.alerts import AlertKind
-from services.cli.demo import DemoInputs, backfill_until
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, backfill_until
 from services.common.wire import as_text
 from tests.support.pipeline import (
     all_alerts,
@@ -19,7 +18,7 @@ from tests.support.pipeline import (
 )
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DEFAULT_DATA_DIR
 ACME_NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
 
 

@@ -22,7 +22,7 @@ from services.alerts.lifecycle import Silence
 from services.alerts.store import RedisSilences
 from services.alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from services.cli import app
-from services.cli.demo import DemoInputs, backfill_until
+from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, backfill_until
 from tests.integration.test_webhook_sink import FlakyReceiver, serving
 from tests.support.pipeline import (
     all_alerts,
@@ -33,7 +33,7 @@ from tests.support.pipeline import (
 )
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DEFAULT_DATA_DIR
 ACME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
 
 

@@ -21,6 +21,7 @@ from schemas.money import Scale
 from schemas.registry import Basis, Unit
 from services.app import Workers
 from services.cli import app
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.common.settings import ApiSettings
 from services.ingest.backfill import known_at
 from tests.api.running import api_client
@@ -33,7 +34,7 @@ from tests.support.pipeline import (
 )
 
 pytestmark = pytest.mark.integration
-DATA = Path(__file__).resolve().parents[2] / "data"
+DATA = DEFAULT_DATA_DIR
 ACME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]  # 2021Q1 to 2023Q4
 
 

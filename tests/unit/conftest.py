@@ -6,18 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.extract import Extraction, parse_announcement
 
-REPO = Path(__file__).resolve().parents[2]
-SEED_CANDIDATES = (
-    REPO / "data" / "qfin_2024q1_announcement.txt",
-    REPO / "services" / "data" / "seed_announcement.txt",
-)
+SEED = DEFAULT_DATA_DIR / "qfin_2024q1_announcement.txt"
 
 
 @pytest.fixture(scope="session")
 def seed_path() -> Path:
-    return next(path for path in SEED_CANDIDATES if path.exists())
+    return SEED
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from schemas.guidance import GuidanceIssued, GuidanceStatus
-from schemas.money import Scale
+from schemas.money import Scale, plain_decimal
 from schemas.streams import Streams
 from services.common.fact import FIELD_SEPARATOR, known_at_text
 from services.common.guidance_rules import Band, StatedRange
@@ -109,9 +109,11 @@ def version_from_event(event: GuidanceIssued) -> GuidanceVersion:
 
 
 def _text(value: Decimal | None) -> str | None:
-    return (
-        None if value is None else str(value.normalize() if value == value.to_integral() else value)
-    )
+    """Plain notation; a whole amount without its trailing zeros (1170.000 millions is
+    1170000000 units, not 1.17E+9)."""
+    if value is None:
+        return None
+    return plain_decimal(value.normalize() if value == value.to_integral() else value)
 
 
 class RedisGuidanceStore:

@@ -9,9 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
+from services.cli.demo import DEFAULT_DATA_DIR
 
 pytestmark = pytest.mark.unit
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = DEFAULT_DATA_DIR
 
 
 def test_a_history_without_non_gaap_is_backtested_on_what_it_has(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.forecast.core import load_guidance_csv, load_history_csv, run_backtest
 
 pytestmark = pytest.mark.unit
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = DEFAULT_DATA_DIR
 CORE = Path(__file__).resolve().parents[3] / "services" / "forecast" / "core"
 ALLOWED = {"numpy", "pandas", "scipy", "statsmodels", "services"}
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.forecast.core import (
     ForecastSpec,
     MetricForecast,
@@ -20,7 +19,7 @@ from services.forecast.core import (
 from services.forecast.core.company import DIRECT, RECONCILED, choose_way, non_gaap_fits
 from services.forecast.core.data import guidance_frame
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = DEFAULT_DATA_DIR
 
 pytestmark = pytest.mark.unit
 

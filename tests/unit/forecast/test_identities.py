@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.forecast.assemble import assemble
 from services.forecast.core import forecast_company, load_history_csv
 from services.forecast.core.data import load_history_with_derivations
@@ -198,7 +199,7 @@ def test_a_csv_history_is_filled_and_a_forecast_starts_from_the_derived_quarter(
 
 
 def test_the_bundled_history_fills_share_based_compensation_and_no_reported_figure_moves() -> None:
-    path = Path(__file__).resolve().parents[3] / "data" / "qfin_quarterly.csv"
+    path = DEFAULT_DATA_DIR / "qfin_quarterly.csv"
     filled = load_history_with_derivations(path)
     raw = pd.read_csv(path, dtype={"quarter": str}).set_index("quarter")
 
