@@ -41,8 +41,12 @@ class GuidanceVersion:
 
     @property
     def digest(self) -> str:
-        """SHA-256 of the statement as recorded (its revision is derived, not stated)."""
+        """SHA-256 of the statement as recorded (its revision is derived, not stated). Numbers
+        enter it in the notation earlier versions recorded (1.17E+9), so a statement recorded
+        before plain notation and redelivered after it is the same statement, not a conflict."""
         content = {k: v for k, v in asdict(self).items() if k != "revision"}
+        for name in NUMBER_FIELDS:
+            content[name] = _digest_notation(content[name])
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @property
@@ -106,6 +110,16 @@ def version_from_event(event: GuidanceIssued) -> GuidanceVersion:
         known_at=known_at_text(event.occurred_at),
         source=event.source,
     )
+
+
+NUMBER_FIELDS = ("low", "high", "yoy_low_pct", "yoy_high_pct")
+
+
+def _digest_notation(text: str | None) -> str | None:
+    if text is None:
+        return None
+    value = Decimal(text)
+    return str(value.normalize() if value == value.to_integral() else value)
 
 
 def _text(value: Decimal | None) -> str | None:
