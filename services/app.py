@@ -42,6 +42,7 @@ from services.common.subscribe import BatchWindow, subscribe
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
 from services.ingest.service import IngestService
+from services.ingest.store import RedisIngestStore
 
 WEBHOOK_GROUP = "webhook"
 log = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ def build_workers(
     guidance = RedisGuidanceStore(redis, streams)
     common = {"redis": redis, "streams": streams, "max_length": settings.stream_max_length}
     if Service.INGEST in settings.services:
-        ingest = IngestService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
+        ingest = IngestService(
+            store=RedisIngestStore(redis, streams, max_length=settings.stream_max_length)
+        )
         for stream, event_type in (
             (streams.results, ResultsPublished),
             (streams.metrics, MetricReported),
