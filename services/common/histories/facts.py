@@ -259,6 +259,11 @@ class RedisHistoryStore:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(as_text(m) for m in members)
 
+    async def knows(self, company: str) -> bool:
+        """Whether any fact of the company was recorded."""
+        key = self._streams.key("companies")
+        return bool(await self._redis.sismember(key, company))  # type: ignore[misc]
+
 
 def _outcome(
     result: object, event_id: str, *, history_updated: bool = False
