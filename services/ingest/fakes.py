@@ -18,14 +18,15 @@ from typing import Any
 from schemas.alerts import AlertSignal
 from schemas.history import ChangeKind, FactChange, HistoryUpdated
 from services.common.histories.facts import (
+    FIELD_SEPARATOR,
     ConflictingDuplicate,
     FactVersion,
     Recording,
     RecordOutcome,
+    known_at_text,
 )
 from services.common.histories.guidance import GuidanceVersion
 from services.common.streams import Acknowledgement
-from services.ingest.facts import FIELD_SEPARATOR, known_at_text
 from services.ingest.store import RecentKey
 
 Version = dict[str, Any]  # the store's shape: f, v, p, t, e, c and x for a retraction

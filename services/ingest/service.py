@@ -22,7 +22,7 @@ from schemas.registry import Unit, metric_spec
 from schemas.results import ResultsPublished
 from services.common.consumer import apply_each
 from services.common.guidance_rules import classify_statement_revision
-from services.common.histories.facts import ConflictingDuplicate, Recording, RecordOutcome
+from services.common.histories.facts import ConflictingDuplicate, Fact, Recording, RecordOutcome
 from services.common.histories.guidance import version_from_event
 from services.common.streams import Acknowledgement
 from services.ingest.events import (
@@ -34,7 +34,7 @@ from services.ingest.events import (
     restatement_signal,
     unit_slip_signal,
 )
-from services.ingest.facts import Fact, facts_from_metric, facts_from_results
+from services.ingest.facts import facts_from_metric, facts_from_results
 from services.ingest.integrity import check_statement, unit_slip
 from services.ingest.store import IngestStore
 

@@ -15,9 +15,8 @@ import redis.asyncio as aioredis
 from schemas.alerts import AlertKind, AlertSignal
 from schemas.history import ChangeKind, HistoryUpdated
 from schemas.streams import DATA_FIELD, Streams
-from services.common.histories.facts import ConflictingDuplicate, Recording, RecordOutcome
+from services.common.histories.facts import ConflictingDuplicate, Fact, Recording, RecordOutcome
 from services.common.histories.guidance import GuidanceVersion
-from services.ingest.facts import Fact
 from services.ingest.fakes import InMemoryIngestStore
 from services.ingest.store import IngestStore, RedisIngestStore
 

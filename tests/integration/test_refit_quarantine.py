@@ -19,8 +19,7 @@ from schemas.deadletter import FailureReason
 from services.app import Workers
 from services.cli import app
 from services.cli.ops import dead_letters
-from services.common.histories.facts import RedisHistoryStore
-from services.ingest.facts import Fact
+from services.common.histories.facts import Fact, RedisHistoryStore
 from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,7 @@ import redis.asyncio as aioredis
 from schemas.deadletter import FailureReason
 from schemas.streams import Streams
 from services.common.embedded import EmbeddedRedis
-from services.common.histories.facts import RedisHistoryStore
-from services.ingest.facts import Fact
+from services.common.histories.facts import Fact, RedisHistoryStore
 from tests.reliability.support import (
     dead_letters,
     report,

@@ -14,8 +14,8 @@ from schemas.guidance import GuidanceIssued, GuidanceStatus
 from schemas.money import Scale
 from schemas.streams import Streams
 from services.common.guidance_rules import Band, StatedRange
+from services.common.histories.facts import FIELD_SEPARATOR, known_at_text
 from services.common.wire import as_text
-from services.ingest.facts import FIELD_SEPARATOR, known_at_text
 
 SEEN_TTL_S = 90 * 24 * 3600  # as long as the facts' dedupe marks
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.common.histories.facts import known_at_text
 from services.common.ids import derived_id
-from services.ingest.facts import known_at_text
 
 pytestmark = pytest.mark.unit
 
