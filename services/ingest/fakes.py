@@ -2,8 +2,8 @@
 
 It honours the Redis adapter's contract on one Redis (tests/integration/test_ingest_store_contract
 runs the same assertions on both): dedupe and conflicts by content digest, the change kinds of
-record_facts.lua (recorded, restated, refined, a late version, retraction), and each event's
-HistoryUpdated written with its facts.
+record_facts.lua (recorded, restated, refined, a late version, retraction), each event's
+HistoryUpdated written with its facts, and the bookkeeping of updates a caller appends.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class InMemoryIngestStore:
     _versions: dict[tuple[str, str], list[Version]] = field(default_factory=dict)
     _guidance: dict[tuple[str, str, str], list[GuidanceVersion]] = field(default_factory=dict)
     _guidance_seen: dict[tuple[str, str], str] = field(default_factory=dict)
+    _published: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def writes_history_updates_atomically(self) -> bool:
@@ -86,13 +87,13 @@ class InMemoryIngestStore:
         return []
 
     async def history_updates_published(self, items: list[tuple[str, str]]) -> set[str]:
-        return set()  # never asked: this store writes history updates with the facts
+        return {event_id for company, event_id in items if (company, event_id) in self._published}
 
     async def append_history_updates(self, entries: list[tuple[str, bytes]]) -> None:
         self.history_updates += [HistoryUpdated.model_validate_json(e) for _, e in entries]
 
     async def mark_history_updates_published(self, items: list[tuple[str, str]]) -> None:
-        return None
+        self._published.update(items)
 
     async def recent_values(self, keys: list[RecentKey]) -> list[list[Decimal]]:
         return [

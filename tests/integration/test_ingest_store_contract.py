@@ -256,3 +256,17 @@ async def test_published_signals_and_history_updates_reach_the_company(subject: 
 
     assert await subject.signals() == [signal]
     assert await subject.history_updates() == [update]
+
+
+async def test_history_updates_a_caller_appends_are_kept_and_marked_published(
+    subject: Subject,
+) -> None:
+    update = HistoryUpdated(event_id="e1-history", company=COMPANY, cause_event_id="e1")
+
+    await subject.store.append_history_updates([(COMPANY, update.model_dump_json().encode())])
+    before = await subject.store.history_updates_published([(COMPANY, "e1")])
+    await subject.store.mark_history_updates_published([(COMPANY, "e1")])
+    after = await subject.store.history_updates_published([(COMPANY, "e1"), (COMPANY, "e2")])
+
+    assert await subject.history_updates() == [update]
+    assert (before, after) == (set(), {"e1"})
