@@ -35,8 +35,10 @@ Version = dict[str, Any]  # the store's shape: f, v, p, t, e, c and x for a retr
 @dataclass
 class InMemoryIngestStore:
     """What the worker wrote, kept in lists a test can read: `history_updates` and `signals`
-    as published, `acknowledged` the acknowledgements sent."""
+    as published, `acknowledged` the acknowledgements sent. `atomic=False` behaves as the
+    adapter on a cluster: the outcomes carry the history updates for the caller to append."""
 
+    atomic: bool = True
     history_updates: list[HistoryUpdated] = field(default_factory=list)
     signals: list[AlertSignal] = field(default_factory=list)
     acknowledged: list[Acknowledgement] = field(default_factory=list)
@@ -48,7 +50,7 @@ class InMemoryIngestStore:
 
     @property
     def writes_history_updates_atomically(self) -> bool:
-        return True
+        return self.atomic
 
     async def record_facts(
         self, batch: list[Recording], envelope: dict[str, str | int]
@@ -63,12 +65,19 @@ class InMemoryIngestStore:
         if seen is not None and seen[0] != digest:
             return ConflictingDuplicate(item.event_id, seen[0], digest)
         if seen is not None:
-            return _outcome(seen[1], duplicate=True)
+            owed = self._owed(item, envelope, seen[1]) if not self.atomic else None
+            return _outcome(seen[1], duplicate=True, owed=owed, atomic=self.atomic)
         changes = [c for fact in item.facts for c in self._apply(item.company, _version(fact))]
         self._seen[(item.company, item.event_id)] = (digest, changes)
-        if changes and item.update_id:
-            self.history_updates.append(_history_update(item, envelope, changes))
-        return _outcome(changes, duplicate=False)
+        update = self._owed(item, envelope, changes)
+        if update is not None and self.atomic:
+            self.history_updates.append(update)
+        return _outcome(changes, duplicate=False, owed=update, atomic=self.atomic)
+
+    def _owed(
+        self, item: Recording, envelope: dict[str, str | int], changes: list[Version]
+    ) -> HistoryUpdated | None:
+        return _history_update(item, envelope, changes) if changes and item.update_id else None
 
     def _apply(self, company: str, fact: Version) -> list[Version]:
         versions = self._versions.setdefault((company, fact["f"]), [])
@@ -202,10 +211,13 @@ def _change_kind(versions: list[Version], fact: Version) -> tuple[str | None, Ve
     return "late", latest
 
 
-def _outcome(changes: list[Version], *, duplicate: bool) -> RecordOutcome:
+def _outcome(
+    changes: list[Version], *, duplicate: bool, owed: HistoryUpdated | None, atomic: bool
+) -> RecordOutcome:
     encoded = json.dumps(changes).encode() if changes else b"[]"
     kinds = ",".join(change["k"] for change in changes).encode()
-    return RecordOutcome(duplicate, encoded, kinds, history_updated=True)
+    entry = owed.model_dump_json().encode() if owed is not None and not atomic else b""
+    return RecordOutcome(duplicate, encoded, kinds, atomic, entry)
 
 
 def _history_update(

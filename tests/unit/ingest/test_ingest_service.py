@@ -16,10 +16,12 @@ from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Basis, Unit
 from schemas.results import ResultsPublished
-from services.common.histories.facts import ConflictingDuplicate
+from services.common.histories.facts import ConflictingDuplicate, Recording
 from services.common.ids import derived_id
 from services.common.publishing import read_jsonl
 from services.common.streams import Acknowledgement
+from services.ingest.events import history_update_envelope, history_update_id
+from services.ingest.facts import facts_from_metric
 from services.ingest.fakes import InMemoryIngestStore
 from services.ingest.service import IngestService
 
@@ -193,3 +195,40 @@ async def test_a_batch_of_facts_is_acknowledged_with_its_signals_only_when_all_a
     assert refused[0] is None
     assert isinstance(refused[1], ConflictingDuplicate)
     assert store.acknowledged == [acknowledgement()], "all or nothing"
+
+
+async def test_on_a_cluster_a_redelivery_after_a_crash_before_publishing_publishes_once() -> None:
+    store = InMemoryIngestStore(atomic=False)
+    service = IngestService(store=store, clock=lambda: NOW)
+    event = volume("99237")
+    recording = Recording(
+        event.company, event.event_id, facts_from_metric(event), history_update_id(event)
+    )
+    await store.record_facts([recording], history_update_envelope(NOW))  # then the worker died
+    assert store.history_updates == []
+
+    await service.apply_all([event])
+    await service.apply_all([event])
+
+    (update,) = store.history_updates
+    assert (update.cause_event_id, update.occurred_at) == (event.event_id, NOW)
+    assert [(f.kind, f.value) for f in update.facts] == [
+        (ChangeKind.RECORDED, Decimal(99_237_000_000))
+    ]
+
+
+async def test_on_a_cluster_a_restatement_is_told_and_signalled_once_however_often_it_arrives() -> (
+    None
+):
+    store = InMemoryIngestStore(atomic=False)
+    service = IngestService(store=store, clock=lambda: NOW)
+    restated = volume("118500", day=1)
+
+    for batch in ([volume("119000")], [restated], [restated]):
+        assert await service.apply_all(batch) == [None]
+
+    assert [u.facts[0].kind for u in store.history_updates] == [
+        ChangeKind.RECORDED,
+        ChangeKind.RESTATED,
+    ]
+    assert [s.kind for s in store.signals] == [AlertKind.RESTATEMENT]
