@@ -24,8 +24,9 @@ from services.common.redis import create_redis
 from services.common.settings import WorkerSettings
 from services.ingest.events import history_update_envelope, history_update_id
 from services.ingest.facts import facts_from_metric
+from services.ingest.fakes import InMemoryIngestStore
 from services.ingest.service import IngestService
-from services.ingest.store import RedisIngestStore
+from services.ingest.store import IngestStore, RedisIngestStore
 from tests.support.cluster import LocalCluster, local_cluster
 from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, synthetic_company
 
@@ -111,9 +112,14 @@ async def history_entries(client: aioredis.Redis, streams: Streams, company: str
 async def ingest_as_delivered(
     client: aioredis.Redis, streams: Streams, inputs: list[Event], died: MetricReported
 ) -> list[bytes]:
+    store = RedisIngestStore(client, streams, max_length=10_000)
+    await deliver(store, inputs, died)
+    return await history_entries(client, streams, died.company)
+
+
+async def deliver(store: IngestStore, inputs: list[Event], died: MetricReported) -> None:
     """Every input, then all again (a redelivery); before them, `died`'s facts recorded by a
     worker that died before it published, and its redelivery last."""
-    store = RedisIngestStore(client, streams, max_length=10_000)
     recording = Recording(
         died.company, died.event_id, facts_from_metric(died), history_update_id(died)
     )
@@ -122,7 +128,6 @@ async def ingest_as_delivered(
     service = IngestService(store=store, clock=lambda: CLOCK)
     for batch in (inputs, inputs, [died]):
         assert await service.apply_all(batch) == [None] * len(batch)
-    return await history_entries(client, streams, died.company)
 
 
 @pytest.mark.timeout(120)
@@ -155,3 +160,12 @@ async def test_one_redis_and_a_cluster_write_byte_identical_history_updates(
     # the same entries, byte for byte; the order differs only in `died`'s, which one Redis
     # wrote with its facts and a cluster on the redelivery
     assert sorted(on_a_cluster) == sorted(on_one_redis)
+    fake = InMemoryIngestStore(atomic=False)
+    await deliver(fake, delivered, died)
+    assert sorted(fake.history_updates, key=by_id) == sorted(
+        (HistoryUpdated.model_validate_json(entry) for entry in on_a_cluster), key=by_id
+    ), "the unit tests' fake of a cluster tells what the adapter does"
+
+
+def by_id(update: HistoryUpdated) -> str:
+    return update.event_id
