@@ -195,8 +195,9 @@ class RedisHistoryStore:
         """The item's keys and the history stream the script appends to (a placeholder when
         it does not: a cluster routes a script by its keys, which must share one slot)."""
         keys = self.keys(item.company, item.event_id)
-        stream = self._streams.for_company(self._streams.history, item.company)
-        return [*keys, stream if appends else keys[2]]
+        if not appends:
+            return [*keys, keys[2]]
+        return [*keys, self._streams.for_company(self._streams.history, item.company)]
 
     async def _record_concurrently(
         self, batch: list[Recording], companies: list[str], shared: str
