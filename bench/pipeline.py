@@ -2,7 +2,7 @@
 
 Throughput: operational-metric events through `guidepost run --services ingest` as deployed
 (FastStream's batch subscriber reading 100 entries at a time; decode, validate, dead-letter;
-dedupe and the atomic Lua write with its announcement; ack), on a backlog loaded before the
+dedupe and the atomic Lua write with its history update; ack), on a backlog loaded before the
 worker starts, against raw XREADGROUP(100) + pydantic + XACK on the same backlog; `--trials`
 alternating pairs, medians reported.
 
@@ -12,7 +12,7 @@ reported. A warm-up load records the original facts
 and is drained through every group first. Then events are published at a fixed rate across
 100 companies, each one restating a distinct fact, so each one yields exactly one alert
 (ingest → signal → alerts → alert stream) while the guidance and forecast workers consume
-every announcement too. The target holds "when no full refit is due": the forecast worker
+every history update too. The target holds "when no full refit is due": the forecast worker
 marks each restated company dirty, and its coalescing window (10 minutes) keeps the refits
 out of the measured run (their cost is bench.forecast's). The baseline is the raw publish →
 XREADGROUP latency at the same rate.

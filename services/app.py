@@ -45,6 +45,7 @@ from services.forecast.store import RedisForecastStore
 from services.guidance.service import GuidanceService
 from services.guidance.store import RedisGuidanceWorkerStore
 from services.ingest.service import IngestService
+from services.ingest.store import RedisIngestStore
 
 WEBHOOK_GROUP = "webhook"
 log = logging.getLogger(__name__)
@@ -179,9 +180,10 @@ def build_workers(
     workers = Workers(settings, redis, broker or create_broker(settings), streams)
     history = RedisHistoryStore(redis, streams)
     guidance = RedisGuidanceStore(redis, streams)
-    common = {"redis": redis, "streams": streams, "max_length": settings.stream_max_length}
     if Service.INGEST in settings.services:
-        ingest = IngestService(history=history, guidance=guidance, **common)  # type: ignore[arg-type]
+        ingest = IngestService(
+            store=RedisIngestStore(redis, streams, max_length=settings.stream_max_length)
+        )
         for stream, event_type in (
             (streams.results, ResultsPublished),
             (streams.metrics, MetricReported),

@@ -55,8 +55,7 @@ class StatusReader:
         return await self._history.companies()
 
     async def knows(self, company: str) -> bool:
-        key = self._streams.key("companies")
-        return bool(await self._redis.sismember(key, company))
+        return await self._history.knows(company)
 
     async def forecasts(self, company: str) -> list[ForecastUpdated]:
         return await self._forecasts.forecasts(company)

@@ -27,22 +27,22 @@ def volume(value: str, *, event_id: str | None = None, period: str = "2024Q1") -
     )  # fmt: skip
 
 
-async def test_a_metric_is_recorded_once_and_announced_once_however_often_it_arrives() -> None:
+async def test_a_metric_is_recorded_once_and_told_once_however_often_it_arrives() -> None:
     event = volume("99237")
     async with in_memory_workers("ingest") as (workers, broker):
         await send(workers, broker, event, event, event)
         same_fact_new_id = volume("99237")
         await send(workers, broker, same_fact_new_id)
         versions = await RedisHistoryStore(workers.redis, workers.streams).versions("ACME")
-        announced = [
+        updates = [
             HistoryUpdated.model_validate_json(b)
             for b in await entries(workers, workers.streams.history)
         ]
     assert [(v.metric, v.period, v.value) for v in versions] == [
         ("loan_volume", "2024Q1", Decimal("99237000000"))
     ]
-    assert len({u.event_id for u in announced}) == 1, (
-        "redeliveries republish the same announcement id"
+    assert len({u.event_id for u in updates}) == 1, (
+        "redeliveries republish the same history update id"
     )
 
 

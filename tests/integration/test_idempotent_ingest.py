@@ -43,7 +43,7 @@ def thousand_events() -> list[MetricReported]:
 
 
 async def state(workers: Workers) -> dict[str, Any]:
-    """Every company's fact versions and every announcement, minus timestamps of processing."""
+    """Every company's fact versions and every history update, minus timestamps of processing."""
     snapshot: dict[str, Any] = {}
     for company in COMPANIES:
         key = workers.streams.key("{" + company + "}", "versions")

@@ -335,7 +335,8 @@ def repeated(ids: Iterable[str]) -> int:
 
 
 def conflicting(history: list[HistoryUpdated]) -> int:
-    """Ids announced with different content (a re-announcement must repeat the same facts)."""
+    """History update ids published with different content (a repeat must carry the same
+    facts)."""
     contents: dict[str, set[str]] = {}
     for update in history:
         content = json.dumps(

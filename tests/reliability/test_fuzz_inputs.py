@@ -205,12 +205,12 @@ def test_bad_entries_are_dead_lettered_and_valid_ones_processed(
     assert sorted((d.source_stream, d.entry_id) for d in letters) == sorted(bad)
     assert all(letter.reason and letter.error for letter in letters)
     history: Any = client.xrange(STREAMS.history)
-    announced = {json.loads(fields[DATA_FIELD.encode()])["cause_event_id"] for _, fields in history}
-    assert set(good) <= announced, "a valid event between bad ones was not processed"
+    told = {json.loads(fields[DATA_FIELD.encode()])["cause_event_id"] for _, fields in history}
+    assert set(good) <= told, "a valid event between bad ones was not processed"
     totals["events"] += len(batch) + sum(1 for _, with_valid, _ in batch if with_valid)
     totals["bad"] += len(bad)
     totals["dead_lettered"] += len(letters)
-    totals["valid_processed"] += len(set(good) & announced)
+    totals["valid_processed"] += len(set(good) & told)
     valid_sent.update(good)
     client.close()
 
@@ -292,7 +292,7 @@ def test_any_entry_is_applied_or_dead_lettered_on_its_first_delivery(
     letters = {
         (d.source_stream, d.entry_id): d for d in dead_letters(client, STREAMS)[letters_before:]
     }
-    causes = set(announced_causes(client))
+    causes = set(history_update_causes(client))
     assert ingest_worker.alive, ingest_worker.tail()
     for (stream, entry_id), event_id in sent.items():
         letter = letters.get((stream, entry_id))
@@ -324,7 +324,7 @@ def test_fuzz_figures(
     """Runs after the fuzz tests (file order): the worker is still up; the totals reported,
     lost and duplicated effects counted from the store and the history stream."""
     client = redis.Redis.from_url(fuzz_redis.url)
-    causes = announced_causes(client)
+    causes = history_update_causes(client)
     lost = len(valid_sent - set(causes))
     duplicated = store_count(client, NAMESPACE).applied_twice + guidance_applied_twice(client)
     client.close()
@@ -335,7 +335,7 @@ def test_fuzz_figures(
     assert (lost, duplicated) == (0, 0)
 
 
-def announced_causes(client: redis.Redis) -> list[str]:
+def history_update_causes(client: redis.Redis) -> list[str]:
     history: Any = client.xrange(STREAMS.history)
     return [json.loads(fields[DATA_FIELD.encode()])["cause_event_id"] for _, fields in history]
 

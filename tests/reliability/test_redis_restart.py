@@ -138,7 +138,7 @@ def test_redis_restarted_mid_run_ends_in_the_same_state_as_a_clean_run(
         lost=result.lost,
         duplicated=result.duplicated,
         dead_lettered=result.dead_lettered,
-        history_ids_reannounced=result.history_ids_repeated,
+        history_ids_repeated=result.history_ids_repeated,
         alert_ids_repeated=result.alert_ids_repeated,
         time_to_recover_s=round(outage.recovered_s, 2),
         ready_before_during_after=[outage.ready_before, outage.ready_during, outage.ready_after],

@@ -60,18 +60,19 @@ def test_a_worker_killed_mid_run_loses_nothing_and_applies_nothing_twice(
         lost=result.lost,
         duplicated=result.duplicated,
         dead_lettered=result.dead_lettered,
-        history_ids_reannounced=result.history_ids_repeated,
+        history_ids_repeated=result.history_ids_repeated,
         alerts=result.alerts,
         alert_ids_repeated=result.alert_ids_repeated,
         time_to_recover_s=round(recovered_s, 2),
     )
     assert (result.lost, result.wrong_value, result.duplicated) == (0, 0, 0)
     assert result.dead_lettered == 0
-    # Ingest announces at least once: a batch recorded but not acknowledged when the worker
-    # died is announced again on redelivery, with the same ids and the same facts, and every
-    # consumer downstream dedupes it (the effects above are single). Reported, not hidden.
-    assert result.history_ids_conflicting == 0, "an id was announced with different facts"
+    # Ingest publishes each history update at least once: a batch recorded but not
+    # acknowledged when the worker died may publish it again on redelivery, with the same ids
+    # and the same facts, and every consumer downstream dedupes it (the effects above are
+    # single). Reported, not hidden.
+    assert result.history_ids_conflicting == 0, "an id was published with different facts"
     assert result.alert_ids_repeated == 0, "an alert was sent twice"
     # A restatement processed before its claimed original records the original as a late
-    # version, which announces nothing: at most one alert per restated fact.
+    # version, which changes nothing current: at most one alert per restated fact.
     assert 0.9 * load.restated <= result.alerts <= load.restated

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
 from schemas.deadletter import FailureReason
-from schemas.streams import Streams
+from schemas.streams import DATA_FIELD, Streams
 from services.common.consumer import RefusedEvent
 from services.common.fact import FIELD_SEPARATOR, Fact, known_at_text
 from services.common.wire import as_text
@@ -41,7 +41,8 @@ class RecordOutcome(NamedTuple):
     duplicate: bool
     encoded_changes: bytes
     kinds: bytes = b""  # the changes' kinds, comma-separated: b"recorded,restated"
-    announced: bool = False  # the store already put the announcement on its stream
+    history_updated: bool = False  # the store already appended the HistoryUpdated entry
+    history_entry: bytes = b""  # else the entry the caller is to append (b"": no change)
 
     @property
     def changes(self) -> tuple[RecordedChange, ...]:
@@ -70,20 +71,19 @@ class ConflictingDuplicate(RefusedEvent):
 
 @dataclass(frozen=True)
 class Recording:
-    """One event's facts, and (on one Redis) the stream and id of the HistoryUpdated that
-    announces them; the script writes the announcement with the changes it actually made."""
+    """One event's facts and the id of the HistoryUpdated telling what they changed ("" for
+    none); the script builds that entry from the changes it actually made."""
 
     company: str
     event_id: str
     facts: list[Fact]
-    announce_on: str | None = None
-    announcement_id: str = ""
+    update_id: str = ""
 
     def script_args(self) -> list[str]:
         """The event's part of the script's flat arguments (see record_facts.lua). The digest
         of its content covers every fact argument (their event id is the event's own, the same
         in any two events the digest is compared between)."""
-        args = [self.announcement_id, self.company, self.event_id, "", str(len(self.facts))]
+        args = [self.update_id, self.company, self.event_id, "", str(len(self.facts))]
         for fact in self.facts:
             args += (
                 fact.field,
@@ -126,9 +126,10 @@ class RedisHistoryStore:
         ]
 
     @property
-    def announces_atomically(self) -> bool:
-        """One Redis: the script writes the announcement too. A cluster cannot (the stream and
-        the company's keys live on different slots), so the client announces after."""
+    def writes_history_updates_atomically(self) -> bool:
+        """One Redis: the script appends the HistoryUpdated entry too. A cluster cannot (the
+        stream and the company's keys live on different slots), so the client appends the
+        entry the script built, after."""
         return self._single
 
     async def record(self, company: str, event_id: str, facts: list[Fact]) -> RecordOutcome:
@@ -139,15 +140,18 @@ class RedisHistoryStore:
         return outcome
 
     async def record_many(
-        self, batch: list[Recording], announcement: dict[str, str | int] | None = None
+        self, batch: list[Recording], envelope: dict[str, str | int] | None = None
     ) -> list[RecordOutcome | BaseException]:
         """Each event's facts atomic with its dedupe mark, and on one Redis with its
-        announcement: the items' ids plus the envelope fields in `announcement`."""
-        if not self.announces_atomically:
-            return await self._record_concurrently(batch, sorted({i.company for i in batch}))
-        keys = [key for item in batch for key in self._keys_with_stream(item)]
+        HistoryUpdated entry: the items' update ids plus the fields in `envelope` every update
+        of the batch shares (on a cluster, the outcomes carry the entries to append)."""
+        shared = json.dumps(envelope or {})
+        if not self.writes_history_updates_atomically:
+            companies = sorted({i.company for i in batch})
+            return await self._record_concurrently(batch, companies, shared)
+        keys = [key for item in batch for key in self._keys_with_stream(item, appends=True)]
         keys.append(self._streams.key("companies"))  # one Redis: the script registers them
-        args: list[str | int] = [DEDUPE_TTL_S, json.dumps(announcement) if announcement else ""]
+        args: list[str | int] = [DEDUPE_TTL_S, "1", shared]
         for item in batch:
             args += item.script_args()
         try:
@@ -156,25 +160,27 @@ class RedisHistoryStore:
             return [error] * len(batch)
         replies = iter(result)
         return [
-            RecordOutcome(status == b"duplicate", encoded, kinds, announced=True)
-            if status != b"conflict"
-            else ConflictingDuplicate(item.event_id, as_text(encoded), as_text(kinds))
-            for item, (status, encoded, kinds) in zip(
-                batch, zip(replies, replies, replies, strict=True), strict=True
+            _outcome(reply, item.event_id, history_updated=True)
+            for item, reply in zip(
+                batch, zip(replies, replies, replies, replies, strict=True), strict=True
             )
         ]
 
-    def _keys_with_stream(self, item: Recording) -> list[str]:
+    def _keys_with_stream(self, item: Recording, *, appends: bool) -> list[str]:
+        """The item's keys and the history stream the script appends to (a placeholder when
+        it does not: a cluster routes a script by its keys, which must share one slot)."""
         keys = self.keys(item.company, item.event_id)
-        return [*keys, item.announce_on or keys[2]]
+        if not appends:
+            return [*keys, keys[2]]
+        return [*keys, self._streams.for_company(self._streams.history, item.company)]
 
     async def _record_concurrently(
-        self, batch: list[Recording], companies: list[str]
+        self, batch: list[Recording], companies: list[str], shared: str
     ) -> list[RecordOutcome | BaseException]:
         calls = [
             self._record(
-                keys=self._keys_with_stream(item),
-                args=[DEDUPE_TTL_S, "", *item.script_args()],
+                keys=self._keys_with_stream(item, appends=False),
+                args=[DEDUPE_TTL_S, "0", shared, *item.script_args()],
             )
             for item in batch
         ]
@@ -185,20 +191,33 @@ class RedisHistoryStore:
             for item, r in zip(batch, results, strict=True)
         ]
 
-    def _announced_key(self, company: str, event_id: str) -> str:
+    def _published_key(self, company: str, event_id: str) -> str:
+        # "announced:" is the mark's name in running deployments and in the ingest ACL
         return self._streams.company_key(company, "announced:" + event_id)
 
-    async def announced(self, items: list[tuple[str, str]]) -> set[str]:
-        """Which of these (company, event id) had their announcements published already."""
+    async def history_updates_published(self, items: list[tuple[str, str]]) -> set[str]:
+        """Which of these (company, event id) had their history updates appended already
+        (on a cluster, where the client appends them)."""
         if not items:
             return set()
-        flags = await self._redis.mget([self._announced_key(c, e) for c, e in items])
+        flags = await self._redis.mget([self._published_key(c, e) for c, e in items])
         return {event_id for (_, event_id), flag in zip(items, flags, strict=True) if flag}
 
-    async def mark_announced(self, items: list[tuple[str, str]]) -> None:
+    async def append_history_updates(self, entries: list[tuple[str, bytes]]) -> None:
+        """(On a cluster.) Append the (company, entry) pairs the script built, as they are, to
+        each company's partition of the history stream (not capped: acknowledged trims)."""
+        if not entries:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for company, entry in entries:
+                stream = self._streams.for_company(self._streams.history, company)
+                pipe.xadd(stream, {DATA_FIELD: entry})
+            await pipe.execute()
+
+    async def mark_history_updates_published(self, items: list[tuple[str, str]]) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
             for company, event_id in items:
-                pipe.set(self._announced_key(company, event_id), "1", ex=DEDUPE_TTL_S)
+                pipe.set(self._published_key(company, event_id), "1", ex=DEDUPE_TTL_S)
             await pipe.execute()
 
     async def latest(self, company: str, metric: str, period: str) -> Decimal | None:
@@ -241,14 +260,19 @@ class RedisHistoryStore:
         members = await self._redis.smembers(self._streams.key("companies"))  # type: ignore[misc]
         return sorted(as_text(m) for m in members)
 
+    async def knows(self, company: str) -> bool:
+        """Whether any fact of the company was recorded."""
+        key = self._streams.key("companies")
+        return bool(await self._redis.sismember(key, company))  # type: ignore[misc]
+
 
 def _outcome(
-    result: object, event_id: str, *, announced: bool = False
+    result: object, event_id: str, *, history_updated: bool = False
 ) -> RecordOutcome | ConflictingDuplicate:
-    status, encoded, kinds = cast(list[bytes], result)
+    status, encoded, kinds, entry = cast(list[bytes], result)
     if status == b"conflict":
         return ConflictingDuplicate(event_id, as_text(encoded), as_text(kinds))
-    return RecordOutcome(status == b"duplicate", encoded, kinds, announced=announced)
+    return RecordOutcome(status == b"duplicate", encoded, kinds, history_updated, entry)
 
 
 def latest_as_of(versions: list[FactVersion], as_of: datetime | None) -> list[FactVersion]:

@@ -1,22 +1,26 @@
 -- Record the facts of a batch of events, each atomically with its dedupe mark and, on one
--- Redis, with the HistoryUpdated announcing what it changed (so an effect is never recorded
--- without its announcement, nor announced twice).
+-- Redis, with the HistoryUpdated entry telling what it changed (so an effect is never recorded
+-- without its history update, nor its update written twice).
+-- This script is the one builder of a fact HistoryUpdated entry: on one Redis it appends the
+-- entry itself; on a cluster it returns the entry and the caller appends those very bytes
+-- (the history stream lives on another slot than the company's keys).
 -- KEYS: for event i (1-based), KEYS[4i-3] latest-value hash, KEYS[4i-2] versions hash,
---       KEYS[4i-1] the event's dedupe mark, KEYS[4i] the stream to announce on (unused when
---       the item has no "announce" part: a cluster announces from the client instead)
+--       KEYS[4i-1] the event's dedupe mark, KEYS[4i] the history stream to append to (a
+--       repeat of the dedupe mark when the caller appends: a cluster)
 --       and, on one Redis, a last key: the set of known companies, to which each event's company
 --       is added (a cluster adds them from the client: the set lives on another slot)
 -- ARGV[1] dedupe-mark TTL in seconds
--- ARGV[2] JSON of the envelope fields every announcement of the batch shares, or "" when the
---         caller announces (a cluster)
--- ARGV[3...] per event, flat (no JSON to build or parse on the hot path): the announcement's
---         event id ("" when not announcing), company, the event's own id, the digest of its
---         content (64 hex digits), the number of facts, then per fact: "metric|period", value,
---         precision, known_at, event id, currency
--- Returns, per event: "duplicate" | "applied", its changes as JSON {"f","k","v","prev","c"}, and
--- the kinds of those changes joined by commas (so the caller decodes the JSON only when needed);
--- or "conflict", the digest recorded under this event id, and the digest received (the same id
--- with other content: nothing is written).
+-- ARGV[2] "1": append each history update here (one Redis); "0": return it to the caller
+-- ARGV[3] JSON of the envelope fields every history update of the batch shares
+-- ARGV[4...] per event, flat (no JSON to build or parse on the hot path): its history update's
+--         event id ("" for none: a caller recording facts without telling), company, the event's own id, the digest of its content (64 hex digits),
+--         the number of facts, then per fact: "metric|period", value, precision, known_at,
+--         event id, currency
+-- Returns, per event: "duplicate" | "applied", its changes as JSON {"f","k","v","prev","c"}, the
+-- kinds of those changes joined by commas (so the caller decodes the JSON only when needed), and
+-- the HistoryUpdated entry the caller is to append ("" when this script appended it, or there is
+-- no change); or "conflict", the digest recorded under this event id, the digest received (the
+-- same id with other content: nothing is written), and "".
 -- The dedupe mark holds the content's digest followed by the changes JSON (a mark written before
 -- digests were kept starts with "[" and matches any content).
 -- Values equal within half the coarser precision are one fact (the same figure published
@@ -24,6 +28,8 @@
 -- A version with "x" set is an operator's retraction (`guidepost history retract`): from its time
 -- on the fact has no value, so a later figure is recorded afresh and an earlier one learned late
 -- stays history.
+
+local shared = cjson.decode(ARGV[3])
 
 local function same_value(a, b)
   local tolerance = math.max(tonumber(a.p), tonumber(b.p)) / 2 + 1e-9 * math.abs(tonumber(a.v))
@@ -90,7 +96,7 @@ local function split_field(field)
   return string.sub(field, 1, bar - 1), string.sub(field, bar + 1)
 end
 
-local function announce(stream, envelope, changes)
+local function history_update(envelope, changes)
   local facts = {}
   for _, change in ipairs(changes) do
     local metric, period = split_field(change.f)
@@ -102,12 +108,20 @@ local function announce(stream, envelope, changes)
     })
   end
   envelope.facts = facts
-  redis.call("XADD", stream, "*", "__data__", cjson.encode(envelope))
+  return cjson.encode(envelope)
+end
+
+local function envelope_of(event)
+  local envelope = {
+    event_id = event.update_id, company = event.company, cause_event_id = event.cause,
+  }
+  for name, value in pairs(shared) do envelope[name] = value end
+  return envelope
 end
 
 local function read_event(cursor)
   local event = {
-    announce_id = ARGV[cursor], company = ARGV[cursor + 1], cause = ARGV[cursor + 2],
+    update_id = ARGV[cursor], company = ARGV[cursor + 1], cause = ARGV[cursor + 2],
     digest = ARGV[cursor + 3],
   }
   local count = tonumber(ARGV[cursor + 4])
@@ -130,10 +144,10 @@ local function kinds_of(changes)
   return table.concat(kinds, ",")
 end
 
-local shared = (ARGV[2] ~= "") and cjson.decode(ARGV[2]) or nil
 local registry = (#KEYS % 4 == 1) and KEYS[#KEYS] or nil
+local appends = ARGV[2] == "1"
 local results = {}
-local cursor, i = 3, 0
+local cursor, i = 4, 0
 while cursor <= #ARGV do
   local event
   event, cursor = read_event(cursor)
@@ -149,25 +163,30 @@ while cursor <= #ARGV do
     table.insert(results, "conflict")
     table.insert(results, recorded_digest)
     table.insert(results, event.digest)
+    table.insert(results, "")
   elseif seen then
+    local changes = cjson.decode(seen_changes)
     table.insert(results, "duplicate")
     table.insert(results, seen_changes)
-    table.insert(results, kinds_of(cjson.decode(seen_changes)))
+    table.insert(results, kinds_of(changes))
+    -- one Redis appended it with the facts; a cluster's caller may not have yet
+    local owed = not appends and #changes > 0 and event.update_id ~= ""
+    table.insert(results, owed and history_update(envelope_of(event), changes) or "")
   else
     local changes = record(KEYS[base + 1], KEYS[base + 2], event.facts)
     local encoded = (#changes == 0) and "[]" or cjson.encode(changes)
-    if shared and event.announce_id ~= "" and #changes > 0 then
-      local envelope = {
-        event_id = event.announce_id, company = event.company, cause_event_id = event.cause,
-      }
-      for name, value in pairs(shared) do envelope[name] = value end
-      announce(KEYS[base + 4], envelope, changes)
+    local updates = #changes > 0 and event.update_id ~= ""
+    local entry = updates and history_update(envelope_of(event), changes) or ""
+    if appends and entry ~= "" then
+      redis.call("XADD", KEYS[base + 4], "*", "__data__", entry)
+      entry = ""
     end
     redis.call("SET", seen_key, event.digest .. encoded, "EX", tonumber(ARGV[1]))
     if registry then redis.call("SADD", registry, event.company) end
     table.insert(results, "applied")
     table.insert(results, encoded)
     table.insert(results, kinds_of(changes))
+    table.insert(results, entry)
   end
 end
 return results
