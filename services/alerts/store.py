@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
@@ -829,3 +830,10 @@ class FakeAlertStores:
 
     def schedule(self, sink: str) -> FakeRedeliverySchedule:
         return self._schedules.setdefault(sink, FakeRedeliverySchedule())
+
+
+def alert_severities(client: redis.Redis, streams: Streams, company: str) -> list[tuple[str, str]]:
+    """Each of a company's alert records as (status, severity) (a sync client: the scrape)."""
+    blobs: Any = client.hvals(AlertKeys(streams).records(company))
+    records = [json.loads(blob) for blob in blobs]
+    return [(str(r.get("status")), str(r.get("severity"))) for r in records]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import redis
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -14,7 +12,9 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
 from schemas.streams import Streams
+from services.alerts.store import alert_severities
 from services.api.timeline import record_status
+from services.common.histories.facts import fact_counts
 from services.forecast.store import published_counts
 from services.guidance.store import band_states
 
@@ -31,15 +31,14 @@ class CompanyCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         families = _company_families()
         try:
-            for company in sorted(self._client.smembers(self._streams.key("companies"))):
-                self._fill(families, str(company))
+            for company, facts in fact_counts(self._client, self._streams).items():
+                families["facts"].add_metric([company], float(facts))
+                self._fill(families, company)
         except RedisError as error:
             log.warning("metrics scrape could not read Redis: %s", type(error).__name__)
         yield from families.values()
 
     def _fill(self, families: dict[str, GaugeMetricFamily], company: str) -> None:
-        facts: Any = self._client.hlen(self._key(company, "facts"))
-        families["facts"].add_metric([company], float(facts))
         for name, count in published_counts(self._client, self._streams, company).items():
             families[name].add_metric([company], float(count))
         for state, count in band_states(self._client, self._streams, company).items():
@@ -47,18 +46,10 @@ class CompanyCollector(Collector):
         for status, count in self._alert_tally(company).items():
             families["alerts"].add_metric([company, status], float(count))
 
-    def _tally(self, company: str, name: str, field: str) -> Counter[str]:
-        blobs: Any = self._client.hvals(self._key(company, name))
-        return Counter(str(json.loads(blob).get(field)) for blob in blobs)
-
     def _alert_tally(self, company: str) -> Counter[str]:
         """By status, an informational notice (severity info) counted apart from firing."""
-        blobs: Any = self._client.hvals(self._key(company, "alerts"))
-        records = (json.loads(blob) for blob in blobs)
-        return Counter(record_status(r.get("status"), r.get("severity")) for r in records)
-
-    def _key(self, company: str, name: str) -> str:
-        return self._streams.company_key(company, name)
+        records = alert_severities(self._client, self._streams, company)
+        return Counter(record_status(status, severity) for status, severity in records)
 
 
 def _company_families() -> dict[str, GaugeMetricFamily]:

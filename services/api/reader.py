@@ -94,7 +94,3 @@ class StatusReader:
             firing=firing,
             informational=informational,
         )
-
-    async def _values(self, company: str, name: str) -> list[bytes | str]:
-        raw = await self._redis.hgetall(self._streams.company_key(company, name))
-        return list(raw.values())

@@ -11,6 +11,7 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any, NamedTuple, cast
 
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 
@@ -329,3 +330,10 @@ def _version(item: dict[str, Any]) -> FactVersion:
         currency=item.get("c") or None,
         retracted=bool(item.get("x")),
     )
+
+
+def fact_counts(client: redis.Redis, streams: Streams) -> dict[str, int]:
+    """How many metric-period pairs each company has on record (a sync client: the scrape)."""
+    companies: Any = client.smembers(streams.key("companies"))
+    names = sorted(as_text(c) for c in companies)
+    return {name: int(cast(Any, client.hlen(streams.company_key(name, "facts")))) for name in names}
