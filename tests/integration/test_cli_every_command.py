@@ -15,14 +15,15 @@ import typer.main
 from typer.testing import CliRunner, Result
 
 from services.cli import app
+from services.cli.demo import DEFAULT_DATA_DIR
 from services.cli.failures import EXIT_BAD_INPUT, EXIT_FAILED
 from services.common.embedded import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 UNREACHABLE = f"redis://127.0.0.1:{free_port()}/0"  # a closed loopback port
-HISTORY = str(ROOT / "data" / "qfin_quarterly.csv")
-ANNOUNCEMENT = str(ROOT / "data" / "qfin_2024q1_announcement.txt")
+HISTORY = str(DEFAULT_DATA_DIR / "qfin_quarterly.csv")
+ANNOUNCEMENT = str(DEFAULT_DATA_DIR / "qfin_2024q1_announcement.txt")
 EVENTS = str(ROOT / "tests" / "fixtures" / "qfin_2024q1_events.jsonl")
 NO_REDIS_NEEDED = {"backtest", "schemas export"}
 NO_RESULT_TO_REPORT = {"run", "serve"}  # the only commands without --json: they keep running

@@ -62,6 +62,7 @@ def templates() -> dict[str, dict[str, Any]]:
 
 
 TEMPLATES = templates()
+TEMPLATE_COMPANY = TEMPLATES[STREAMS.results]["company"]
 EVENT_TYPES: dict[str, type[Event]] = {
     STREAMS.results: ResultsPublished,
     STREAMS.metrics: MetricReported,
@@ -85,9 +86,10 @@ counter = iter(range(1, 10**9))
 
 
 def with_fresh_event_id(fields: dict[bytes | str, bytes | str]) -> dict[bytes | str, bytes | str]:
-    """The entry with the template's event id made unique, where the body still carries it: a
-    mutation that leaves the event valid is then a new event, not a conflicting reuse of an id
-    an earlier example already recorded with other content (conflicts have their own tests)."""
+    """The entry with the template's event id and company made unique, where the body still
+    carries them: a mutation that leaves the event valid is then a new event about a new
+    company, so it must show in the history, rather than a conflicting reuse of an id or a
+    no-change repeat of figures an earlier example recorded (both have their own tests)."""
     body = fields.get(DATA_FIELD)
     if not isinstance(body, str) or len(body) > MAX_PAYLOAD:
         return fields
@@ -97,7 +99,10 @@ def with_fresh_event_id(fields: dict[bytes | str, bytes | str]) -> dict[bytes | 
         return fields
     if not isinstance(document, dict) or not isinstance(document.get("event_id"), str):
         return fields
-    document["event_id"] = f"{document['event_id']}-{next(counter)}"
+    serial = next(counter)
+    document["event_id"] = f"{document['event_id']}-{serial}"
+    if document.get("company") == TEMPLATE_COMPANY:
+        document["company"] = f"FM{serial}"
     return {**fields, DATA_FIELD: json.dumps(document)}
 
 
