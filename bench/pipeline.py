@@ -45,9 +45,9 @@ from bench.common import (
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
 from services.common.embedded import EmbeddedRedis
-from services.common.redis import create_redis
 from services.common.settings import RedisSettings
 from services.common.streams import backlog, ensure_group
+from services.common.transport import create_redis
 
 B_DATA = DATA_FIELD.encode()
 LATENCY_COMPANIES = 100

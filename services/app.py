@@ -33,10 +33,10 @@ from services.alerts.webhook import WebhookSink
 from services.common.consumer import Apply, ApplyAcknowledging, Consumption
 from services.common.health import Readiness
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
-from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
 from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import BatchWindow, subscribe
+from services.common.transport import create_broker, create_redis, stopped_subscribers
 from services.forecast.service import ForecastService
 from services.guidance.service import GuidanceService
 from services.ingest.guidance_store import RedisGuidanceStore
@@ -71,7 +71,7 @@ class Workers:
         self.readiness.subscribers_ok = self._subscribers_running
 
     def _subscribers_running(self) -> bool:
-        return all(sub.running for sub in self.broker.subscribers)
+        return not stopped_subscribers(self.broker)
 
     async def ensure_groups(self) -> None:
         for consumption in self.consumptions:
@@ -96,7 +96,7 @@ class Workers:
         subscriber; recreate the groups at the stream's start and restart the subscriber.
         Under `guidepost run` FastStream also exits the app, and start-up recreates them."""
         while not self.stop.is_set():
-            stopped = [sub for sub in self.broker.subscribers if not sub.running]
+            stopped = stopped_subscribers(self.broker)
             if stopped:
                 with contextlib.suppress(Exception):  # Redis may still be down; next round
                     await self.ensure_groups()

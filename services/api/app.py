@@ -31,8 +31,8 @@ from services.api.collectors import CompanyCollector
 from services.api.pages import CONTENT_SECURITY_POLICY, company_page, overview_page
 from services.api.reader import StatusReader
 from services.common.metrics import StreamCollector, create_sync_redis
-from services.common.redis import create_redis
 from services.common.settings import ApiSettings
+from services.common.transport import create_redis
 from services.forecast.assemble import DerivedFact, derived_facts
 from services.guidance.service import BandCheck
 from services.ingest.store import FactVersion, latest_as_of

@@ -24,8 +24,8 @@ from prometheus_client.registry import Collector
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.streams import Streams
-from services.common.redis import credentials
 from services.common.settings import RedisSettings
+from services.common.transport import credentials
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,13 @@ class Service(StrEnum):
 ALL_SERVICES = tuple(Service)
 
 
+class RedisClient(StrEnum):
+    """How the processes talk to Redis (`services.common.transport`)."""
+
+    MULTIPLEXED = "multiplexed"  # one pipelined connection per process, FastStream's reads lean
+    STOCK = "stock"  # redis-py's and FastStream's own clients, through public APIs only
+
+
 # Validation errors never echo what was given (a URL may carry a password, a field may be a
 # token): each message names the field and the reason, URLs appear only as `redacted_url`.
 SETTINGS_CONFIG = SettingsConfigDict(
@@ -113,6 +120,11 @@ class RedisSettings(BaseSettings):
     redis_tls_cert_file: Path | None = None
     redis_tls_key_file: Path | None = None
     redis_cluster: bool = Field(default=False, description="Connect to a Redis Cluster.")
+    redis_client: RedisClient = Field(
+        default=RedisClient.MULTIPLEXED,
+        description="`multiplexed` (Guidepost's pipelined client, the faster) or `stock` "
+        "(redis-py's and FastStream's own, through their public APIs only).",
+    )
     namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     partitions: int = Field(
         default=1,

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Unit
-from services.common.redis import create_broker
 from services.common.settings import WorkerSettings
+from services.common.transport import create_broker
 
 pytestmark = pytest.mark.component
 

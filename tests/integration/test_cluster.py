@@ -10,7 +10,13 @@ import pytest
 from schemas.alerts import AlertKind
 from services.common.settings import WorkerSettings
 from tests.support.cluster import LocalCluster, local_cluster
-from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, synthetic_company
+from tests.support.pipeline import (
+    all_alerts,
+    client_under_test,
+    pipeline,
+    publish_and_settle,
+    synthetic_company,
+)
 
 pytestmark = pytest.mark.integration
 NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
@@ -38,6 +44,7 @@ async def test_the_full_path_runs_on_a_three_master_cluster_with_companies_on_di
     first, second = companies_on_different_nodes(cluster, namespace)
     settings = WorkerSettings.model_validate(
         {
+            **client_under_test(),
             "redis_url": cluster.url,
             "redis_cluster": True,
             "namespace": namespace,
