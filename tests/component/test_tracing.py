@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from faststream.redis import TestRedisBroker
-from faststream.redis.parser.binary import BinaryMessageFormatV1
+from faststream.redis import BinaryMessageFormatV1, TestRedisBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
