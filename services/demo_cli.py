@@ -11,7 +11,7 @@ from rich.table import Table
 
 from services.common.embedded import EmbeddedRedis, NoRedisServerError
 from services.common.logging import configure_logging
-from services.common.settings import WorkerSettings
+from services.common.settings import TransportSettings, WorkerSettings
 from services.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
 
 console = Console()
@@ -42,11 +42,12 @@ def run_demo_command(
 
 
 def _run_with_redis(redis_url: str | None, inputs: DemoInputs, timeout: float) -> DemoReport:
+    client = TransportSettings().redis_client  # GUIDEPOST_REDIS_CLIENT; the rest as bundled
     if redis_url is not None:
-        settings = WorkerSettings.model_validate({"redis_url": redis_url})
+        settings = WorkerSettings.model_validate({"redis_url": redis_url, "redis_client": client})
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
     with EmbeddedRedis() as server:
-        settings = WorkerSettings.model_validate({"redis_url": server.url})
+        settings = WorkerSettings.model_validate({"redis_url": server.url, "redis_client": client})
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
 
 

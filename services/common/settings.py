@@ -105,10 +105,20 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class RedisSettings(BaseSettings):
-    """How to reach Redis: URL, ACL user and password, TLS."""
+class TransportSettings(BaseSettings):
+    """Which client every process talks to Redis with (`services.common.transport`)."""
 
     model_config = SETTINGS_CONFIG
+
+    redis_client: RedisClient = Field(
+        default=RedisClient.MULTIPLEXED,
+        description="`multiplexed` (Guidepost's pipelined client, the faster) or `stock` "
+        "(redis-py's and FastStream's own, through their public APIs only).",
+    )
+
+
+class RedisSettings(TransportSettings):
+    """How to reach Redis: URL, ACL user and password, TLS, and with which client."""
 
     redis_url: RedisUrl = Field(
         default=AnyUrl("redis://127.0.0.1:6379/0"),
@@ -120,11 +130,6 @@ class RedisSettings(BaseSettings):
     redis_tls_cert_file: Path | None = None
     redis_tls_key_file: Path | None = None
     redis_cluster: bool = Field(default=False, description="Connect to a Redis Cluster.")
-    redis_client: RedisClient = Field(
-        default=RedisClient.MULTIPLEXED,
-        description="`multiplexed` (Guidepost's pipelined client, the faster) or `stock` "
-        "(redis-py's and FastStream's own, through their public APIs only).",
-    )
     namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     partitions: int = Field(
         default=1,
