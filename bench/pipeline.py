@@ -1,4 +1,6 @@
-"""Ingest throughput and event→alert latency, each against raw redis-py on the same Redis.
+"""Ingest throughput and event→alert latency, each against raw redis-py on the same Redis,
+on both Redis clients (GUIDEPOST_REDIS_CLIENT): the multiplexed one's numbers under the plain
+keys, the stock one's under the same keys prefixed `stock_`.
 
 Throughput: operational-metric events through `guidepost run --services ingest` as deployed
 (FastStream's batch subscriber reading 100 entries at a time; decode, validate, dead-letter;
@@ -45,9 +47,9 @@ from bench.common import (
 from schemas.metrics import MetricReported
 from schemas.streams import DATA_FIELD, Groups, Streams
 from services.common.embedded import EmbeddedRedis
-from services.common.redis import create_redis
-from services.common.settings import RedisSettings
+from services.common.settings import RedisClient, RedisSettings
 from services.common.streams import backlog, ensure_group
+from services.common.transport import create_redis
 
 B_DATA = DATA_FIELD.encode()
 LATENCY_COMPANIES = 100
@@ -62,7 +64,7 @@ async def load(client: aioredis.Redis, stream: str, bodies: list[str]) -> None:
 
 
 async def guidepost_ingest(
-    url: str, bodies: list[str], namespace: str, redis_pid: int
+    url: str, bodies: list[str], namespace: str, redis_pid: int, client_kind: RedisClient
 ) -> tuple[float, dict[str, int]]:
     """`guidepost run --services ingest` as deployed, on a backlog loaded before it starts;
     timed from its first read to the moment nothing is pending or undelivered. Also the CPU
@@ -71,7 +73,7 @@ async def guidepost_ingest(
     client = aioredis.Redis.from_url(url)
     await ensure_group(client, streams.metrics, Groups.INGEST)
     await load(client, streams.metrics, bodies)
-    worker = start_worker(url, streams.namespace, "ingest")
+    worker = start_worker(url, streams.namespace, "ingest", client=client_kind)
     cpu = CpuMeter({"worker": worker.pid, "redis": redis_pid})
     try:
         started = await until(lambda: _group(client, streams.metrics), _reading, timeout_s=60)
@@ -179,10 +181,11 @@ async def read_alerts(
 
 
 def start_worker(
-    url: str, namespace: str, services: str, *, coalesce_ms: int = 0
+    url: str, namespace: str, services: str, *, client: RedisClient, coalesce_ms: int = 0
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "GUIDEPOST_REDIS_CLIENT": client,
         "GUIDEPOST_REDIS_URL": url,
         "GUIDEPOST_NAMESPACE": namespace,
         "GUIDEPOST_COALESCE_MS": str(coalesce_ms),
@@ -215,7 +218,7 @@ async def _all_have_groups(client: aioredis.Redis, streams: tuple[str, ...]) -> 
 
 
 async def guidepost_latency(
-    url: str, rate: int, seconds: int, redis_pid: int, namespace: str = "bench-latency"
+    url: str, rate: int, seconds: int, redis_pid: int, namespace: str, client_kind: RedisClient
 ) -> tuple[list[float], dict[str, int]]:
     """Latencies, and the CPU each process spent per measured event (µs)."""
     streams = Streams(namespace)
@@ -234,7 +237,11 @@ async def guidepost_latency(
     # the refits out of the measured run (no full refit is due)
     workers = {
         kind: start_worker(
-            url, streams.namespace, kind, coalesce_ms=600_000 if kind == "forecast" else 0
+            url,
+            streams.namespace,
+            kind,
+            client=client_kind,
+            coalesce_ms=600_000 if kind == "forecast" else 0,
         )
         for kind in kinds
     }
@@ -302,12 +309,15 @@ async def raw_latency(url: str, rate: int, seconds: int) -> list[float]:
     return [received[ids[key]] - at for key, at in sent.items() if ids[key] in received]
 
 
-async def round_trip_cpu_us(url: str, count: int = 2_000, *, guidepost: bool = False) -> float:
+async def round_trip_cpu_us(
+    url: str, count: int = 2_000, *, guidepost: RedisClient | None = None
+) -> float:
     """CPU (µs, this process) of one awaited command on redis-py's asyncio client, or on the
-    workers' multiplexed one: what every read, write and ack of a small batch pays whatever
-    it carries."""
-    if guidepost:
-        client = create_redis(RedisSettings.model_validate({"redis_url": url}))
+    workers' client of that kind: what every read, write and ack of a small batch pays
+    whatever it carries."""
+    if guidepost is not None:
+        settings = RedisSettings.model_validate({"redis_url": url, "redis_client": guidepost})
+        client = create_redis(settings)
     else:
         client = aioredis.Redis.from_url(url)
     await client.ping()
@@ -319,31 +329,41 @@ async def round_trip_cpu_us(url: str, count: int = 2_000, *, guidepost: bool = F
     return round(spent / count * 1e6, 1)
 
 
+CLIENTS = (RedisClient.MULTIPLEXED, RedisClient.STOCK)
+Trials = dict[RedisClient, list[float]]
+
+
 async def throughput(
     url: str, bodies: list[str], trials: int, redis_pid: int
-) -> tuple[list[float], list[float], dict[str, int]]:
+) -> tuple[Trials, list[float], dict[RedisClient, dict[str, int]]]:
     """Alternating trials on fresh streams (a single short run of the raw loop moves by ±25%
-    with whatever else the machine does); the ratio is the median of the paired trials'.
-    CPU per event is the last trial's."""
-    guidepost, raw = [], []
-    cpu: dict[str, int] = {}
+    with whatever else the machine does); each client's ratio is the median of its trials'
+    ratios to the raw run of the same trial. CPU per event is the last trial's."""
+    guidepost: Trials = {client: [] for client in CLIENTS}
+    raw: list[float] = []
+    cpu: dict[RedisClient, dict[str, int]] = {}
     for trial in range(trials):
-        log(f"ingest throughput, trial {trial + 1} of {trials}: raw, then guidepost")
+        log(f"ingest throughput, trial {trial + 1} of {trials}: raw, then {', '.join(CLIENTS)}")
         raw.append(await raw_ingest(url, bodies, f"bench-raw-{trial}:in:metrics"))
-        eps, cpu = await guidepost_ingest(url, bodies, f"bench-ingest-{trial}", redis_pid)
-        guidepost.append(eps)
+        for client in CLIENTS:
+            namespace = f"bench-ingest-{client}-{trial}"
+            eps, cpu[client] = await guidepost_ingest(url, bodies, namespace, redis_pid, client)
+            guidepost[client].append(eps)
     return guidepost, raw, cpu
 
 
-async def latency_trials(url: str, args: Any, redis_pid: int) -> list[dict[str, Any]]:
+async def latency_trials(
+    url: str, args: Any, redis_pid: int, client: RedisClient
+) -> list[dict[str, Any]]:
     """A 2-core machine near saturation swings from run to run (a queue that forms stays a
     while): `--latency-trials` fresh runs, each on its own namespace; the medians are
     reported, and every trial."""
     trials = []
     for trial in range(args.latency_trials):
-        log(f"latency, trial {trial + 1} of {args.latency_trials}: guidepost")
+        log(f"latency, trial {trial + 1} of {args.latency_trials}: guidepost ({client})")
+        namespace = f"bench-latency-{client}-{trial}"
         latencies, cpu_us = await guidepost_latency(
-            url, args.rate, args.seconds, redis_pid, namespace=f"bench-latency-{trial}"
+            url, args.rate, args.seconds, redis_pid, namespace, client
         )
         trials.append(
             {
@@ -356,6 +376,29 @@ async def latency_trials(url: str, args: Any, redis_pid: int) -> list[dict[str, 
     return trials
 
 
+def client_results(
+    eps: list[float],
+    raw_trials: list[float],
+    ingest_cpu: dict[str, int],
+    trials: list[dict[str, Any]],
+    round_trip_us: float,
+) -> dict[str, Any]:
+    """One client's numbers, under the keys the multiplexed client's have always had."""
+    ratios = [g / r for g, r in zip(eps, raw_trials, strict=True)]
+    return {
+        "guidepost_eps": round(statistics.median(eps)),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio_trials": [round(ratio, 3) for ratio in ratios],
+        "ingest_cpu_us_per_event": ingest_cpu,
+        "latency_events": sum(trial["events"] for trial in trials),
+        "p50_ms": round(statistics.median(trial["p50_ms"] for trial in trials), 3),
+        "p99_ms": round(statistics.median(trial["p99_ms"] for trial in trials), 3),
+        "latency_trials": trials,
+        "cpu_us_per_event": trials[-1]["cpu_us_per_event"],
+        "guidepost_round_trip_cpu_us": round_trip_us,
+    }
+
+
 async def main() -> None:
     args = arguments(
         __doc__ or "", events=50_000, rate=1_000, seconds=10, trials=3, latency_trials=3
@@ -364,35 +407,28 @@ async def main() -> None:
     with EmbeddedRedis() as server:
         assert server.process is not None
         redis_pid = server.process.pid
-        guidepost, raw_trials, ingest_cpu = await throughput(
-            server.url, bodies, args.trials, redis_pid
-        )
-        trials = await latency_trials(server.url, args, redis_pid)
+        eps, raw_trials, ingest_cpu = await throughput(server.url, bodies, args.trials, redis_pid)
+        latency = {c: await latency_trials(server.url, args, redis_pid, c) for c in CLIENTS}
         log("latency: raw")
         raw = await raw_latency(server.url, args.rate, args.seconds)
         round_trip_us = await round_trip_cpu_us(server.url)
-        guidepost_round_trip_us = await round_trip_cpu_us(server.url, guidepost=True)
-    ratios = [g / r for g, r in zip(guidepost, raw_trials, strict=True)]
+        own_round_trip_us = {c: await round_trip_cpu_us(server.url, guidepost=c) for c in CLIENTS}
+    by_client = {
+        c: client_results(eps[c], raw_trials, ingest_cpu[c], latency[c], own_round_trip_us[c])
+        for c in CLIENTS
+    }
     emit(
         {
             "events": args.events,
             "trials": args.trials,
-            "guidepost_eps": round(statistics.median(guidepost)),
             "raw_eps": round(statistics.median(raw_trials)),
-            "ratio": round(statistics.median(ratios), 3),
-            "ratio_trials": [round(ratio, 3) for ratio in ratios],
-            "ingest_cpu_us_per_event": ingest_cpu,
             "rate_eps": args.rate,
-            "latency_events": sum(trial["events"] for trial in trials),
             "latency_companies": LATENCY_COMPANIES,
-            "p50_ms": round(statistics.median(trial["p50_ms"] for trial in trials), 3),
-            "p99_ms": round(statistics.median(trial["p99_ms"] for trial in trials), 3),
-            "latency_trials": trials,
             "raw_p50_ms": percentile_ms(raw, 50),
             "raw_p99_ms": percentile_ms(raw, 99),
-            "cpu_us_per_event": trials[-1]["cpu_us_per_event"],
             "round_trip_cpu_us": round_trip_us,
-            "guidepost_round_trip_cpu_us": guidepost_round_trip_us,
+            **by_client[RedisClient.MULTIPLEXED],
+            **{f"stock_{key}": value for key, value in by_client[RedisClient.STOCK].items()},
         },
         as_json=args.json,
     )

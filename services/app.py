@@ -36,10 +36,10 @@ from services.common.health import Readiness
 from services.common.histories.facts import RedisHistoryStore
 from services.common.histories.guidance import RedisGuidanceStore
 from services.common.metrics import Metrics, MetricsServer, serve_metrics
-from services.common.redis import create_broker, create_redis
 from services.common.settings import Service, WorkerSettings
 from services.common.streams import backlog, ensure_group, trim_acknowledged
 from services.common.subscribe import BatchWindow, subscribe
+from services.common.transport import create_broker, create_redis, stopped_subscribers
 from services.forecast.service import ForecastService
 from services.forecast.store import RedisForecastStore
 from services.guidance.service import GuidanceService
@@ -75,7 +75,7 @@ class Workers:
         self.readiness.subscribers_ok = self._subscribers_running
 
     def _subscribers_running(self) -> bool:
-        return all(sub.running for sub in self.broker.subscribers)
+        return not stopped_subscribers(self.broker)
 
     async def ensure_groups(self) -> None:
         for consumption in self.consumptions:
@@ -100,7 +100,7 @@ class Workers:
         subscriber; recreate the groups at the stream's start and restart the subscriber.
         Under `guidepost run` FastStream also exits the app, and start-up recreates them."""
         while not self.stop.is_set():
-            stopped = [sub for sub in self.broker.subscribers if not sub.running]
+            stopped = stopped_subscribers(self.broker)
             if stopped:
                 with contextlib.suppress(Exception):  # Redis may still be down; next round
                     await self.ensure_groups()

@@ -75,3 +75,8 @@ def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+def pytest_report_header() -> str:
+    """Which transport the Redis-backed suites run on (`services.common.transport`)."""
+    return f"redis client: {os.environ.get('GUIDEPOST_REDIS_CLIENT', 'multiplexed (default)')}"

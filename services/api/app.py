@@ -38,8 +38,8 @@ from services.api.pages import (
 from services.api.reader import StatusReader
 from services.common.histories.facts import FactVersion, latest_as_of
 from services.common.metrics import StreamCollector, create_sync_redis
-from services.common.redis import create_redis
 from services.common.settings import ApiSettings
+from services.common.transport import create_redis
 from services.forecast.assemble import DerivedFact, derived_facts
 from services.guidance.core import BandCheck
 

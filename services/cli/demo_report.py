@@ -13,7 +13,7 @@ from services.cli.demo import DEFAULT_DATA_DIR, DemoInputs, DemoReport, run_demo
 from services.cli.failures import CommandError, ensure_reachable
 from services.common.embedded import EmbeddedRedis, NoRedisServerError
 from services.common.logging import configure_logging
-from services.common.settings import WorkerSettings
+from services.common.settings import TransportSettings, WorkerSettings
 
 console = Console()
 
@@ -42,12 +42,13 @@ def run_demo_command(
 
 
 def _run_with_redis(redis_url: str | None, inputs: DemoInputs, timeout: float) -> DemoReport:
+    client = TransportSettings().redis_client  # GUIDEPOST_REDIS_CLIENT; the rest as bundled
     if redis_url is not None:
-        settings = WorkerSettings.model_validate({"redis_url": redis_url})
+        settings = WorkerSettings.model_validate({"redis_url": redis_url, "redis_client": client})
         ensure_reachable(settings)
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
     with EmbeddedRedis() as server:
-        settings = WorkerSettings.model_validate({"redis_url": server.url})
+        settings = WorkerSettings.model_validate({"redis_url": server.url, "redis_client": client})
         return asyncio.run(run_demo(settings, inputs, timeout_s=timeout))
 
 

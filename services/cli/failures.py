@@ -89,7 +89,7 @@ def _innermost(error: BaseException) -> BaseException:
 def _redis_failure(error: BaseException) -> Failure | None:
     from redis import exceptions as redis_errors
 
-    from services.common.redis import RedisUnavailableError
+    from services.common.transport import RedisUnavailableError
 
     if isinstance(error, RedisUnavailableError):
         return Failure(str(error), EXIT_FAILED)

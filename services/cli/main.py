@@ -105,7 +105,7 @@ def run(
 ) -> None:
     """Run workers (all by default) until interrupted."""
     from services.app import create_app
-    from services.common.redis import check_connection
+    from services.common.transport import check_connection
 
     settings = _settings(WorkerSettings, redis_url, services=services)
     configure_logging(settings.log_level, as_json=settings.log_json)
@@ -526,7 +526,7 @@ def _derived_json(fact: Any) -> dict[str, Any]:
 
 
 def _with_redis(redis_url: str | None, action: Callable[[Any, Streams], Awaitable[T]]) -> T:
-    from services.common.redis import create_redis
+    from services.common.transport import create_redis
 
     settings = _settings(RedisSettings, redis_url)
     ensure_reachable(settings)

@@ -116,7 +116,7 @@ def plot(
 
 async def read_state(settings: ApiSettings, company: str) -> CompanyState:
     from services.api.reader import StatusReader
-    from services.common.redis import create_redis
+    from services.common.transport import create_redis
 
     client = create_redis(settings)
     try:

@@ -25,8 +25,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from schemas.streams import Streams
 from services.common.histories.forecasts import refit_errors_key, refit_quarantine_key
-from services.common.redis import credentials
 from services.common.settings import RedisSettings
+from services.common.transport import credentials
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from schemas.metrics import MetricReported
 from schemas.results import ResultsPublished
 from schemas.streams import Streams
 from services.common.consumer import describe_validation_error
-from services.common.redis import create_redis
 from services.common.settings import RedisSettings
 from services.common.streams import publish
+from services.common.transport import create_redis
 
 INPUT_STREAM_OF: dict[type[Event], str] = {
     ResultsPublished: "results",

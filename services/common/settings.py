@@ -51,6 +51,13 @@ class Service(StrEnum):
 ALL_SERVICES = tuple(Service)
 
 
+class RedisClient(StrEnum):
+    """How the processes talk to Redis (`services.common.transport`)."""
+
+    MULTIPLEXED = "multiplexed"  # one pipelined connection per process, FastStream's reads lean
+    STOCK = "stock"  # redis-py's and FastStream's own clients, through public APIs only
+
+
 # Validation errors never echo what was given (a URL may carry a password, a field may be a
 # token): each message names the field and the reason, URLs appear only as `redacted_url`.
 SETTINGS_CONFIG = SettingsConfigDict(
@@ -98,10 +105,20 @@ def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class RedisSettings(BaseSettings):
-    """How to reach Redis: URL, ACL user and password, TLS."""
+class TransportSettings(BaseSettings):
+    """Which client every process talks to Redis with (`services.common.transport`)."""
 
     model_config = SETTINGS_CONFIG
+
+    redis_client: RedisClient = Field(
+        default=RedisClient.MULTIPLEXED,
+        description="`multiplexed` (Guidepost's pipelined client, the faster) or `stock` "
+        "(redis-py's and FastStream's own, through their public APIs only).",
+    )
+
+
+class RedisSettings(TransportSettings):
+    """How to reach Redis: URL, ACL user and password, TLS, and with which client."""
 
     redis_url: RedisUrl = Field(
         default=AnyUrl("redis://127.0.0.1:6379/0"),

@@ -1,18 +1,19 @@
-"""Wiring a Consumption into FastStream: a batch reader and a claimer per stream."""
+"""Wiring a Consumption into FastStream: a batch reader and a claimer per stream (read
+through the transport the settings select, `services.common.transport`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Self
+from collections.abc import Coroutine
+from typing import Any
 
 from faststream.middlewares import AckPolicy
-from faststream.redis import RedisBroker, StreamSub
-from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage, RedisStreamMessage
+from faststream.redis import RedisBroker
 
 from services.common.consumer import Consumption
 from services.common.settings import WorkerSettings
+from services.common.transport import transport_for
 
 CLAIMER_SUFFIX = "-claimer"
 IN_MEMORY_ID = b"0-1"
@@ -88,19 +89,19 @@ def subscribe(
     stream, group, consumer = consumption.stream, consumption.group, settings.consumer_name
     batches = window or BatchWindow(1)
     linger_s, asked = consumption.linger_ms / 1000, settings.batch_size
+    transport = transport_for(settings)
 
     @broker.subscriber(
-        stream=UnprefixedStreamSub(
+        stream=transport.batches(
             stream,
             group=group,
             consumer=consumer,
-            batch=True,
             max_records=settings.batch_size,
             polling_interval=settings.block_ms,
         ),
+        parser=transport.parser,
+        decoder=transport.decoder,
         ack_policy=AckPolicy.MANUAL,
-        parser=entries_untouched,
-        decoder=as_received,
         title=f"{group}:{stream}",
     )
     async def read_batch(raw: Any) -> None:
@@ -116,76 +117,22 @@ def subscribe(
         return
 
     @broker.subscriber(
-        stream=UnprefixedStreamSub(
+        stream=transport.one_by_one(
             stream,
             group=group,
             consumer=consumer + CLAIMER_SUFFIX,
             min_idle_time=settings.claim_idle_ms,
             polling_interval=max(settings.claim_idle_ms // 4, 50),
         ),
+        parser=transport.parser,
+        decoder=transport.decoder,
         ack_policy=AckPolicy.MANUAL,
-        parser=entries_untouched,
-        decoder=as_received,
         title=f"{group}:{stream}:claimer",
     )
     async def read_claimed(raw: Any) -> None:
         await consumption.consume_claimed((raw["message_ids"][0], raw["data"]))
 
 
-async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    """FastStream's message around the read, its entries left as received.
-
-    The Consumption decodes and validates each entry itself, so FastStream's parser (which
-    decodes every entry's JSON, then encodes the batch again as the message body) would be
-    wasted work, and it fails outright on entries that are not UTF-8 (which must reach the
-    dead-letter stream, not loop). The first entry's id names the read in FastStream's logs.
-    The message cannot acknowledge (no group): the Consumption does, once effects are durable.
-
-    FastStream's in-memory test broker delivers entries without ids and pairs each message
-    with its pending entry by the correlation id its parser finds; its reads keep that parser."""
-    ids = message.get("message_ids")
-    if not ids:
-        return await _parsed_in_memory(message, original)
-    kind = RedisBatchStreamMessage if isinstance(message["data"], list) else RedisStreamMessage
-    first = ids[0].decode()
-    return kind(
-        raw_message=message,
-        body=b"",
-        message_id=first,
-        correlation_id=first,
-        consumer=FAKE_CONSUMER,
-        group=None,
-    )
-
-
-async def _parsed_in_memory(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    data = message["data"]
-    try:
-        parsed = await original({**message, "data": data[:1] if isinstance(data, list) else data})
-    except (UnicodeDecodeError, ValueError, TypeError):
-        parsed = await original({**message, "data": [] if isinstance(data, list) else {}})
-    parsed.raw_message = message
-    return parsed
-
-
-async def as_received(message: Any) -> Any:
-    """The handler's argument: the read as Redis returned it (entry ids and fields).
-
-    Handing it over as the decoded body, not through a `RedisStreamMessage` parameter, keeps
-    FastDepends from resolving a context field for every read, which it does on a worker
-    thread: on small batches that hop cost more than the rest of FastStream's dispatch."""
-    return message.raw_message
-
-
 def _ids(raw: Any) -> list[bytes]:
     """Entry ids; FastStream's in-memory test broker delivers entries without any."""
     return list(raw["message_ids"]) or [IN_MEMORY_ID] * len(raw["data"])
-
-
-class UnprefixedStreamSub(StreamSub[Any]):
-    """FastStream asks its subscription for the stream's name with the broker's prefix twice
-    per read, and each time deep-copies the whole subscription to add it; with no prefix (the
-    workers' broker has none) the subscription itself is the answer."""
-
-    def add_prefix(self, prefix: str) -> Self:
-        return self if not prefix else super().add_prefix(prefix)

@@ -3,40 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from faststream._internal.parser import DefaultCodec
-from faststream.redis.parser.binary import BinaryMessageFormatV1
-from faststream.redis.parser.message import MessageFormat
+from faststream.redis import BinaryMessageFormatV1
 
 from schemas.base import Event
 from schemas.streams import DATA_FIELD
 
 B_DATA_FIELD = DATA_FIELD.encode()
-
-
-class PlainJsonFormat(MessageFormat):
-    """FastStream message format that writes the body as-is, so any client can read it."""
-
-    @classmethod
-    async def encode(
-        cls,
-        *,
-        message: Sequence[Any] | Any,
-        reply_to: str | None,
-        headers: dict[str, Any] | None,
-        correlation_id: str,
-        serializer: Any = None,
-        codec: Any = None,
-    ) -> bytes:
-        payload, _content_type = await (codec or DefaultCodec()).encode(message, serializer)
-        return bytes(payload)
-
-    @classmethod
-    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
-        return data, {"content-type": "application/json"}
 
 
 def entry_fields(event: Event) -> dict[str, str]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from faststream.redis import TestRedisBroker
-from faststream.redis.parser.binary import BinaryMessageFormatV1
+from faststream.redis import BinaryMessageFormatV1, TestRedisBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,8 +13,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from schemas.metrics import MetricReported
 from schemas.money import Scale
 from schemas.registry import Unit
-from services.common.redis import create_broker
 from services.common.settings import WorkerSettings
+from services.common.transport import create_broker
 
 pytestmark = pytest.mark.component
 

@@ -20,15 +20,21 @@ from schemas.results import ResultsPublished
 from schemas.streams import DATA_FIELD, Streams
 from services.common.histories.facts import Recording
 from services.common.publishing import read_jsonl
-from services.common.redis import create_redis
 from services.common.settings import WorkerSettings
+from services.common.transport import create_redis
 from services.ingest.events import history_update_envelope, history_update_id
 from services.ingest.facts import facts_from_metric
 from services.ingest.fakes import InMemoryIngestStore
 from services.ingest.service import IngestService
 from services.ingest.store import IngestStore, RedisIngestStore
 from tests.support.cluster import LocalCluster, local_cluster
-from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, synthetic_company
+from tests.support.pipeline import (
+    all_alerts,
+    client_under_test,
+    pipeline,
+    publish_and_settle,
+    synthetic_company,
+)
 
 pytestmark = pytest.mark.integration
 NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
@@ -56,6 +62,7 @@ async def test_the_full_path_runs_on_a_three_master_cluster_with_companies_on_di
     first, second = companies_on_different_nodes(cluster, namespace)
     settings = WorkerSettings.model_validate(
         {
+            **client_under_test(),
             "redis_url": cluster.url,
             "redis_cluster": True,
             "namespace": namespace,

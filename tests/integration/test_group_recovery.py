@@ -10,6 +10,7 @@ import pytest
 from services.app import build_workers
 from services.common.embedded import EmbeddedRedis
 from services.common.histories.facts import RedisHistoryStore
+from services.common.transport import stopped_subscribers
 from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -43,7 +44,7 @@ async def test_workers_whose_start_redis_interrupted_consume_once_it_is_back(
         await workers.ensure_groups()
         server.kill()
         await workers.broker.start()
-        not_started = [sub for sub in workers.broker.subscribers if not sub.running]
+        not_started = stopped_subscribers(workers.broker)
         workers.start_background()
         server.start()
         await workers.redis.connection_pool.disconnect()  # this test publishes through it

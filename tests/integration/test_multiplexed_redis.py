@@ -16,9 +16,9 @@ import redis.exceptions as redis_errors
 from redis.asyncio import ConnectionPool
 
 from services.common.embedded import EmbeddedRedis
-from services.common.multiplex import Endpoint, MultiplexedRedis
-from services.common.redis import create_broker, create_redis
 from services.common.settings import RedisSettings
+from services.common.transport.multiplexed import Endpoint, MultiplexedRedis
+from services.common.transport.multiplexed_broker import create_broker, create_redis
 
 pytestmark = pytest.mark.integration
 

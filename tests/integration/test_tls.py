@@ -14,7 +14,13 @@ import redis
 from schemas.alerts import AlertKind
 from services.common.embedded import find_redis_server, free_port
 from services.common.settings import WorkerSettings
-from tests.support.pipeline import all_alerts, pipeline, publish_and_settle, synthetic_company
+from tests.support.pipeline import (
+    all_alerts,
+    client_under_test,
+    pipeline,
+    publish_and_settle,
+    synthetic_company,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -74,8 +80,8 @@ async def test_the_whole_path_runs_over_tls_with_a_ca_file(
 ) -> None:
     url, ca = tls_redis
     settings = WorkerSettings.model_validate(
-        {"redis_url": url, "redis_tls_ca_file": str(ca), "namespace": namespace,
-         "claim_idle_ms": 500, "coalesce_ms": 20, "block_ms": 50}
+        {**client_under_test(), "redis_url": url, "redis_tls_ca_file": str(ca),
+         "namespace": namespace, "claim_idle_ms": 500, "coalesce_ms": 20, "block_ms": 50}
     )  # fmt: skip
     events = synthetic_company(
         "ACME", first="2021Q1", values=[10, 11, 12, 12, 13, 14, 15, 15], guided=(15, 17)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 from typing import Any
@@ -21,8 +22,17 @@ from services.common.wire import B_DATA_FIELD
 from services.ingest.backfill import known_at
 
 
+def client_under_test() -> dict[str, str]:
+    """The transport the suite runs on, as settings: GUIDEPOST_REDIS_CLIENT when set (`make
+    test` runs the integration and reliability suites once more with `stock`). Worker
+    processes the tests start inherit the variable."""
+    client = os.environ.get("GUIDEPOST_REDIS_CLIENT")
+    return {"redis_client": client} if client else {}
+
+
 def worker_settings(redis_url: str, namespace: str, **overrides: Any) -> WorkerSettings:
     values = {
+        **client_under_test(),
         "redis_url": redis_url,
         "namespace": namespace,
         "claim_idle_ms": 500,

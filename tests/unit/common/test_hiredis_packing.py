@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.exceptions import DataError
 
-from services.common.redis import packed_by_hiredis
+from services.common.transport.multiplexed_broker import packed_by_hiredis
 
 pytestmark = pytest.mark.unit
 

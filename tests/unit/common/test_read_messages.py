@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from faststream.redis.message import RedisBatchStreamMessage, RedisStreamMessage
 
-from services.common.subscribe import UnprefixedStreamSub, entries_untouched
+from services.common.transport.multiplexed_broker import UnprefixedStreamSub, entries_untouched
 
 pytestmark = pytest.mark.unit
 

@@ -1,55 +1,41 @@
-"""Connections to Redis built from settings: AUTH, ACL user, TLS; nothing at import time."""
+"""The multiplexed transport's client and broker: redis-py and FastStream with their hot paths
+replaced (these reach into private internals of both; pinned versions, see pyproject)."""
 
 from __future__ import annotations
 
 import logging
 import ssl
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Self, cast
 
 import hiredis
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
-from faststream.redis import RedisBroker, RedisClusterBroker
+from faststream._internal.parser import DefaultCodec
+from faststream.redis import RedisBroker, RedisClusterBroker, StreamSub
 from faststream.redis.configs.state import ConnectionState, RedisConnectionState
-from faststream.security import BaseSecurity
+from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage, RedisStreamMessage
+from faststream.redis.parser.message import MessageFormat
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
 
-from services.common.multiplex import Endpoint, MultiplexedRedis
 from services.common.settings import RedisSettings
-from services.common.wire import PlainJsonFormat
+from services.common.transport.connection import (
+    OUTAGE,
+    broker_options,
+    client_options,
+    credentials,
+    tls_context,
+)
+from services.common.transport.multiplexed import Endpoint, MultiplexedRedis
 
-OUTAGE = (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError)
 log = logging.getLogger(__name__)
-
-
-def tls_context(settings: RedisSettings) -> ssl.SSLContext | None:
-    if settings.redis_url.scheme != "rediss":
-        return None
-    context = ssl.create_default_context(
-        cafile=str(settings.redis_tls_ca_file) if settings.redis_tls_ca_file else None
-    )
-    if settings.redis_tls_cert_file:
-        context.load_cert_chain(
-            str(settings.redis_tls_cert_file),
-            str(settings.redis_tls_key_file) if settings.redis_tls_key_file else None,
-        )
-    return context
-
-
-def credentials(settings: RedisSettings) -> dict[str, Any]:
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    return {"username": settings.redis_username, "password": password}
 
 
 def create_redis(settings: RedisSettings) -> aioredis.Redis:
     """A client for state and stream writes (bytes in, bytes out); a cluster client when
     `redis_cluster` is set (it speaks the same commands; keys of one company share a slot)."""
-    options: dict[str, Any] = {**credentials(settings)}
-    if settings.redis_url.scheme == "rediss":
-        options.update(ssl_ca_certs=_str(settings.redis_tls_ca_file))
-        options.update(ssl_certfile=_str(settings.redis_tls_cert_file))
-        options.update(ssl_keyfile=_str(settings.redis_tls_key_file))
+    options = client_options(settings)
     if settings.redis_cluster:
         cluster = RedisCluster.from_url(str(settings.redis_url), **options)
         return cast(aioredis.Redis, cluster)
@@ -99,26 +85,12 @@ def create_broker(
     settings: RedisSettings, *, tracer_provider: Any = None, **extra: Any
 ) -> RedisBroker:
     """FastStream's broker on the same Redis; events travel as plain JSON."""
-    if settings.tracing:
-        from faststream.redis.opentelemetry import RedisTelemetryMiddleware
-
-        extra["middlewares"] = (RedisTelemetryMiddleware(tracer_provider=tracer_provider),)
-    tls = tls_context(settings)
-    security = BaseSecurity(ssl_context=tls) if tls else None
     extra.setdefault("message_format", PlainJsonFormat)
-    # handlers take the read as Redis returned it and validate it themselves: FastDepends'
-    # per-message argument resolution would cost about a quarter of a small batch's CPU
-    extra.setdefault("apply_types", False)
-    options: dict[str, Any] = {
-        "security": security,
-        "logger": logging.getLogger("guidepost.broker"),  # our handlers and format, on stderr
-        "log_level": logging.DEBUG,  # one line per message is noise at INFO; errors still log
-        **{k: v for k, v in credentials(settings).items() if v is not None},
-        **extra,
-    }
+    options = broker_options(settings, tracer_provider=tracer_provider, **extra)
     if settings.redis_cluster:
         return OutageTolerantClusterBroker(str(settings.redis_url), **options)
-    endpoint = endpoint_of(settings, tls)
+    security = options["security"]  # one TLS context for the broker's reads and the rest
+    endpoint = endpoint_of(settings, security.ssl_context if security else None)
     return OutageTolerantBroker(str(settings.redis_url), endpoint=endpoint, **options)
 
 
@@ -184,29 +156,72 @@ async def start_through_outages(broker: RedisBroker) -> None:
     broker.running = True
 
 
-def _str(value: object | None) -> str | None:
-    return None if value is None else str(value)
+class PlainJsonFormat(MessageFormat):
+    """FastStream message format that writes the body as-is, so any client can read it."""
+
+    @classmethod
+    async def encode(
+        cls,
+        *,
+        message: Sequence[Any] | Any,
+        reply_to: str | None,
+        headers: dict[str, Any] | None,
+        correlation_id: str,
+        serializer: Any = None,
+        codec: Any = None,
+    ) -> bytes:
+        payload, _content_type = await (codec or DefaultCodec()).encode(message, serializer)
+        return bytes(payload)
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        return data, {"content-type": "application/json"}
 
 
-class RedisUnavailableError(RuntimeError):
-    """Redis is unreachable or refused us; the message says which setting to check."""
+async def entries_untouched(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    """FastStream's message around the read, its entries left as received.
+
+    The Consumption decodes and validates each entry itself, so FastStream's parser (which
+    decodes every entry's JSON, then encodes the batch again as the message body) would be
+    wasted work, and it fails outright on entries that are not UTF-8 (which must reach the
+    dead-letter stream, not loop). The first entry's id names the read in FastStream's logs.
+    The message cannot acknowledge (no group): the Consumption does, once effects are durable.
+
+    FastStream's in-memory test broker delivers entries without ids and pairs each message
+    with its pending entry by the correlation id its parser finds; its reads keep that parser."""
+    ids = message.get("message_ids")
+    if not ids:
+        return await _parsed_in_memory(message, original)
+    kind = RedisBatchStreamMessage if isinstance(message["data"], list) else RedisStreamMessage
+    first = ids[0].decode()
+    return kind(
+        raw_message=message,
+        body=b"",
+        message_id=first,
+        correlation_id=first,
+        consumer=FAKE_CONSUMER,
+        group=None,
+    )
 
 
-async def check_connection(settings: RedisSettings) -> None:
-    """Fail fast at start-up with a clear message (never the password) instead of retrying."""
-    client = create_redis(settings)
-    user = settings.redis_username or "default"
+async def _parsed_in_memory(message: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    data = message["data"]
     try:
-        await client.ping()
-    except redis_errors.AuthenticationError:
-        raise RedisUnavailableError(
-            f"Redis refused the credentials of user {user!r}: check GUIDEPOST_REDIS_USERNAME "
-            "and GUIDEPOST_REDIS_PASSWORD"
-        ) from None
-    except redis_errors.ConnectionError as error:
-        where = f"{settings.redis_url.host}:{settings.redis_url.port}"
-        raise RedisUnavailableError(
-            f"cannot reach Redis at {where}: {error}; check GUIDEPOST_REDIS_URL"
-        ) from None
-    finally:
-        await client.aclose()
+        parsed = await original({**message, "data": data[:1] if isinstance(data, list) else data})
+    except (UnicodeDecodeError, ValueError, TypeError):
+        parsed = await original({**message, "data": [] if isinstance(data, list) else {}})
+    parsed.raw_message = message
+    return parsed
+
+
+def stream_sub(stream: str, **options: Any) -> StreamSub[Any]:
+    return UnprefixedStreamSub(stream, **options)
+
+
+class UnprefixedStreamSub(StreamSub[Any]):
+    """FastStream asks its subscription for the stream's name with the broker's prefix twice
+    per read, and each time deep-copies the whole subscription to add it; with no prefix (the
+    workers' broker has none) the subscription itself is the answer."""
+
+    def add_prefix(self, prefix: str) -> Self:
+        return self if not prefix else super().add_prefix(prefix)
