@@ -27,6 +27,7 @@ from schemas.plausibility import DEFAULT_PLAUSIBILITY, Plausibility
 from schemas.streams import Streams
 from services.common.logging import batch_entries, handling, log_context
 from services.common.metrics import NO_METRICS, ConsumptionMetrics
+from services.common.store import EntryErrors
 from services.common.streams import Acknowledgement, dead_letter, delivery_count
 from services.common.wire import UndecodableEntryError, capped_payload, entry_body
 
@@ -119,14 +120,7 @@ class Consumption:
 
     def __post_init__(self) -> None:
         self._context = self.plausibility.as_context()
-
-    @property
-    def errors_key(self) -> str:
-        return self.streams.key("errors", self.group)
-
-    def error_field(self, entry_id: bytes) -> bytes:
-        """A group reads several streams whose entry ids may coincide: the stream names it."""
-        return self.stream.encode() + b" " + entry_id
+        self.errors = EntryErrors(self.redis, self.streams, self.stream, self.group)
 
     async def consume_batch(self, entries: Sequence[Entry]) -> None:
         await self._consume(entries, deliveries=1)
@@ -269,7 +263,7 @@ class Consumption:
     ) -> None:
         self.metrics.failed(self.stream, self.group)
         message = f"{type(failure).__name__}: {failure}"
-        await self.redis.hset(self.errors_key, self.error_field(entry_id), message[:2_000])  # type: ignore[misc]
+        await self.errors.remember(entry_id, message)
         with log_context(stream=self.stream, entry_id=entry_id.decode()), handling(event):
             log.error(
                 "handling failed; the entry stays pending and will be retried",
@@ -278,8 +272,7 @@ class Consumption:
 
     async def _give_up(self, entry: Entry, count: int) -> None:
         entry_id, fields = entry
-        last_error = await self.redis.hget(self.errors_key, self.error_field(entry_id))  # type: ignore[misc]
-        error = last_error.decode() if isinstance(last_error, bytes) else "failed on every delivery"
+        error = await self.errors.last(entry_id) or "failed on every delivery"
         rejection = Rejection(FailureReason.HANDLER_FAILED, f"after {count - 1} attempts: {error}")
         decoded = self.decode(fields)
         event = decoded if isinstance(decoded, Event) else None
@@ -297,7 +290,7 @@ class Consumption:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(self.stream, self.group, *entry_ids)
-            pipe.hdel(self.errors_key, *(self.error_field(entry_id) for entry_id in entry_ids))
+            self.errors.forget(pipe, list(entry_ids))
             await pipe.execute()
 
 

@@ -121,8 +121,8 @@ async def test_a_failed_batch_stays_pending_with_its_error(
     handler, consumer, entries = await failed_once(redis_client, streams, events=2)
 
     assert await pending(redis_client, streams.metrics) == 2
-    errors = await redis_client.hgetall(consumer.errors_key)  # type: ignore[misc]
-    assert set(errors) == {consumer.error_field(entry_id) for entry_id, _ in entries}
+    errors = await redis_client.hgetall(consumer.errors.key)  # type: ignore[misc]
+    assert set(errors) == {consumer.errors.field(entry_id) for entry_id, _ in entries}
     assert handler.plain_calls == 2, "after the failed batch, each event was tried on its own"
     assert len(set(errors.values())) == 2, "each entry keeps its own error"
 
@@ -147,7 +147,7 @@ async def test_after_a_failed_batch_the_entries_that_succeed_alone_are_applied_a
     assert await pending(redis_client, streams.metrics) == 0
     assert await redis_client.scard(streams.key("marks")) == 3  # type: ignore[misc]
     assert handler.plain_calls == 3
-    assert await redis_client.hlen(consumer.errors_key) == 0  # type: ignore[misc]
+    assert await redis_client.hlen(consumer.errors.key) == 0  # type: ignore[misc]
 
 
 async def test_a_redelivered_entry_goes_through_the_plain_path_and_forgets_its_error(
@@ -163,7 +163,7 @@ async def test_a_redelivered_entry_goes_through_the_plain_path_and_forgets_its_e
 
     assert handler.plain_calls == 1
     assert await pending(redis_client, streams.metrics) == 0
-    assert await redis_client.hlen(consumer.errors_key) == 0  # type: ignore[misc]
+    assert await redis_client.hlen(consumer.errors.key) == 0  # type: ignore[misc]
 
 
 async def test_the_alerts_worker_acknowledges_a_signal_that_changes_nothing(

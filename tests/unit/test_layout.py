@@ -307,10 +307,5 @@ def test_the_layers_name_every_services_package() -> None:
     assert packages <= set(LAYERS) | {"services"}, packages - set(LAYERS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the workers, the API and common still spell keys outside store modules until the "
-    "stores are extracted; remove this marker when they are merged",
-)
 def test_only_store_modules_and_the_transport_spell_redis_key_names() -> None:
     assert key_name_violations() == []
