@@ -156,6 +156,9 @@ class ArithmeticCheck:
     explanation: str
 
 
+EDGE_SLACK = 1e-12  # relative
+
+
 def check_yoy_arithmetic(
     *,
     low: float,
@@ -183,7 +186,10 @@ def check_yoy_arithmetic(
         for bound, pct in ((low, yoy_low_pct), (high, yoy_high_pct))
     ]
     implied = [low / _growth_factor(yoy_low_pct), high / _growth_factor(yoy_high_pct)]
-    consistent = all(lo <= prior_actual <= hi for lo, hi in intervals)
+    # a prior exactly on an edge (a growth rate that was itself a half unit, 0.75 % stated as
+    # 0.8 %) must not fail on the last bit of a float division
+    slack = prior_actual * EDGE_SLACK
+    consistent = all(lo - slack <= prior_actual <= hi + slack for lo, hi in intervals)
     tolerance = max(max(hi - v, v - lo) for (lo, hi), v in zip(intervals, implied, strict=True))
     explanation = _explain(
         (low, high), yoy_low_pct, yoy_high_pct, prior_actual, implied, tolerance, consistent

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 
 from schemas.streams import Streams
 
@@ -37,6 +36,6 @@ class EntryErrors:
         raw = await self.redis.hget(self.key, self.field(entry_id))  # type: ignore[misc]
         return raw.decode() if isinstance(raw, bytes) else raw
 
-    def forget(self, pipe: Pipeline, entry_ids: list[bytes]) -> None:
+    def forget(self, pipe: aioredis.client.Pipeline, entry_ids: list[bytes]) -> None:
         """Queue forgetting on the caller's pipeline, beside its acknowledgement."""
         pipe.hdel(self.key, *(self.field(entry_id) for entry_id in entry_ids))

@@ -93,4 +93,4 @@ def test_a_bad_setting_names_the_setting() -> None:
 def test_an_unknown_redis_client_names_the_setting_and_the_choices() -> None:
     result = guidepost("run", env={"GUIDEPOST_REDIS_CLIENT": "pooled"})
 
-    assert_clear(result, 2, "redis_client", "multiplexed", "stock")
+    assert_clear(result, 2, "GUIDEPOST_REDIS_CLIENT", "multiplexed", "stock")

@@ -11,7 +11,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 from scipy import stats
@@ -216,6 +216,7 @@ def test_band_rounding_widens_what_counts_as_consistent() -> None:
     growth_low=st.floats(min_value=-40.0, max_value=60.0),
     spread=st.floats(min_value=0.0, max_value=20.0),
 )
+@example(prior=32081.5, growth_low=0.75, spread=2.0)  # a half unit: the prior sits on an edge
 def test_percentages_rounded_from_the_true_prior_are_always_consistent(
     prior: float, growth_low: float, spread: float
 ) -> None:
