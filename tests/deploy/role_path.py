@@ -66,6 +66,7 @@ from services.common.streams import backlog
 from services.common.wire import as_text, entry_body, entry_fields
 from tests.api.running import api_client
 from tests.deploy.acl_servers import NAMESPACE, AclServer
+from tests.support.pipeline import client_under_test
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = DEFAULT_DATA_DIR
@@ -428,7 +429,7 @@ def worker_settings(server: AclServer, kind: Service, receiver_url: str) -> Work
             "webhook_retry_base_s": 0.1,
             "webhook_retry_max_delay_s": 0.3,
         }
-    return WorkerSettings.model_validate(values)
+    return WorkerSettings.model_validate(client_under_test() | values)
 
 
 async def run_cli(server: AclServer, role: str, *args: str, report: PathReport) -> CliRun:
