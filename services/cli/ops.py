@@ -226,7 +226,7 @@ async def retract(
     version = await store.retract(company, metric, period, at=now, retraction_id=retraction_id)
     if version is None:
         raise NothingToRetractError(f"{company} has no current value of {metric} for {period}")
-    update = _retraction_announcement(company, version, retraction_id)
+    update = _retraction_history_update(company, version, retraction_id)
     refits = RedisForecastStore(redis, streams)
     if update is not None:
         await publish(
@@ -238,10 +238,10 @@ async def retract(
     return Retraction(version, update.event_id if update else None, quarantined)
 
 
-def _retraction_announcement(
+def _retraction_history_update(
     company: str, version: FactVersion, retraction_id: str
 ) -> HistoryUpdated | None:
-    """The HistoryUpdated announcing it, so forecasts and guidance checks follow; None when
+    """The history update that tells of it, so forecasts and guidance checks follow; None when
     the fact's period is outside what a contract accepts now."""
     try:
         change = FactChange(
