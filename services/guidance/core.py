@@ -8,8 +8,9 @@ rules (bands, revisions, year-on-year checks) live in `services.common.guidance_
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -223,6 +224,9 @@ class BandCheck:
     prior_actual: float | None = None
     yoy_low_pct: float | None = None
     yoy_high_pct: float | None = None
+    # ISO time: what the call knew, the latest knowledge time of the forecasts it judged (the
+    # alert timeline places the call there, not at `checked_at`, when it was processed)
+    known_at: str | None = None
 
     def same_call(self, other: BandCheck) -> bool:
         """Made from the same forecast against the same guidance (one scorecard entry)."""
@@ -250,6 +254,7 @@ class Distribution:
     scale_factor: Decimal
     currency: str
     source_id: str
+    known_at: str | None = None  # ISO time: the latest knowledge time of the forecasts in it
 
 
 def fiscal_year_total(
@@ -279,7 +284,13 @@ def fiscal_year_total(
         scale_factor=first.scale_factor,
         currency=first.currency,
         source_id=source_id,
+        known_at=_latest(d.known_at for d in remaining),
     )
+
+
+def _latest(times: Iterable[str | None]) -> str | None:
+    known = [t for t in times if t]
+    return max(known, key=datetime.fromisoformat) if known else None
 
 
 def call_band(
@@ -320,6 +331,7 @@ def call_band(
         forecast_event_id=distribution.source_id,
         guidance_event_id=guidance_event_id,
         checked_at=checked_at,
+        known_at=distribution.known_at,
         confidence=confidence,
         confidence_word=confidence_word(confidence),
         **_derivation_fields(band, distribution.scale_factor),

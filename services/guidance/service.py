@@ -56,6 +56,7 @@ def forecast_distribution(forecast: ForecastUpdated) -> Distribution:
         scale_factor=forecast.scale.factor,
         currency=forecast.currency,
         source_id=forecast.event_id,
+        known_at=forecast.as_of.isoformat(),
     )
 
 

@@ -186,3 +186,30 @@ def test_a_check_of_growth_guidance_without_its_derived_band_is_refused() -> Non
 
     with pytest.raises(ValueError, match="states no amount band"):
         band_check(forecast, guidance(yoy_low_pct="10"), previous_state=None)
+
+
+def test_a_call_knows_what_its_forecast_knew_not_when_it_was_processed() -> None:
+    forecast = normal_forecast(1200.0, 40.0)
+    stated = guidance(low="1170000000", high="1230000000")
+
+    check = band_check(forecast_distribution(forecast), stated, previous_state=None)
+    signal = band_signal(
+        "ACME", check, GuidedBand(Decimal(1170) * MILLION, Decimal(1230) * MILLION)
+    )
+
+    assert check.known_at == forecast.as_of.isoformat()
+    assert signal.details["known_at"] == forecast.as_of.isoformat()  # the timeline's place
+    assert check.checked_at != check.known_at
+
+
+def test_a_fiscal_year_call_knows_the_latest_of_its_remaining_quarters() -> None:
+    early = normal_forecast(300.0, 20.0, period="2024Q3")
+    late = normal_forecast(320.0, 20.0, period="2024Q4").model_copy(
+        update={"as_of": datetime(2024, 8, 20, tzinfo=UTC)}
+    )
+
+    distribution = fiscal_year_distribution(
+        period="FY2024", reported=[Decimal(600) * MILLION], remaining=[early, late]
+    )
+
+    assert distribution.known_at == late.as_of.isoformat()

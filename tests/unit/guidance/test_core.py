@@ -63,7 +63,8 @@ def test_guidance_modules_import_only_the_numerical_stack_and_the_shared_rules(
     }
     shared = {"services.common.distribution", "services.common.guidance_rules"}
     roots = {str(name).split(".")[0] for name in modules - shared}
-    assert roots <= {"__future__", "math", "collections", "dataclasses", "decimal", "enum"} | {
+    assert roots <= {"__future__", "math", "collections", "dataclasses", "datetime", "decimal"} | {
+        "enum",
         "typing",
         "numpy",
         "scipy",
