@@ -177,9 +177,10 @@ def outcome_signals(
     band: GuidedBand,
     actual: Decimal,
     calls: list[BandCheck],
+    known_at: datetime | None = None,
 ) -> list[AlertSignal]:
     """The verdict on the reported actual with the scorecard of calls made before it, and the
-    band check it settles."""
+    band check it settles. `known_at`: when the actual became known (the timeline's place)."""
     low, high = band.bounds_in(MILLIONS)
     value = float(actual / MILLIONS)
     outcome = classify_outcome(actual=value, low=low, high=high)
@@ -211,6 +212,7 @@ def outcome_signals(
             "vs_midpoint": outcome.vs_midpoint,
             "surprise_vs_mid_pct": _finite_or_none(outcome.surprise_vs_mid_pct),
             "scorecard": [_scorecard_entry(c) for c in calls],
+            "known_at": known_at.isoformat() if known_at else None,
         },
     )
     settled = signal(

@@ -8,6 +8,7 @@ bands, calls and outcomes is in `core`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from schemas.alerts import AlertSignal
@@ -249,7 +250,8 @@ class GuidanceService:
         if band is None:
             return  # growth on a prior year not yet recorded: judged when it is
         calls = await self._store.calls(company, metric, period)
-        await self._publish(outcome_signals(company, guidance, band, actual, calls))
+        known_at = await self._actual_known_at(company, metric, period)
+        await self._publish(outcome_signals(company, guidance, band, actual, calls, known_at))
 
     async def _arithmetic_signal(
         self, company: str, guidance: GuidanceVersion
@@ -265,6 +267,13 @@ class GuidanceService:
         return arithmetic_signal(
             company, guidance, bounds=bounds, growth=growth, prior_period=prior_period, prior=prior
         )
+
+    async def _actual_known_at(self, company: str, metric: str, period: str) -> datetime | None:
+        """When the reported figure became known; a fiscal year's, when its last quarter did."""
+        if not is_fiscal_year(period):
+            return await self._store.actual_known_at(company, metric, period)
+        times = [await self._actual_known_at(company, metric, q) for q in fiscal_quarters(period)]
+        return max((t for t in times if t is not None), default=None)
 
     async def _actual(self, company: str, metric: str, period: str) -> Decimal | None:
         """A quarter's reported figure; a fiscal year's is the sum of its four, once all are."""

@@ -14,6 +14,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -50,6 +51,10 @@ class GuidanceWorkerStore(Protocol):
 
     async def actual(self, company: str, metric: str, period: str) -> Decimal | None:
         """The reported figure as known now (whole currency units), if any."""
+        ...
+
+    async def actual_known_at(self, company: str, metric: str, period: str) -> datetime | None:
+        """When the reported figure as known now became known, if it is."""
         ...
 
     async def published_forecast(
@@ -110,6 +115,9 @@ class RedisGuidanceWorkerStore:
     async def actual(self, company: str, metric: str, period: str) -> Decimal | None:
         return await self._history.latest(company, metric, period)
 
+    async def actual_known_at(self, company: str, metric: str, period: str) -> datetime | None:
+        return await self._history.latest_known_at(company, metric, period)
+
     async def published_forecast(
         self, company: str, metric: str, period: str
     ) -> ForecastUpdated | None:
@@ -144,6 +152,9 @@ class RedisGuidanceWorkerStore:
         return self._streams.company_key(company, name)
 
 
+FAKE_KNOWN_AT = datetime(2024, 8, 20, tzinfo=UTC)  # when a scene's actual became known
+
+
 @dataclass
 class FakeGuidanceWorkerStore:
     """The worker's store in memory, with the writes of the other workers it reads
@@ -151,6 +162,7 @@ class FakeGuidanceWorkerStore:
 
     guidance: dict[Key, list[GuidanceVersion]] = field(default_factory=dict)
     actuals: dict[Key, Decimal] = field(default_factory=dict)
+    actual_times: dict[Key, datetime] = field(default_factory=dict)
     forecasts: dict[Key, ForecastUpdated] = field(default_factory=dict)
     checks: dict[Key, BandCheck] = field(default_factory=dict)
     scorecards: dict[Key, list[BandCheck]] = field(default_factory=dict)
@@ -159,8 +171,16 @@ class FakeGuidanceWorkerStore:
     def record_guidance(self, company: str, version: GuidanceVersion) -> None:
         self.guidance.setdefault((company, version.metric, version.period), []).append(version)
 
-    def record_actual(self, company: str, metric: str, period: str, value: Decimal) -> None:
+    def record_actual(
+        self,
+        company: str,
+        metric: str,
+        period: str,
+        value: Decimal,
+        known_at: datetime = FAKE_KNOWN_AT,
+    ) -> None:
         self.actuals[company, metric, period] = value
+        self.actual_times[company, metric, period] = known_at
 
     def publish_forecast(self, forecast: ForecastUpdated) -> None:
         self.forecasts[forecast.company, forecast.metric, forecast.period] = forecast
@@ -182,6 +202,9 @@ class FakeGuidanceWorkerStore:
 
     async def actual(self, company: str, metric: str, period: str) -> Decimal | None:
         return self.actuals.get((company, metric, period))
+
+    async def actual_known_at(self, company: str, metric: str, period: str) -> datetime | None:
+        return self.actual_times.get((company, metric, period))
 
     async def published_forecast(
         self, company: str, metric: str, period: str

@@ -34,6 +34,9 @@ ACME, OTHER = "ACME", "OTHER"
 MILLION = Decimal(1_000_000)
 
 
+KNOWN_AT = datetime(2024, 8, 20, tzinfo=UTC)  # when every actual of a scene became known
+
+
 class Others(Protocol):
     """What the other workers write that the guidance worker reads, and what it published."""
 
@@ -53,7 +56,7 @@ class InMemory:
         self.store.record_guidance(company, version)
 
     async def record_actual(self, company: str, metric: str, period: str, value: Decimal) -> None:
-        self.store.record_actual(company, metric, period, value)
+        self.store.record_actual(company, metric, period, value, KNOWN_AT)
 
     async def publish_forecast(self, forecast: ForecastUpdated) -> None:
         self.store.publish_forecast(forecast)
@@ -73,9 +76,7 @@ class InRedis:
         )
 
     async def record_actual(self, company: str, metric: str, period: str, value: Decimal) -> None:
-        fact = Fact(
-            metric, period, value, MILLION, datetime(2024, 8, 20, tzinfo=UTC), "r-" + period
-        )
+        fact = Fact(metric, period, value, MILLION, KNOWN_AT, "r-" + period)
         await RedisHistoryStore(self.redis, self.streams).record(company, "r-" + period, [fact])
 
     async def publish_forecast(self, forecast: ForecastUpdated) -> None:
@@ -172,6 +173,8 @@ async def test_actuals_and_published_forecasts_read_back_as_recorded(scene: Scen
 
     assert await store.actual(ACME, "net_income", "2024Q1") == Decimal(1012) * MILLION
     assert await store.actual(ACME, "net_income", "2024Q2") is None
+    assert await store.actual_known_at(ACME, "net_income", "2024Q1") == KNOWN_AT
+    assert await store.actual_known_at(ACME, "net_income", "2024Q2") is None
     assert await store.published_forecast(ACME, "net_income", "2024Q2") == published
     assert await store.published_forecast(ACME, "net_income", "2024Q3") is None
     assert await store.published_forecast(OTHER, "net_income", "2024Q2") is None

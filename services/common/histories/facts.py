@@ -223,9 +223,18 @@ class RedisHistoryStore:
 
     async def latest(self, company: str, metric: str, period: str) -> Decimal | None:
         """The value of a fact as known now (the store keeps the latest apart from versions)."""
+        stored = await self._latest_record(company, metric, period)
+        return Decimal(stored["v"]) if stored else None
+
+    async def latest_known_at(self, company: str, metric: str, period: str) -> datetime | None:
+        """When the value known now became known."""
+        stored = await self._latest_record(company, metric, period)
+        return datetime.fromisoformat(stored["t"]) if stored else None
+
+    async def _latest_record(self, company: str, metric: str, period: str) -> dict[str, Any]:
         key = self._streams.company_key(company, "facts")
         blob = await self._redis.hget(key, f"{metric}{FIELD_SEPARATOR}{period}")  # type: ignore[misc]
-        return Decimal(json.loads(blob)["v"]) if blob else None
+        return cast(dict[str, Any], json.loads(blob)) if blob else {}
 
     async def recent_values(
         self, keys: list[tuple[str, str, tuple[str, ...]]]

@@ -3,7 +3,7 @@ guidance and actuals arrive."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -89,8 +89,11 @@ class Scene:
         self.store.publish_forecast(published)
         await self._applied(await self.service.apply_forecasts([published]))
 
-    async def report(self, period: str, millions: int) -> None:
-        self.store.record_actual(ACME, "net_income", period, Decimal(millions) * MILLION)
+    async def report(
+        self, period: str, millions: int, known_at: datetime = datetime(2024, 8, 20, tzinfo=UTC)
+    ) -> None:
+        value = Decimal(millions) * MILLION
+        self.store.record_actual(ACME, "net_income", period, value, known_at)
         await self._applied(await self.service.apply_history([actual_recorded(period, millions)]))
 
     def said(self, kind: AlertKind) -> list[AlertSignal]:
@@ -260,6 +263,21 @@ async def test_a_fiscal_year_with_all_four_quarters_reported_gets_its_outcome() 
 
     (outcome,) = scene.said(AlertKind.OUTCOME)
     assert (outcome.period, outcome.state, outcome.details["actual"]) == ("FY2024", "beat", 4200.0)
+
+
+async def test_an_outcome_says_when_its_actual_became_known_a_year_when_its_last_quarter_did() -> (
+    None
+):
+    scene = Scene()
+    await scene.guide(statement("fy", low=3900, high=4100, period="FY2024"))
+    quarters = ("2024Q1", "2024Q2", "2024Q3", "2024Q4")
+    known = [datetime(2025, 2, 20, tzinfo=UTC) - timedelta(days=90 * n) for n in range(4)]
+
+    for quarter, known_at in zip(quarters, known, strict=True):
+        await scene.report(quarter, 1050, known_at)
+
+    (outcome,) = scene.said(AlertKind.OUTCOME)
+    assert outcome.details["known_at"] == max(known).isoformat()
 
 
 # --------------------------------------------------------------------------- outcomes
