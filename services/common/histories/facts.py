@@ -178,19 +178,28 @@ class RedisHistoryStore:
     async def _record_concurrently(
         self, batch: list[Recording], companies: list[str], shared: str
     ) -> list[RecordOutcome | BaseException]:
-        calls = [
-            self._record(
+        """Companies side by side, each company's events in batch order: a restatement
+        recorded before the figure it restates would tell another history than one Redis."""
+        results: dict[int, RecordOutcome | BaseException] = {}
+
+        async def record_in_order(company: str) -> None:
+            for index, item in enumerate(batch):
+                if item.company == company:
+                    results[index] = await self._record_one(item, shared)
+
+        await asyncio.gather(*(record_in_order(company) for company in companies))
+        await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
+        return [results[index] for index in range(len(batch))]
+
+    async def _record_one(self, item: Recording, shared: str) -> RecordOutcome | BaseException:
+        try:
+            reply = await self._record(
                 keys=self._keys_with_stream(item, appends=False),
                 args=[DEDUPE_TTL_S, "0", shared, *item.script_args()],
             )
-            for item in batch
-        ]
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
-        return [
-            r if isinstance(r, BaseException) else _outcome(r, item.event_id)
-            for item, r in zip(batch, results, strict=True)
-        ]
+        except Exception as error:  # kept with its entry, as the concurrent gather did
+            return error
+        return _outcome(reply, item.event_id)
 
     def _published_key(self, company: str, event_id: str) -> str:
         # "announced:" is the mark's name in running deployments and in the ingest ACL
