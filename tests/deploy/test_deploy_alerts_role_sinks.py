@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -25,6 +24,7 @@ from services.app import build_workers, running
 from services.common.settings import WorkerSettings
 from services.common.wire import entry_fields
 from tests.deploy.acl_servers import ADMIN, FLAVOURS, NAMESPACE, AclServer, acl_server
+from tests.support.receiver import receiving
 
 pytestmark = [pytest.mark.deploy, pytest.mark.integration]
 
@@ -53,27 +53,8 @@ class Receiver:
 
 @contextmanager
 def serving(receiver: Receiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            status = receiver.answer(
-                self.path, self.rfile.read(int(self.headers["Content-Length"]))
-            )
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with receiving(lambda posted: receiver.answer(posted.path, posted.body)) as url:
+        yield url
 
 
 def signal(subject: str, state: str, company: str = "ACLCO") -> AlertSignal:

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from services.cli import app
 from services.cli.ops import dead_letters
 from services.common.metrics import Metrics
 from services.common.wire import B_DATA_FIELD
+from tests.support.receiver import receiving
 
 pytestmark = pytest.mark.integration
 
@@ -65,26 +65,8 @@ class FakeAlertmanager:
 
 @contextmanager
 def serving(fake: FakeAlertmanager) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = fake.answer(self.path, body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with receiving(lambda posted: fake.answer(posted.path, posted.body)) as url:
+        yield url
 
 
 async def no_sleep(seconds: float) -> None:

@@ -15,7 +15,13 @@ from schemas.alerts import Alert, AlertKind, AlertStatus
 from services.app import Workers
 from services.cli import app
 from services.common.wire import B_DATA_FIELD
-from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
+from tests.support.pipeline import (
+    pipeline,
+    publish_and_settle,
+    synthetic_company,
+    until,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
@@ -25,15 +31,6 @@ async def quarantine_notices(workers: Workers) -> list[Alert]:
     entries: Any = await workers.redis.xrange(workers.streams.alerts)
     notices = [Alert.model_validate_json(fields[B_DATA_FIELD]) for _, fields in entries]
     return [n for n in notices if n.kind is AlertKind.DATA_QUALITY and n.subject == "refit"]
-
-
-async def until(probe: Any, timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        if found := await probe():
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("not reached in time")
 
 
 @pytest.mark.timeout(120)

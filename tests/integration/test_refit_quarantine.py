@@ -21,7 +21,13 @@ from services.cli import app
 from services.cli.ops import dead_letters
 from services.common.fact import Fact
 from services.common.histories.facts import RedisHistoryStore
-from tests.support.pipeline import pipeline, publish_and_settle, synthetic_company, worker_settings
+from tests.support.pipeline import (
+    pipeline,
+    publish_and_settle,
+    synthetic_company,
+    until,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 NET_INCOME = [410, 425, 433, 452, 470, 468, 490, 505, 512, 530, 541, 560]
@@ -36,15 +42,6 @@ async def quarantine_signals(workers: Workers) -> list[AlertSignal]:
     entries: Any = await workers.redis.xrange(workers.streams.signals)
     signals = [AlertSignal.model_validate_json(f[b"__data__"]) for _, f in entries]
     return [s for s in signals if s.kind is AlertKind.DATA_QUALITY and s.subject == "refit"]
-
-
-async def until(probe: Any, timeout_s: float = 30) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while asyncio.get_running_loop().time() < deadline:
-        if found := await probe():
-            return found
-        await asyncio.sleep(0.05)
-    raise AssertionError("not reached in time")
 
 
 @pytest.mark.timeout(120)

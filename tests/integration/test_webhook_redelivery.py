@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -32,6 +31,7 @@ from services.cli import app
 from services.cli.ops import dead_letters
 from services.common.metrics import Metrics
 from tests.integration.test_webhook_sink import band_check_alert
+from tests.support.receiver import receiving
 
 pytestmark = pytest.mark.integration
 
@@ -57,25 +57,8 @@ class SwitchableReceiver:
 
 @contextmanager
 def serving(receiver: SwitchableReceiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            status = receiver.answer(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with receiving(lambda posted: receiver.answer(posted.body), "/hook") as url:
+        yield url
 
 
 async def no_sleep(seconds: float) -> None:

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -25,6 +24,7 @@ from services.alerts.webhook import (
     WebhookSink,
     verify_signature,
 )
+from tests.support.receiver import receiving
 
 pytestmark = pytest.mark.integration
 
@@ -60,26 +60,10 @@ class FlakyReceiver:
 
 @contextmanager
 def serving(receiver: FlakyReceiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = receiver.answer(dict(self.headers.items()), body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:  # quiet test output
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hooks/guidepost"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with receiving(
+        lambda posted: receiver.answer(posted.headers, posted.body), "/hooks/guidepost"
+    ) as url:
+        yield url
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -32,6 +31,7 @@ from tests.reliability.support import (
     xadd_all,
 )
 from tests.support.pipeline import synthetic_company
+from tests.support.receiver import receiving
 
 pytestmark = pytest.mark.reliability
 NAMESPACE = "gp-webhook-outage"
@@ -72,25 +72,8 @@ class Receiver:
 
 @contextmanager
 def serving(receiver: Receiver) -> Iterator[str]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            status = receiver.answer(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with receiving(lambda posted: receiver.answer(posted.body), "/hook") as url:
+        yield url
 
 
 def notice_of(alert: Alert) -> tuple[str, str, str]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.alerts import Alert
 from schemas.base import Event
@@ -97,3 +98,16 @@ def synthetic_company(
         )
     )
     return events
+
+
+T = TypeVar("T")
+
+
+async def until(probe: Callable[[], Awaitable[T]], timeout_s: float = 30) -> T:
+    """The probe's first truthy answer, polled every 50 ms: a condition waited on, not a sleep."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        if found := await probe():
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not reached within {timeout_s} s")

@@ -180,14 +180,16 @@ class RedisHistoryStore:
     ) -> list[RecordOutcome | BaseException]:
         """Companies side by side, each company's events in batch order: a restatement
         recorded before the figure it restates would tell another history than one Redis."""
+        by_company: dict[str, list[int]] = {company: [] for company in companies}
+        for index, item in enumerate(batch):
+            by_company[item.company].append(index)
         results: dict[int, RecordOutcome | BaseException] = {}
 
-        async def record_in_order(company: str) -> None:
-            for index, item in enumerate(batch):
-                if item.company == company:
-                    results[index] = await self._record_one(item, shared)
+        async def record_in_order(indices: list[int]) -> None:
+            for index in indices:
+                results[index] = await self._record_one(batch[index], shared)
 
-        await asyncio.gather(*(record_in_order(company) for company in companies))
+        await asyncio.gather(*(record_in_order(indices) for indices in by_company.values()))
         await self._redis.sadd(self._streams.key("companies"), *companies)  # type: ignore[misc]
         return [results[index] for index in range(len(batch))]
 
